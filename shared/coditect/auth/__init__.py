@@ -1,0 +1,1 @@
+"""Identity primitives: password hashing and policy, the signing key ring, access tokens."""

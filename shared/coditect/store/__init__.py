@@ -1,0 +1,54 @@
+"""The FoundationDB-semantics store: `open_store(url)` returns a `Database`.
+
+URLs: `sqlite:///abs/path/data.db` (the embedded default; `?synchronous=NORMAL|FULL`),
+`fdb://` (default cluster file) or `fdb:///path/to/fdb.cluster`. `None` reads
+`CODITECT_STORE`, and when that is unset uses `<CODITECT_DATA_DIR or .coditect>/store.db`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from coditect.store.base import Database, KeyValue, SnapshotView, Transaction, strinc, transactional
+from coditect.store.errors import StoreError
+
+__all__ = [
+    "Database",
+    "KeyValue",
+    "SnapshotView",
+    "StoreError",
+    "Transaction",
+    "default_url",
+    "open_store",
+    "strinc",
+    "transactional",
+]
+
+SCHEMES = ("sqlite", "fdb")
+
+
+def default_url() -> str:
+    data_dir = Path(os.environ.get("CODITECT_DATA_DIR") or ".coditect").resolve()
+    return f"sqlite://{data_dir / 'store.db'}"
+
+
+def open_store(url: str | None = None) -> Database:
+    """Open the store named by `url` (see the module docstring)."""
+    url = url or os.environ.get("CODITECT_STORE") or default_url()
+    parts = urlsplit(url)
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.scheme == "sqlite":
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError(
+                f"sqlite store URLs take an absolute path: sqlite:///abs/path/data.db, not {url!r}"
+            )
+        from coditect.store.sqlite import SQLiteDatabase
+
+        return SQLiteDatabase(Path(parts.path), synchronous=options.get("synchronous", "FULL"))
+    if parts.scheme == "fdb":
+        from coditect.store.fdb_backend import FDBDatabase
+
+        return FDBDatabase(parts.path or None)  # type: ignore[no-any-return]
+    raise ValueError(f"unknown store URL scheme {parts.scheme!r} in {url!r}; accepted: {', '.join(SCHEMES)}")

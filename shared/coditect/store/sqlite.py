@@ -1,0 +1,256 @@
+"""The embedded default: one SQLite file (WAL) with FoundationDB's semantics and limits.
+
+How serializability is kept across processes (the same optimistic scheme as FoundationDB's
+resolvers): reads run in a SQLite read transaction, i.e. one WAL snapshot, whose commit counter
+is the transaction's *read version*. A commit takes SQLite's write lock (`BEGIN IMMEDIATE`),
+looks at the write-conflict ranges of every commit newer than its read version in the
+`commits` log, and fails with 1020 when one intersects its read-conflict ranges; otherwise it
+applies its buffered mutations, logs its own write ranges under the next version and commits.
+The log is pruned after 10 s: no transaction lives longer than 5 s (1007).
+
+Durability: `synchronous=FULL` by default (every commit fsyncs the WAL, survives power loss);
+`sqlite:///path?synchronous=NORMAL` trades the last commits on power loss (never on a process
+crash or `kill -9`) for throughput.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from coditect.store import errors as E
+from coditect.store.base import Database, KeyValue, Transaction, add_le
+from coditect.store.errors import StoreError
+from coditect.store.versionstamp import fill, make_stamp
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits (version INTEGER PRIMARY KEY, at REAL NOT NULL, ranges BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('version', 0), ('pruned', 0);
+"""
+SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+LOG_RETENTION_SECONDS = 10.0
+_UNSET = object()
+_notice_lock = threading.Lock()
+_noticed = False
+
+
+def _pack_ranges(ranges: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [struct.pack(">II", len(b), len(e)) + b + e for b, e in ranges]
+    return b"".join(parts)
+
+
+def _unpack_ranges(blob: bytes) -> Iterator[tuple[bytes, bytes]]:
+    pos = 0
+    while pos < len(blob):
+        lb, le = struct.unpack_from(">II", blob, pos)
+        pos += 8
+        yield blob[pos : pos + lb], blob[pos + lb : pos + lb + le]
+        pos += lb + le
+
+
+def _intersects(reads: list[tuple[bytes, bytes]], writes: Iterator[tuple[bytes, bytes]]) -> bool:
+    return any(rb < we and wb < re for wb, we in writes for rb, re in reads)
+
+
+class SQLiteTransaction(Transaction):
+    """Reads from one WAL snapshot; mutations are buffered until commit."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        super().__init__(db)
+        self._conn = db._connection()
+        self._reading = False
+
+    def _begin_read(self) -> None:
+        if not self._reading:
+            self._conn.execute("BEGIN")
+            self._reading = True
+
+    def _read(self, key: bytes) -> bytes | None:
+        self._begin_read()
+        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _read_range(self, begin: bytes, end: bytes, reverse: bool) -> Iterator[KeyValue]:
+        # Fetched in growing batches, each one complete, so no statement is left pending
+        # when the caller stops early (a pending SELECT would block the later COMMIT).
+        self._begin_read()
+        batch = 64
+        lo, hi = begin, end
+        order = "DESC" if reverse else "ASC"
+        while True:
+            rows = self._conn.execute(
+                f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?",  # noqa: S608
+                (lo, hi, batch),
+            ).fetchall()
+            for key, value in rows:
+                yield KeyValue(bytes(key), bytes(value))
+            if len(rows) < batch:
+                return
+            if reverse:
+                hi = bytes(rows[-1][0])
+            else:
+                lo = bytes(rows[-1][0]) + b"\x00"
+            batch = min(batch * 2, 4096)
+
+    def _release(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        self._reading = False
+
+    def _commit(self) -> bytes:
+        conn = self._conn
+        read_version: int | None = None
+        if self._read_ranges:
+            self._begin_read()
+            read_version = int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+        self._release()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
+            raise StoreError(E.NOT_COMMITTED, "store busy") from exc
+        try:
+            version, pruned = (
+                int(v)
+                for (v,) in conn.execute(
+                    "SELECT value FROM meta WHERE name IN ('version', 'pruned') ORDER BY name DESC"
+                )
+            )
+            if read_version is not None:
+                if read_version < pruned:
+                    raise StoreError(E.TRANSACTION_TOO_OLD)
+                for (blob,) in conn.execute("SELECT ranges FROM commits WHERE version > ?", (read_version,)):
+                    if _intersects(self._read_ranges, _unpack_ranges(bytes(blob))):
+                        raise StoreError(E.NOT_COMMITTED)
+            new_version = version + 1
+            stamp = make_stamp(new_version)
+            ranges = self._apply(conn, stamp)
+            now = time.time()
+            conn.execute("INSERT INTO commits VALUES (?, ?, ?)", (new_version, now, _pack_ranges(ranges)))
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (new_version,))
+            if new_version % 256 == 0:
+                self._prune(conn, now)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return stamp
+
+    def _apply(self, conn: sqlite3.Connection, stamp: bytes) -> list[tuple[bytes, bytes]]:
+        for begin, end in self._cleared:
+            conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+        for key, (kind, arg) in self._writes.items():
+            if kind == "set":
+                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, arg))
+            elif kind == "clear":
+                conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+            else:  # atomic add against the value at commit time: no read conflict
+                assert arg is not None
+                row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                value = add_le(None if row is None else bytes(row[0]), arg)
+                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+        ranges = self.write_ranges()
+        for kind, key, value in self._stamped:
+            if kind == "key":
+                key = fill(key, stamp)
+            else:
+                value = fill(value, stamp)
+            conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+            ranges.append((key, key + b"\x00"))
+        return ranges
+
+    @staticmethod
+    def _prune(conn: sqlite3.Connection, now: float) -> None:
+        row = conn.execute(
+            "SELECT MAX(version) FROM commits WHERE at < ?", (now - LOG_RETENTION_SECONDS,)
+        ).fetchone()
+        if row and row[0] is not None:
+            conn.execute("DELETE FROM commits WHERE version <= ?", (row[0],))
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'pruned'", (row[0],))
+
+
+class SQLiteDatabase(Database):
+    """A SQLite file shared by many processes; one connection per thread per process."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        super().__init__()
+        if synchronous.upper() not in SYNC_LEVELS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNC_LEVELS)}")
+        self.path = path
+        self.synchronous = synchronous.upper()
+        self.url = f"sqlite://{path}"
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connection()
+        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        _notice()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: key the cache by pid as well as thread.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._open()
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def create_transaction(self) -> SQLiteTransaction:
+        return SQLiteTransaction(self)
+
+    def watch(self, key: bytes, timeout: float, *, last_seen: bytes | object | None = _UNSET) -> bool:
+        # `PRAGMA data_version` changes when another connection (any process) commits, so the
+        # key itself is only re-read after a commit somewhere.
+        conn = self._open()
+        try:
+
+            def read() -> bytes | None:
+                row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                return None if row is None else bytes(row[0])
+
+            seen = read() if last_seen is _UNSET else last_seen
+            deadline = time.monotonic() + timeout
+            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if read() != seen:
+                return True
+            delay = 0.005
+            while time.monotonic() < deadline:
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 0.05)
+                current = conn.execute("PRAGMA data_version").fetchone()[0]
+                if current != data_version:
+                    data_version = current
+                    if read() != seen:
+                        return True
+            return False
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _notice() -> None:
+    global _noticed
+    with _notice_lock:
+        if not _noticed:
+            _noticed = True
+            log.info("store: embedded SQLite default, not for production")
