@@ -1,0 +1,223 @@
+"""`FunctionApp`: the runtime every HTTP function shares.
+
+A function module binds handlers to the routes the registry declares for it and exposes
+its entry point as the functions-framework target `handle`:
+
+    app = FunctionApp("sessions")
+
+    @app.route("sessions.get")
+    def get_session(call: Call) -> Reply: ...
+
+    handle = app.entrypoint()
+
+Middleware order is fixed: error rendering (outermost) → request id and the JSON request log →
+CORS → authentication → body/query validation → the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from coditect import registry
+from coditect.auth.context import TenantContext
+from coditect.config import Settings, get_settings
+from coditect.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
+from coditect.http import body, envelope, logs
+from coditect.http.call import Call, Reply
+from coditect.registry.spec import FunctionSpec, Route, resolve
+from coditect.store import Database, open_store
+from flask import Request, Response
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
+from werkzeug.exceptions import NotFound as WzNotFound
+from werkzeug.routing import Map, Rule
+
+log = logging.getLogger("coditect.http")
+Handler = Callable[[Call], Any]
+Authenticator = Callable[[Call], TenantContext]
+# Where the identity issue's middleware lives; resolved only by functions with protected routes.
+AUTHENTICATOR = "coditect.identity.middleware:authenticate"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def client_ip(request: Request, trusted_hops: int) -> str:
+    """The socket peer, or the address `trusted_hops` proxies back in X-Forwarded-For.
+
+    With 0 trusted hops (the default) a client-sent X-Forwarded-For is ignored entirely.
+    """
+    peer = request.remote_addr or "unknown"
+    if trusted_hops <= 0:
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    return hops[-trusted_hops] if len(hops) >= trusted_hops else peer
+
+
+def build_map(routes: list[Route]) -> Map:
+    return Map(
+        [Rule(r.path, methods=[r.method], endpoint=r.name) for r in routes],
+        strict_slashes=False,
+        merge_slashes=False,
+    )
+
+
+class FunctionApp:
+    """One function's routes, handlers and middleware; `handle` is the functions-framework target."""
+
+    def __init__(self, name: str, *, settings: Settings | None = None, db: Database | None = None) -> None:
+        self.spec: FunctionSpec = registry.function(name)
+        self.settings = settings or get_settings()
+        self.routes = {r.name: r for r in self.spec.routes}
+        self.url_map = build_map(list(self.spec.routes))
+        self.handlers: dict[str, Handler] = {}
+        self._db = db
+        self._authenticator: Authenticator | None = None
+        logs.configure(name, self.settings.log_level)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = open_store(self.settings.store_url)
+        return self._db
+
+    def route(self, name: str) -> Callable[[Handler], Handler]:
+        if name not in self.routes:
+            raise KeyError(f"route {name!r} is not declared for function {self.spec.name!r}")
+
+        def bind(handler: Handler) -> Handler:
+            self.handlers[name] = handler
+            return handler
+
+        return bind
+
+    def authenticator(self) -> Authenticator:
+        if self._authenticator is None:
+            self._authenticator = resolve(AUTHENTICATOR)
+        return self._authenticator
+
+    def entrypoint(self) -> Callable[[Request], Response]:
+        """The plain function functions-framework wants as its target."""
+
+        def handle(request: Request) -> Response:
+            return self.serve(request)
+
+        handle.__doc__ = f"functions-framework target of the {self.spec.name!r} function."
+        return handle
+
+    # -- the request pipeline ---------------------------------------------------------------
+    def serve(self, request: Request) -> Response:
+        started = time.perf_counter()
+        rid = request_id_of(request)
+        fields: dict[str, Any] = {"request_id": rid, "method": request.method}
+        try:
+            response = self._dispatch(request, rid, fields)
+        except ApiError as exc:
+            response = envelope.error_response(exc, rid)
+        except HTTPException as exc:
+            response = envelope.error_response(_from_werkzeug(exc), rid)
+        except Exception:
+            log.exception("unhandled error", extra={"fields": fields})
+            response = envelope.error_response(ApiError(), rid)
+        response.headers["X-Request-Id"] = rid
+        if fields.get("enveloped", True):
+            for header, value in envelope.API_HEADERS.items():
+                response.headers.setdefault(header, value)
+        else:
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        self._cors(request, response)
+        fields.update(
+            status=response.status_code, latency_ms=round((time.perf_counter() - started) * 1000, 2)
+        )
+        fields.pop("enveloped", None)
+        log.info("request", extra={"fields": fields})
+        return response
+
+    def _dispatch(self, request: Request, rid: str, fields: dict[str, Any]) -> Response:
+        adapter = self.url_map.bind("localhost")
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            return self._preflight(adapter, request)
+        try:
+            name, args = adapter.match(request.path, request.method)
+        except WzMethodNotAllowed as exc:
+            raise MethodNotAllowed(list(exc.valid_methods or [])) from None
+        except WzNotFound:
+            raise NotFound("No such route.") from None
+        route = self.routes[name]
+        fields.update(route=route.name, enveloped=route.enveloped)
+        call = Call(
+            request=request,
+            route=route,
+            params={k: str(v) for k, v in args.items()},
+            request_id=rid,
+            db=self.db,
+            settings=self.settings,
+            client_ip=client_ip(request, self.settings.trusted_proxy_hops),
+        )
+        if route.auth != "none":
+            call.auth = self.authenticator()(call)
+            fields.update(tenant_id=call.auth.tenant_id, user_id=call.auth.user_id)
+            if route.auth == "admin" and not call.auth.is_admin:
+                raise Forbidden()
+        if route.query:
+            call.query = body.parse_query(request, resolve(route.query))
+        if route.body:
+            limit = route.max_body or self.settings.max_json_body
+            call.body = body.parse_json_body(request, resolve(route.body), limit)
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise NotFound("No such route.")
+        return self._render(route, handler(call))
+
+    @staticmethod
+    def _render(route: Route, result: Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        status, headers = route.status, {}
+        if isinstance(result, Reply):
+            status, headers, result = result.status or status, result.headers, result.data
+        if not route.enveloped:
+            return envelope.json_response(result, status, headers)
+        return envelope.success(result, status, headers)
+
+    def _preflight(self, adapter: Any, request: Request) -> Response:
+        method = request.headers.get("Access-Control-Request-Method", "")
+        try:
+            adapter.match(request.path, method)
+        except WzMethodNotAllowed as exc:
+            raise MethodNotAllowed(list(exc.valid_methods or [])) from None
+        except WzNotFound:
+            raise NotFound("No such route.") from None
+        response = envelope.empty()
+        if request.headers.get("Origin") in self.settings.cors_origins:
+            response.headers["Access-Control-Allow-Methods"] = method
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id, Range"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    def _cors(self, request: Request, response: Response) -> None:
+        origin = request.headers.get("Origin")
+        if origin and origin in self.settings.cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = (
+                "ETag, X-Request-Id, X-File-Version, Retry-After, Content-Range"
+            )
+        response.headers.add("Vary", "Origin")
+
+
+def _from_werkzeug(exc: HTTPException) -> ApiError:
+    if exc.code == 413:
+        return PayloadTooLarge()
+    error = ApiError(exc.description or None, code=(exc.name or "error").lower().replace(" ", "_"))
+    error.status = exc.code or 500  # type: ignore[misc]
+    return error

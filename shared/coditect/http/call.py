@@ -1,0 +1,51 @@
+"""What a handler receives (`Call`) and may return (`Reply`, a model, a dict, a list or None)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from coditect.auth.context import TenantContext
+from coditect.config import Settings
+from coditect.errors import NotFound, Unauthorized
+from coditect.registry.spec import Route
+from coditect.store import Database
+from flask import Request
+
+
+@dataclass
+class Call:
+    request: Request
+    route: Route
+    params: dict[str, str]
+    request_id: str
+    db: Database
+    settings: Settings
+    client_ip: str
+    body: Any = None  # the validated body model, when the route declares one
+    query: Any = None  # the validated query model, when the route declares one
+    auth: TenantContext | None = None
+
+    @property
+    def ctx(self) -> TenantContext:
+        """The caller's tenant context (routes with auth "user"/"admin" always have one)."""
+        if self.auth is None:
+            raise Unauthorized(code="token_missing")
+        return self.auth
+
+    def uuid_param(self, name: str) -> str:
+        """A path parameter that must be a UUID: anything else is simply not found."""
+        try:
+            return str(uuid.UUID(self.params[name]))
+        except (KeyError, ValueError):
+            raise NotFound() from None
+
+
+@dataclass
+class Reply:
+    """A success answer with a status and headers other than the route's defaults."""
+
+    data: Any = None
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)

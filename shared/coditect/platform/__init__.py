@@ -1,0 +1,1 @@
+"""Platform services that belong to no feature: health, the OpenAPI document."""

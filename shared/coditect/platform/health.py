@@ -1,0 +1,37 @@
+"""The health check: can the store be read? (api-v5.md, "Health")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from coditect.errors import ServiceUnavailable
+from coditect.keys import PROBE
+from coditect.store import Database
+from pydantic import BaseModel
+
+SERVICE = "coditect-v5-api"
+log = logging.getLogger(__name__)
+
+
+class Health(BaseModel):
+    service: str = SERVICE
+    status: Literal["healthy", "unhealthy"]
+
+
+class Unhealthy(ServiceUnavailable):
+    """503 that keeps the health body's `data` beside the error, so probes read one shape."""
+
+    default_code = "unhealthy"
+    default_message = "The store cannot be read."
+
+
+def check(get_db: Callable[[], Database]) -> Health:
+    """Read the probe key in a transaction; any failure to open or read the store is unhealthy."""
+    try:
+        get_db().transact(lambda tr: tr.get(PROBE.key()))
+    except Exception as exc:  # noqa: BLE001 — sqlite3, fdb and OS errors all mean "cannot read"
+        log.warning("health: store unreadable", extra={"fields": {"error": type(exc).__name__}})
+        raise Unhealthy() from None
+    return Health(status="healthy")

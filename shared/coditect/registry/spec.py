@@ -1,0 +1,69 @@
+"""Declarations of functions and routes: the one table from which everything is derived.
+
+The gateway's routing, the function's own router, the OpenAPI document, the Knative Services
+and the ingress routes are all rendered from these declarations. Models are named by dotted
+path ("package.module:Class") so that importing the registry imports no feature code: a
+function resolves only its own models at cold start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Auth = Literal["none", "user", "admin"]
+Kind = Literal["http", "cloudevent", "asgi"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP route. `path` is a werkzeug rule, e.g. "/api/v5/sessions/<uuid:id>" (ids that are
+    not UUIDs then match nothing and answer 404, never 500)."""
+
+    name: str  # unique, "<area>.<action>", the key handlers are bound by
+    method: str
+    path: str
+    auth: Auth = "user"
+    summary: str = ""
+    status: int = 200
+    body: str | None = None  # JSON body model (extra fields forbidden)
+    query: str | None = None  # query-string model
+    response: str | None = None  # model of `data` (of each item when `paged`)
+    paged: bool = False  # data = {"items": [...], "next_cursor": ...}
+    raw_body: bool = False  # the handler streams the body itself (files)
+    max_body: int | None = None  # JSON body limit when above the default 1 MiB
+    enveloped: bool = True  # False: the handler's answer is not wrapped (JWKS, raw files)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One deployable unit: a Knative Service running one functions-framework target."""
+
+    name: str  # Knative Service name and functions/<name>/
+    kind: Kind = "http"
+    routes: tuple[Route, ...] = ()
+    events: tuple[str, ...] = ()  # CloudEvent types delivered to a cloudevent function
+    signs_tokens: bool = False  # mounts the private signing key (register, login, refresh)
+    extras: tuple[str, ...] = ()  # optional dependency groups of the `coditect` package
+    concurrency: int = 8  # gunicorn threads == Knative containerConcurrency
+    min_scale: int = 0
+    max_scale: int = 20
+    memory: str = "256Mi"
+    cpu: str = "250m"
+    description: str = ""
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def source(self) -> str:
+        return f"functions/{self.name}/main.py"
+
+    @property
+    def target(self) -> str:
+        return "app" if self.kind == "asgi" else "handle"
+
+
+def resolve(dotted: str) -> Any:
+    """Import "package.module:Name"."""
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
