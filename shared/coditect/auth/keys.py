@@ -210,7 +210,8 @@ def generate_key(directory: Path, kid: str | None = None, activate: bool = True)
 
     With ``activate=False`` the key is published but does not sign (rotation step 1).
     """
-    kid = kid or f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
+    if kid is None:
+        kid = f"{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
     if not is_valid_kid(kid):
         raise ValueError(f"invalid kid {kid!r}")
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
