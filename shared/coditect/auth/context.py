@@ -9,9 +9,9 @@ say so in their name), nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-Role = Literal["owner", "admin", "member"]
+from coditect.auth.access_tokens import Role
+
 _MINT = object()
 
 
