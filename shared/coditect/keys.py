@@ -1,0 +1,170 @@
+"""The key schema: every subspace of the store is named here, and only here.
+
+Keys are tuple-encoded with `fdb.tuple` (pure Python, no libfdb_c needed), never concatenated
+strings: `("t", "acme")` is not a prefix of `("t", "acme2")`, while `b"t/acme"` is of `b"t/acme2"`.
+Two roots:
+
+- `("t", tenant_id, ...)` — everything owned by one tenant. Only `tenant(tenant_id)` builds it,
+  and it insists on a canonical UUID string, so a name typed by a user can never become a prefix.
+- `("g", ...)` — global data that belongs to no tenant (uniqueness across tenants, dedupe, ops).
+
+| subspace                 | key tuple (after the prefix)        | value                               |
+|--------------------------|-------------------------------------|-------------------------------------|
+| `tenant(tid)`            | `("t", tid, ...)`                   | the tenant's own subspaces below    |
+| `PROBE`                  | `("g", "probe")`                    | health-check write/read probe       |
+| `DEDUPE`                 | `("g", "dedupe", source, id)`       | CloudEvent `(source, id)` seen once |
+| `THROTTLE`               | `("g", "throttle", bucket, ...)`    | rate-limit counters (8-byte LE)     |
+| `EMAIL_INDEX`            | `("g", "email", normalised_email)`  | unique index email → user / tenant  |
+| `TOKEN_DIGESTS`          | `("g", "token", kind, digest)`      | token digest → owner lookup         |
+| `OPS`                    | `("g", "ops", ...)`                 | operational markers (backups, jobs) |
+
+Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBSPACES`
+(`tenant(tid).sub(USERS)` → `("t", tid, "users", ...)`):
+
+| name                     | key tuple under `("t", tid)`        | value                               |
+|--------------------------|-------------------------------------|-------------------------------------|
+| `TENANT_RECORD` "tenant" | `("tenant",)`                       | the tenant record                   |
+| `USERS` "users"          | `("users", user_id)`                | user records                        |
+| `AUDIT` "audit"          | `("audit", versionstamp)`           | audit events, commit-ordered        |
+| `COUNTERS` "counters"    | `("counters", name)`                | per-tenant counters (8-byte LE)     |
+
+Adding a subspace: one line in the right block below with a comment saying what lives there,
+plus one row in the matching table above. Names must be unique within their block (a test
+checks it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import fdb.tuple as fdbtuple
+
+__all__ = [
+    "AUDIT",
+    "COUNTERS",
+    "DEDUPE",
+    "EMAIL_INDEX",
+    "GLOBAL",
+    "GLOBAL_SUBSPACES",
+    "OPS",
+    "PROBE",
+    "TENANT_RECORD",
+    "TENANT_ROOT",
+    "TENANT_SUBSPACES",
+    "THROTTLE",
+    "TOKEN_DIGESTS",
+    "USERS",
+    "Subspace",
+    "dedupe_key",
+    "tenant",
+    "tenant_id_of",
+]
+
+
+class Subspace:
+    """A tuple prefix: keys inside it are `pack(prefix + parts)`."""
+
+    __slots__ = ("_packed", "prefix")
+
+    def __init__(self, prefix: tuple[Any, ...]) -> None:
+        self.prefix = tuple(prefix)
+        self._packed: bytes = fdbtuple.pack(self.prefix)
+
+    @property
+    def raw_prefix(self) -> bytes:
+        """The packed prefix; every key of the subspace starts with it."""
+        return self._packed
+
+    def key(self, *parts: Any) -> bytes:
+        """The key for `prefix + parts`."""
+        packed: bytes = fdbtuple.pack(parts)
+        return self._packed + packed
+
+    def unpack(self, key: bytes) -> tuple[Any, ...]:
+        """The parts of `key` after the prefix; ValueError when the key is not in this subspace."""
+        if key not in self:
+            raise ValueError(f"key {key!r} is not in subspace {self.prefix!r}")
+        result: tuple[Any, ...] = fdbtuple.unpack(key[len(self._packed) :])
+        return result
+
+    def range(self, *parts: Any) -> tuple[bytes, bytes]:
+        """`[begin, end)` of every key strictly under `prefix + parts` (not the key itself).
+
+        Like `fdb.tuple.range`: begin = packed + 0x00, end = packed + 0xff, so the sibling
+        `("a", "b1")` is outside `range("a", "b")` even though its packed form shares bytes.
+        """
+        packed = self.key(*parts)
+        return packed + b"\x00", packed + b"\xff"
+
+    def sub(self, *parts: Any) -> Subspace:
+        """The nested subspace `prefix + parts`."""
+        return Subspace(self.prefix + parts)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and key.startswith(self._packed) and len(key) > len(self._packed)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Subspace) and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
+    def __repr__(self) -> str:
+        return f"Subspace({self.prefix!r})"
+
+
+# -- roots -----------------------------------------------------------------------------------
+TENANT_ROOT = Subspace(("t",))  # ("t", tenant_id, ...): all tenant-owned data
+GLOBAL = Subspace(("g",))  # ("g", ...): data belonging to no tenant
+
+# -- global subspaces: one line each --------------------------------------------------------
+PROBE = GLOBAL.sub("probe")  # health check: the probe key written and read back
+DEDUPE = GLOBAL.sub("dedupe")  # (source, id) of CloudEvents already handled
+THROTTLE = GLOBAL.sub("throttle")  # (bucket, subject...) → rate-limit counters
+EMAIL_INDEX = GLOBAL.sub("email")  # (normalised email,) → user id: unique across tenants
+TOKEN_DIGESTS = GLOBAL.sub("token")  # (kind, digest) → owner of a refresh/reset/ticket token
+OPS = GLOBAL.sub("ops")  # (job, ...) → operational markers: backups, reconciles, migrations
+
+GLOBAL_SUBSPACES: dict[str, Subspace] = {
+    "probe": PROBE,
+    "dedupe": DEDUPE,
+    "throttle": THROTTLE,
+    "email": EMAIL_INDEX,
+    "token": TOKEN_DIGESTS,
+    "ops": OPS,
+}
+
+# -- per-tenant subspace names: one line each (use as tenant(tid).sub(NAME)) ------------------
+TENANT_RECORD = "tenant"  # ("tenant",) → the tenant record itself
+USERS = "users"  # ("users", user_id) → user records
+AUDIT = "audit"  # ("audit", versionstamp) → audit events in commit order
+COUNTERS = "counters"  # ("counters", name) → per-tenant counters (8-byte LE)
+
+TENANT_SUBSPACES: tuple[str, ...] = (TENANT_RECORD, USERS, AUDIT, COUNTERS)
+
+
+def tenant(tenant_id: str) -> Subspace:
+    """The subspace `("t", tenant_id)`; `tenant_id` must be a canonical (lowercase) UUID string."""
+    if not isinstance(tenant_id, str):
+        raise ValueError(f"tenant id must be a UUID string, not {type(tenant_id).__name__}")
+    try:
+        canonical = str(uuid.UUID(tenant_id))
+    except ValueError:
+        raise ValueError(f"tenant id is not a UUID: {tenant_id!r}") from None
+    if canonical != tenant_id:
+        raise ValueError(f"tenant id must be in canonical form {canonical!r}, not {tenant_id!r}")
+    return TENANT_ROOT.sub(tenant_id)
+
+
+def tenant_id_of(key: bytes) -> str | None:
+    """The tenant id a key belongs to, or None for a global key (used by the inspection CLI)."""
+    if key not in TENANT_ROOT:
+        return None
+    parts = TENANT_ROOT.unpack(key)
+    return parts[0] if parts and isinstance(parts[0], str) else None
+
+
+def dedupe_key(source: str, event_id: str) -> bytes:
+    """The dedupe marker of a CloudEvent: handled once per `(source, id)`."""
+    return DEDUPE.key(source, event_id)
