@@ -23,6 +23,7 @@ import pty
 import shutil
 import signal
 import struct
+import sys
 import termios
 from collections.abc import AsyncIterator
 
@@ -235,6 +236,10 @@ def create_app(shell: str | None = None) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Coditect default workspace program")
     parser.add_argument("--host", default="127.0.0.1")
@@ -243,7 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import uvicorn  # imported here so importing the module (tests, create_app) stays cheap
 
-    # uvicorn turns SIGTERM into a graceful shutdown; bound it so a stop() never waits long.
+    # uvicorn turns SIGTERM into a graceful shutdown (bounded, so a stop() never waits long), then
+    # restores this handler and re-raises the signal: exit 0, a clean stop, not "killed by signal".
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         create_app(args.shell),
         host=args.host,

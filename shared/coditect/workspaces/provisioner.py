@@ -64,9 +64,9 @@ def _check_uuid(name: str, value: str) -> None:
 class WorkspaceSpec:
     """What to start. Constructing an invalid spec raises ``ProvisionFailed("invalid_spec")``.
 
-    `image` and `command` override the backend's template when given. `command` is an argv; the
-    local backend replaces ``{port}`` in it with the port it chose; the Kubernetes backend ignores
-    the placeholder (the port is fixed by the template).
+    `image` and `command` override the backend's template when given. `command` is an argv in
+    which ``{port}`` is replaced by the port the workload must listen on (chosen by the local
+    backend, fixed by the template on Kubernetes). The local backend ignores `image`.
     """
 
     workspace_id: str

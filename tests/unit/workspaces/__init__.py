@@ -1,0 +1,1 @@
+"""Workspace provisioner tests: interface, manifests, Kubernetes backend (fake API), local backend."""

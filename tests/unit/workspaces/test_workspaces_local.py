@@ -1,0 +1,216 @@
+"""LocalProvisioner and the default workspace program, as real processes over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import websockets
+
+from coditect.workspaces.local import LocalProvisioner
+from coditect.workspaces.provisioner import Endpoint, ProvisionFailed, WorkspaceSpec
+
+
+def alive(pid: int) -> bool:
+    """True unless `pid` is gone or a zombie (an exited child not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+def get(endpoint: Endpoint, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=5)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def state(prov: LocalProvisioner, spec: WorkspaceSpec) -> dict:
+    return json.loads((prov.state_dir / f"{spec.workspace_id}.json").read_text())
+
+
+@pytest.fixture
+def prov(tmp_path: Path) -> Iterator[LocalProvisioner]:
+    p = LocalProvisioner(tmp_path / "workspaces", start_timeout=30, stop_grace=5)
+    yield p
+    for workspace_id in p.list_workloads():  # no test leaves a process behind
+        p.stop(workspace_id)
+
+
+async def terminal_roundtrip(endpoint: Endpoint) -> tuple[bytes, int]:
+    """Run `echo hi` in the terminal; return the output and the shell's pid."""
+    async with websockets.connect(f"ws://{endpoint.host}:{endpoint.port}/terminal") as ws:
+        await ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
+        await ws.send(b"echo pid=$$; stty size; echo hi\n")
+        output = b""
+        while b"\r\nhi\r\n" not in output:
+            output += await asyncio.wait_for(ws.recv(), 10)
+    return output, int(output.split(b"pid=")[-1].split(b"\r\n")[0])
+
+
+def test_start_use_and_stop(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec()
+    endpoint = prov.start(spec)
+    assert endpoint.host == "127.0.0.1"
+    assert get(endpoint, "/healthz") == (200, b'{"status":"ok"}')
+
+    async def echo() -> list[str | bytes]:
+        async with websockets.connect(f"ws://{endpoint.host}:{endpoint.port}/echo") as ws:
+            await ws.send("hello")
+            text = await ws.recv()
+            await ws.send(b"\x00\xffbinary")
+            return [text, await ws.recv()]
+
+    assert asyncio.run(echo()) == ["hello", b"\x00\xffbinary"]
+    output, shell_pid = asyncio.run(terminal_roundtrip(endpoint))
+    assert b"40 120\r\n" in output  # the resize message reached the PTY
+    assert wait_gone(shell_pid), "closing the socket must kill the shell"
+
+    pid = state(prov, spec)["pid"]
+    prov.stop(spec.workspace_id)
+    assert not alive(pid)
+    assert not (prov.state_dir / f"{spec.workspace_id}.json").exists()
+    assert prov.status(spec.workspace_id).reason == "not_found"
+    prov.stop(spec.workspace_id)  # idempotent
+
+
+def test_program_http_echo_and_404(prov: LocalProvisioner, make_spec) -> None:
+    endpoint = prov.start(make_spec())
+    status, body = get(endpoint, "/echo-http/a/b?x=1", "POST", {"X-Test": "yes", "Authorization": "Bearer t"})
+    echoed = json.loads(body)
+    assert status == 200
+    assert (echoed["method"], echoed["path"], echoed["query"]) == ("POST", "/echo-http/a/b", "x=1")
+    assert ["x-test", "yes"] in echoed["headers"] and ["authorization", "Bearer t"] in echoed["headers"]
+    assert get(endpoint, "/nothing-here")[0] == 404
+
+
+def test_start_twice_returns_the_same_endpoint(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec()
+    first = prov.start(spec)
+    pid = state(prov, spec)["pid"]
+    assert prov.start(spec) == first
+    assert state(prov, spec)["pid"] == pid
+    assert list(prov.list_workloads()) == [spec.workspace_id]
+
+
+def test_concurrent_starts_share_one_process(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec()
+    other = LocalProvisioner(prov.state_dir)  # a duplicate CloudEvent delivered to another process
+    results: list[Endpoint] = []
+    threads = [threading.Thread(target=lambda p=p: results.append(p.start(spec))) for p in (prov, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(results) == 2 and results[0] == results[1]
+    assert list(prov.list_workloads()) == [spec.workspace_id]
+
+
+def test_another_instance_sees_and_stops_the_workload(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec()
+    endpoint = prov.start(spec)
+    other = LocalProvisioner(prov.state_dir)  # as the relay or cron process would
+    seen = other.status(spec.workspace_id)
+    assert (seen.running, seen.ready, seen.endpoint) == (True, True, endpoint)
+    assert other.list_workloads() == {spec.workspace_id: seen}
+    pid = state(prov, spec)["pid"]
+    other.stop(spec.workspace_id)
+    assert wait_gone(pid)
+    assert prov.list_workloads() == {}
+
+
+def test_command_that_exits_is_crashed(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec(command=(sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"))
+    with pytest.raises(ProvisionFailed) as info:
+        prov.start(spec)
+    assert info.value.reason == "crashed"
+    assert "code 3" in info.value.message and "boom" in info.value.message
+    assert prov.list_workloads() == {}
+
+
+def test_never_healthy_is_start_timeout_and_killed(tmp_path: Path, make_spec) -> None:
+    prov = LocalProvisioner(tmp_path / "ws", start_timeout=0.5, stop_grace=1)
+    pid_file = tmp_path / "pid"
+    code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    with pytest.raises(ProvisionFailed) as info:
+        prov.start(make_spec(command=(sys.executable, "-c", code, str(pid_file))))
+    assert info.value.reason == "start_timeout"
+    assert not alive(int(pid_file.read_text()))
+    assert prov.list_workloads() == {}
+
+
+def test_sigterm_is_ignored_then_killed(tmp_path: Path, make_spec) -> None:
+    prov = LocalProvisioner(tmp_path / "ws", start_timeout=0.5, stop_grace=0.2)
+    pid_file = tmp_path / "pid"
+    code = (
+        "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    with pytest.raises(ProvisionFailed):
+        prov.start(make_spec(command=(sys.executable, "-c", code, str(pid_file))))
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_dead_process_with_state_file_is_not_running(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec()
+    prov.start(spec)
+    pid = state(prov, spec)["pid"]
+    os.killpg(pid, signal.SIGKILL)  # a crash after start; not reaped, so it lingers as a zombie
+    deadline = time.monotonic() + 5
+    while prov.status(spec.workspace_id).running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert prov.status(spec.workspace_id).reason == "exited"
+    assert prov.list_workloads()[spec.workspace_id].running is False
+    prov.start(spec)  # the stale record does not block a fresh start
+    assert state(prov, spec)["pid"] != pid
+
+
+def test_reused_pid_is_not_mistaken_for_the_workload(prov: LocalProvisioner, make_spec) -> None:
+    spec = make_spec()
+    record = {"pid": os.getpid(), "proc_start": 1, "host": "127.0.0.1", "port": 9, "command": ["x"]}
+    (prov.state_dir / f"{spec.workspace_id}.json").write_text(json.dumps(record))
+    assert prov.status(spec.workspace_id).running is False
+    prov.stop(spec.workspace_id)  # must not signal the unrelated (our own) process
+    assert not (prov.state_dir / f"{spec.workspace_id}.json").exists()
+
+
+def test_program_exits_cleanly_on_sigterm() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "coditect.workspaces.program", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if get(Endpoint("127.0.0.1", port), "/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
