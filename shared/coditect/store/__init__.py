@@ -48,7 +48,7 @@ def open_store(url: str | None = None) -> Database:
 
         return SQLiteDatabase(Path(parts.path), synchronous=options.get("synchronous", "FULL"))
     if parts.scheme == "fdb":
-        from coditect.store.fdb_backend import FDBDatabase
+        from coditect.store.fdb_backend import FDBDatabase, cluster_file_from_url
 
-        return FDBDatabase(parts.path or None)  # type: ignore[no-any-return]
+        return FDBDatabase(cluster_file_from_url(url))
     raise ValueError(f"unknown store URL scheme {parts.scheme!r} in {url!r}; accepted: {', '.join(SCHEMES)}")

@@ -67,28 +67,42 @@ class SQLiteTransaction(Transaction):
 
     def __init__(self, db: SQLiteDatabase) -> None:
         super().__init__(db)
-        self._conn = db._connection()
+        self._sqlite = db
+        # Checked out on first use, returned on release: several transactions may be open in
+        # one thread at once (as on FoundationDB), each needs its own SQLite connection.
+        self._conn: sqlite3.Connection | None = None
         self._reading = False
 
-    def _begin_read(self) -> None:
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._sqlite._checkout()
+        return self._conn
+
+    def _begin_read(self) -> sqlite3.Connection:
+        conn = self._connection()
         if not self._reading:
-            self._conn.execute("BEGIN")
+            conn.execute("BEGIN")
             self._reading = True
+        return conn
+
+    def _end_read(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        self._reading = False
 
     def _read(self, key: bytes) -> bytes | None:
-        self._begin_read()
-        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        row = self._begin_read().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def _read_range(self, begin: bytes, end: bytes, reverse: bool) -> Iterator[KeyValue]:
         # Fetched in growing batches, each one complete, so no statement is left pending
         # when the caller stops early (a pending SELECT would block the later COMMIT).
-        self._begin_read()
+        conn = self._begin_read()
         batch = 64
         lo, hi = begin, end
         order = "DESC" if reverse else "ASC"
         while True:
-            rows = self._conn.execute(
+            rows = conn.execute(
                 f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?",  # noqa: S608
                 (lo, hi, batch),
             ).fetchall()
@@ -103,17 +117,18 @@ class SQLiteTransaction(Transaction):
             batch = min(batch * 2, 4096)
 
     def _release(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-        self._reading = False
+        self._end_read()
+        if self._conn is not None:
+            self._sqlite._checkin(self._conn)
+            self._conn = None
 
     def _commit(self) -> bytes:
-        conn = self._conn
+        conn = self._connection()
         read_version: int | None = None
         if self._read_ranges:
             self._begin_read()
             read_version = int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
-        self._release()
+        self._end_read()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
@@ -191,8 +206,9 @@ class SQLiteDatabase(Database):
         self.url = f"sqlite://{path}"
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connection()
+        conn = self._checkout()
         conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        self._checkin(conn)
         _notice()
 
     def _open(self) -> sqlite3.Connection:
@@ -202,13 +218,23 @@ class SQLiteDatabase(Database):
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
-    def _connection(self) -> sqlite3.Connection:
-        # A connection must not cross a fork: key the cache by pid as well as thread.
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid():
-            conn = self._open()
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+    def _pool(self) -> list[sqlite3.Connection]:
+        # Idle connections of this thread. A connection must not cross a fork: key by pid too.
+        if getattr(self._local, "pid", None) != os.getpid():
+            self._local.free, self._local.pid = [], os.getpid()
+        free: list[sqlite3.Connection] = self._local.free
+        return free
+
+    def _checkout(self) -> sqlite3.Connection:
+        free = self._pool()
+        return free.pop() if free else self._open()
+
+    def _checkin(self, conn: sqlite3.Connection) -> None:
+        free = self._pool()
+        if len(free) < 4:
+            free.append(conn)
+        else:
+            conn.close()
 
     def create_transaction(self) -> SQLiteTransaction:
         return SQLiteTransaction(self)
@@ -242,10 +268,10 @@ class SQLiteDatabase(Database):
             conn.close()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close this thread's idle connections."""
+        free = self._pool()
+        while free:
+            free.pop().close()
 
 
 def _notice() -> None:

@@ -1,0 +1,229 @@
+"""Single-process semantics every backend must share (FoundationDB's behaviour is the reference)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from coditect.store import StoreError, Transaction, open_store
+from tests.conformance.conftest import Store
+
+RAW_KEYS = [
+    b"",
+    b"\x00",
+    b"\x00\x00",
+    b"\x00\xff",
+    b"\x01",
+    b"a",
+    b"a\x00",
+    b"ab",
+    b"\xfe",
+    b"\xff",
+    b"\xff\x00",
+    b"\xff\xff",
+]
+
+
+def _fill(store: Store, raws: list[bytes]) -> None:
+    def body(tr: Transaction) -> None:
+        for raw in raws:
+            tr.set(store.k(raw), raw or b"empty")
+
+    store.db.transact(body)
+
+
+def test_ordering_is_bytewise_with_nul_and_ff(store: Store) -> None:
+    _fill(store, list(reversed(RAW_KEYS)))
+    got = store.db.transact(lambda tr: tr.get_range_startswith(store.prefix))
+    assert [kv.key for kv in got] == [store.k(r) for r in sorted(RAW_KEYS)]
+    assert [kv.key for kv in got] == sorted(store.k(r) for r in RAW_KEYS)
+
+
+def test_range_is_half_open_with_limit_and_reverse(store: Store) -> None:
+    _fill(store, RAW_KEYS)
+    keys = [store.k(r) for r in sorted(RAW_KEYS)]
+    db = store.db
+    b, e = store.k(b"\x00"), store.k(b"\xff")
+    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e))] == keys[1:9]
+    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e, limit=3))] == keys[1:4]
+    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e, limit=3, reverse=True))] == keys[6:9][
+        ::-1
+    ]
+    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e, reverse=True))] == keys[1:9][::-1]
+    assert db.transact(lambda tr: tr.get_range(e, b)) == []
+    assert db.transact(lambda tr: tr.get_range(b, b)) == []
+
+
+def test_read_your_writes_sets_clears_ranges_and_adds(store: Store) -> None:
+    _fill(store, [b"a", b"b", b"c", b"d"])
+    k = store.k
+
+    def body(tr: Transaction) -> dict[str, object]:
+        seen: dict[str, object] = {}
+        tr.set(k(b"a"), b"A2")
+        tr.clear(k(b"b"))
+        seen["a"], seen["b"] = tr.get(k(b"a")), tr.get(k(b"b"))
+        tr.clear_range(k(b"c"), k(b"e"))
+        seen["c"] = tr.get(k(b"c"))
+        tr.set(k(b"d"), b"D2")  # a set after a range clear is visible
+        tr.add(k(b"n"), 5)
+        tr.add(k(b"n"), -2)
+        seen["n"] = tr.get(k(b"n"))
+        tr.add(k(b"c"), 7)  # add on a key cleared in this transaction starts from zero
+        seen["c_added"] = tr.get(k(b"c"))
+        seen["range"] = [(kv.key, kv.value) for kv in tr.get_range_startswith(store.prefix)]
+        seen["rev2"] = [kv.key for kv in tr.get_range_startswith(store.prefix, limit=2, reverse=True)]
+        return seen
+
+    seen = store.db.transact(body)
+    three, seven = (3).to_bytes(8, "little"), (7).to_bytes(8, "little")
+    assert seen["a"] == b"A2" and seen["b"] is None and seen["c"] is None
+    assert seen["n"] == three and seen["c_added"] == seven
+    expected = [(k(b"a"), b"A2"), (k(b"c"), seven), (k(b"d"), b"D2"), (k(b"n"), three)]
+    assert seen["range"] == expected
+    assert seen["rev2"] == [k(b"n"), k(b"d")]
+    assert (
+        store.db.transact(lambda tr: [(kv.key, kv.value) for kv in tr.get_range_startswith(store.prefix)])
+        == expected
+    )
+
+
+def test_add_on_existing_value_and_wraparound(store: Store) -> None:
+    key = store.k(b"n")
+    store.db.transact(lambda tr: tr.set(key, (41).to_bytes(8, "little")))
+    store.db.transact(lambda tr: tr.add(key, 1))
+    assert store.db.transact(lambda tr: tr.get(key)) == (42).to_bytes(8, "little")
+    store.db.transact(lambda tr: tr.add(key, -43))
+    assert store.db.transact(lambda tr: tr.get(key)) == (2**64 - 1).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize(
+    ("what", "code"),
+    [("key", 2102), ("value", 2103), ("transaction", 2101)],
+)
+def test_limits_raise_their_codes(store: Store, what: str, code: int) -> None:
+    def body(tr: Transaction) -> None:
+        if what == "key":
+            tr.set(store.k(b"k" * 10_001), b"v")
+        elif what == "value":
+            tr.set(store.k(b"v"), b"x" * 100_001)
+        else:
+            for i in range(101):  # 101 x ~100 kB > 10,000,000 bytes
+                tr.set(store.k(b"big%03d" % i), b"x" * 99_990)
+
+    with pytest.raises(StoreError) as info:
+        store.db.transact(body)
+    assert info.value.code == code
+    assert store.db.transact(lambda tr: tr.get_range_startswith(store.prefix)) == []
+
+
+def test_limits_allow_the_maximum(store: Store) -> None:
+    big_key = store.k(b"k" * (10_000 - len(store.prefix)))
+    store.db.transact(lambda tr: tr.set(big_key, b"x" * 100_000))
+    assert store.db.transact(lambda tr: tr.get(big_key)) == b"x" * 100_000
+
+
+def test_transaction_older_than_five_seconds_is_too_old(store: Store) -> None:
+    tr = store.db.create_transaction()
+    tr.get(store.k(b"a"))
+    time.sleep(5.2)  # FoundationDB's 5 s transaction life: the one sleep this suite needs
+    with pytest.raises(StoreError) as info:
+        tr.get(store.k(b"a"))
+        tr.set(store.k(b"a"), b"1")
+        tr.commit()
+    assert info.value.code == 1007
+    assert info.value.retryable
+
+
+@pytest.mark.parametrize("call", ["get", "set", "clear", "get_range", "add", "value"])
+def test_non_bytes_key_or_value_is_type_error(store: Store, call: str) -> None:
+    tr = store.db.create_transaction()
+    with pytest.raises(TypeError):
+        if call == "get":
+            tr.get("key")  # type: ignore[arg-type]
+        elif call == "set":
+            tr.set("key", b"v")  # type: ignore[arg-type]
+        elif call == "clear":
+            tr.clear(1)  # type: ignore[arg-type]
+        elif call == "get_range":
+            tr.get_range(b"a", "b")  # type: ignore[arg-type]
+        elif call == "add":
+            tr.add(("t",), 1)  # type: ignore[arg-type]
+        else:
+            tr.set(store.k(b"a"), "text")  # type: ignore[arg-type]
+
+
+def test_snapshot_read_adds_no_conflict_but_normal_read_does(store: Store) -> None:
+    watched = store.k(b"watched")
+    store.db.transact(lambda tr: tr.set(watched, b"0"))
+
+    snap = store.db.create_transaction()
+    assert snap.snapshot.get(watched) == b"0"
+    assert [kv.key for kv in snap.snapshot.get_range_startswith(store.prefix)] == [watched]
+    plain = store.db.create_transaction()
+    assert plain.get(watched) == b"0"
+
+    store.db.transact(lambda tr: tr.set(watched, b"1"))  # a concurrent commit changes the key
+
+    snap.set(store.k(b"out1"), b"x")
+    snap.commit()  # snapshot reads took no read conflict
+    plain.set(store.k(b"out2"), b"x")
+    with pytest.raises(StoreError) as info:
+        plain.commit()
+    assert info.value.code == 1020
+    assert store.db.transact(lambda tr: tr.get(store.k(b"out1"))) == b"x"
+    assert store.db.transact(lambda tr: tr.get(store.k(b"out2"))) is None
+
+
+def test_conflict_is_retried_by_transact(store: Store) -> None:
+    calls: list[int] = []
+    store.db.faults.conflicts = 2
+
+    def body(tr: Transaction) -> None:
+        calls.append(1)
+        tr.set(store.k(b"c"), b"v")
+
+    store.db.transact(body)
+    assert len(calls) == 3
+
+
+def test_commit_unknown_result_and_idempotency(store: Store) -> None:
+    """1021 means the commit may have happened; `transact` retries it. A body that checks its
+    own marker applies once; a blind add applies twice. That is why bodies must be idempotent."""
+    db, marker, counter, blind = store.db, store.k(b"marker"), store.k(b"counter"), store.k(b"blind")
+
+    def idempotent(tr: Transaction) -> None:
+        if tr.get(marker) is None:
+            tr.set(marker, b"done")
+            tr.add(counter, 1)
+
+    db.faults.commit_unknown_after = 1
+    db.transact(idempotent)
+    assert db.faults.commit_unknown_after == 0  # the fault fired: the first commit was applied
+    assert db.transact(lambda tr: tr.get(counter)) == (1).to_bytes(8, "little")
+
+    db.faults.commit_unknown_after = 1
+    db.transact(lambda tr: tr.add(blind, 1))
+    assert db.transact(lambda tr: tr.get(blind)) == (2).to_bytes(8, "little")
+
+
+def test_versionstamp_of_a_commit(store: Store) -> None:
+    import fdb.tuple as fdbtuple
+
+    from coditect.store.versionstamp import pack_versionstamped
+
+    prefix = (*store.ns.prefix, "vs")
+    tr = store.db.create_transaction()
+    tr.set_versionstamped_key(pack_versionstamped(prefix, user_version=7), b"v")
+    tr.commit()
+    stamp = tr.get_versionstamp()
+    [kv] = store.db.transact(lambda t: t.get_range_startswith(fdbtuple.pack(prefix)))
+    decoded = fdbtuple.unpack(kv.key)[-1]
+    assert isinstance(decoded, fdbtuple.Versionstamp)
+    assert decoded.tr_version == stamp and decoded.user_version == 7
+
+
+def test_unknown_url_scheme_names_accepted_ones() -> None:
+    with pytest.raises(ValueError, match="accepted: sqlite, fdb"):
+        open_store("postgres://db/coditect")
