@@ -17,6 +17,7 @@ Two roots:
 | `EMAIL_INDEX`            | `("g", "email", normalised_email)`  | unique index email → user / tenant  |
 | `TOKEN_DIGESTS`          | `("g", "token", kind, digest)`      | token digest → owner lookup         |
 | `OPS`                    | `("g", "ops", ...)`                 | operational markers (backups, jobs) |
+| `PURGE_QUEUE` "purge"    | `("g", "purge", due_us, tid, sid)`  | sessions waiting to be purged       |
 
 Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBSPACES`
 (`tenant(tid).sub(USERS)` → `("t", tid, "users", ...)`):
@@ -27,6 +28,20 @@ Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBS
 | `USERS` "users"          | `("users", user_id)`                | user records                        |
 | `AUDIT` "audit"          | `("audit", versionstamp)`           | audit events, commit-ordered        |
 | `COUNTERS` "counters"    | `("counters", name)`                | per-tenant counters (8-byte LE)     |
+| `SESSIONS` "s"           | `("s", sid, ...)` = `session(tid, sid)` | EVERYTHING scoped to one workspace session (below) |
+| `SESSIONS_BY_OWNER` "s_by_owner" | `(owner, updated_us, sid, "rec")` | index: live sessions, newest last |
+| `SESSIONS_BY_OWNER_ARCHIVED` "s_by_owner_arch" | `(owner, archived, updated_us, sid, "rec")` | same, split by `archived` |
+| `SESSIONS_BY_PARENT` "s_by_parent" | `(parent_sid, created_us, sid, "rec")` | index: live forks of a session |
+| `CONVERSATION_INDEX` "conv_ix" | `(cid,)`                      | pack((sid, "conv", cid)): where a conversation lives |
+| `SETTINGS` "settings"    | `("settings", user_id, key)`        | per-user settings                   |
+
+Session-scoped data (the rule every area follows): everything that belongs to one workspace
+session lives under ONE subspace, `session(tid, sid)` = `("t", tid, "s", sid, ...)`, so deleting
+a session is clearing one prefix (in bounded, resumable steps: `coditect.sessions.purge`).
+Parts used under it: `"rec"` the session record, `"conv"`/`"count"`/`"msg"`/`"msgid"`
+conversations and messages, `"fork"`/`"forking"` staged-fork state, `"files"` the files area,
+`"ws"` the workspaces area. Data an area keeps OUTSIDE it (global indexes) is cleared by the
+purge hook that area registers (`coditect.sessions.hooks`).
 
 Adding a subspace: one line in the right block below with a comment saying what lives there,
 plus one row in the matching table above. Names must be unique within their block (a test
@@ -47,8 +62,15 @@ __all__ = [
     "EMAIL_INDEX",
     "GLOBAL",
     "GLOBAL_SUBSPACES",
+    "CONVERSATION_INDEX",
     "OPS",
     "PROBE",
+    "PURGE_QUEUE",
+    "SESSIONS",
+    "SESSIONS_BY_OWNER",
+    "SESSIONS_BY_OWNER_ARCHIVED",
+    "SESSIONS_BY_PARENT",
+    "SETTINGS",
     "TENANT_RECORD",
     "TENANT_ROOT",
     "TENANT_SUBSPACES",
@@ -57,6 +79,7 @@ __all__ = [
     "USERS",
     "Subspace",
     "dedupe_key",
+    "session",
     "tenant",
     "tenant_id_of",
 ]
@@ -125,6 +148,7 @@ THROTTLE = GLOBAL.sub("throttle")  # (bucket, subject...) → rate-limit counter
 EMAIL_INDEX = GLOBAL.sub("email")  # (normalised email,) → user id: unique across tenants
 TOKEN_DIGESTS = GLOBAL.sub("token")  # (kind, digest) → owner of a refresh/reset/ticket token
 OPS = GLOBAL.sub("ops")  # (job, ...) → operational markers: backups, reconciles, migrations
+PURGE_QUEUE = GLOBAL.sub("purge")  # (due_us, tid, sid) → kind: sessions to purge (coditect.sessions.purge)
 
 GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "probe": PROBE,
@@ -133,6 +157,7 @@ GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "email": EMAIL_INDEX,
     "token": TOKEN_DIGESTS,
     "ops": OPS,
+    "purge": PURGE_QUEUE,
 }
 
 # -- per-tenant subspace names: one line each (use as tenant(tid).sub(NAME)) ------------------
@@ -140,8 +165,25 @@ TENANT_RECORD = "tenant"  # ("tenant",) → the tenant record itself
 USERS = "users"  # ("users", user_id) → user records
 AUDIT = "audit"  # ("audit", versionstamp) → audit events in commit order
 COUNTERS = "counters"  # ("counters", name) → per-tenant counters (8-byte LE)
+SESSIONS = "s"  # ("s", sid, ...) → everything scoped to one workspace session: use session(tid, sid)
+SESSIONS_BY_OWNER = "s_by_owner"  # (owner, updated_us, sid, "rec") → b"": live sessions by recency
+SESSIONS_BY_OWNER_ARCHIVED = "s_by_owner_arch"  # (owner, archived, updated_us, sid, "rec") → b""
+SESSIONS_BY_PARENT = "s_by_parent"  # (parent_sid, created_us, sid, "rec") → b"": live forks
+CONVERSATION_INDEX = "conv_ix"  # (cid,) → pack((sid, "conv", cid)): conversation id → its session
+SETTINGS = "settings"  # (user_id, key) → per-user setting record
 
-TENANT_SUBSPACES: tuple[str, ...] = (TENANT_RECORD, USERS, AUDIT, COUNTERS)
+TENANT_SUBSPACES: tuple[str, ...] = (
+    TENANT_RECORD,
+    USERS,
+    AUDIT,
+    COUNTERS,
+    SESSIONS,
+    SESSIONS_BY_OWNER,
+    SESSIONS_BY_OWNER_ARCHIVED,
+    SESSIONS_BY_PARENT,
+    CONVERSATION_INDEX,
+    SETTINGS,
+)
 
 
 def tenant(tenant_id: str) -> Subspace:
@@ -155,6 +197,21 @@ def tenant(tenant_id: str) -> Subspace:
     if canonical != tenant_id:
         raise ValueError(f"tenant id must be in canonical form {canonical!r}, not {tenant_id!r}")
     return TENANT_ROOT.sub(tenant_id)
+
+
+def session(tenant_id: str, session_id: str) -> Subspace:
+    """`("t", tid, "s", sid)`: the ONE subspace holding everything scoped to a workspace session.
+
+    Areas put their session data under `session(tid, sid).sub("<area>", ...)`; deleting the
+    session clears this prefix. `session_id` must be a canonical UUID string, like `tenant_id`.
+    """
+    try:
+        canonical = str(uuid.UUID(session_id))
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"session id is not a UUID: {session_id!r}") from None
+    if canonical != session_id:
+        raise ValueError(f"session id must be in canonical form {canonical!r}, not {session_id!r}")
+    return tenant(tenant_id).sub(SESSIONS, session_id)
 
 
 def tenant_id_of(key: bytes) -> str | None:

@@ -1,0 +1,82 @@
+"""The tables of this area and the layout of a session's subspace (keys named in `coditect.keys`).
+
+    session(tid, sid) = ("t", tid, "s", sid)
+      ("rec",)                      session record (blob)            ← tables.sessions, pk (sid, "rec")
+      ("conv", cid)                 conversation record              ← tables.conversations
+      ("count", cid)                message count (8-byte LE, atomic ADD)
+      ("msg", cid, Versionstamp)    message (blob; chunks at (…, i)) ← coditect.sessions.messages
+      ("msgid", cid, message_id)    commit versionstamp of that message (idempotent appends)
+      ("fork",)                     staged-fork progress while this session is a pending fork
+      ("forking", target_sid)       fork lease on a source: deadline (µs) of a fork in progress
+      ("files", ...), ("ws", ...)   the files and workspaces areas
+
+Index entries of a session exist only while it is `live` (the index functions return None
+otherwise), so marking it deleted or pending removes it from every listing in that transaction.
+"""
+
+from __future__ import annotations
+
+from coditect import keys
+from coditect.keys import Subspace
+from coditect.repo import Index, RecordCodec, Table
+from coditect.sessions.models import ConversationRecord, SessionRecord, SettingRecord, micros
+
+REC, CONV, COUNT, MSG, MSGID, FORK, FORKING = "rec", "conv", "count", "msg", "msgid", "fork", "forking"
+
+SESSION_CODEC = RecordCodec(SessionRecord, 1)
+CONVERSATION_CODEC = RecordCodec(ConversationRecord, 1)
+SETTING_CODEC = RecordCodec(SettingRecord, 1)
+
+
+def _by_owner(r: SessionRecord) -> tuple[object, ...] | None:
+    return (r.owner_id, micros(r.updated_at)) if r.state == "live" else None
+
+
+def _by_owner_archived(r: SessionRecord) -> tuple[object, ...] | None:
+    return (r.owner_id, r.archived, micros(r.updated_at)) if r.state == "live" else None
+
+
+def _by_parent(r: SessionRecord) -> tuple[object, ...] | None:
+    return (r.parent_id, micros(r.created_at)) if r.state == "live" and r.parent_id else None
+
+
+def sessions(tid: str) -> Table[SessionRecord]:
+    """Session records at `session(tid, sid).key("rec")`, i.e. pk `(sid, "rec")`."""
+    t = keys.tenant(tid)
+    return Table(
+        t.sub(keys.SESSIONS),
+        SESSION_CODEC,
+        indexes=[
+            Index("owner", t.sub(keys.SESSIONS_BY_OWNER), _by_owner),
+            Index("owner_archived", t.sub(keys.SESSIONS_BY_OWNER_ARCHIVED), _by_owner_archived),
+            Index("parent", t.sub(keys.SESSIONS_BY_PARENT), _by_parent),
+        ],
+    )
+
+
+def conversations(tid: str) -> Table[ConversationRecord]:
+    """Conversation records at `session(tid, sid).key("conv", cid)`, pk `(sid, "conv", cid)`,
+    with the unique index `conv_ix` (cid → pk) that the /conversations/{id} routes resolve."""
+    t = keys.tenant(tid)
+    return Table(
+        t.sub(keys.SESSIONS),
+        CONVERSATION_CODEC,
+        indexes=[Index("id", t.sub(keys.CONVERSATION_INDEX), lambda c: (c.id,), unique=True)],
+    )
+
+
+def settings(tid: str) -> Table[SettingRecord]:
+    """Setting records at `("t", tid, "settings", user_id, key)`."""
+    return Table(keys.tenant(tid).sub(keys.SETTINGS), SETTING_CODEC)
+
+
+def count_key(tid: str, sid: str, cid: str) -> bytes:
+    return keys.session(tid, sid).key(COUNT, cid)
+
+
+def messages_space(tid: str, sid: str, cid: str) -> Subspace:
+    return keys.session(tid, sid).sub(MSG, cid)
+
+
+def msgid_key(tid: str, sid: str, cid: str, message_id: str) -> bytes:
+    return keys.session(tid, sid).key(MSGID, cid, message_id)
