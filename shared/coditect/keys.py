@@ -13,6 +13,7 @@ Two roots:
 | `tenant(tid)`            | `("t", tid, ...)`                   | the tenant's own subspaces below    |
 | `PROBE`                  | `("g", "probe")`                    | health-check write/read probe       |
 | `DEDUPE`                 | `("g", "dedupe", source, id)`       | CloudEvent `(source, id)` seen once |
+| `OUTBOX`                 | `("g", "outbox", time_ns, id)`      | CloudEvent to publish after commit  |
 | `THROTTLE`               | `("g", "throttle", bucket, ...)`    | rate-limit counters (8-byte LE)     |
 | `EMAIL_INDEX`            | `("g", "email", normalised_email)`  | unique index email → user / tenant  |
 | `TOKEN_DIGESTS`          | `("g", "token", kind, digest)`      | token digest → owner lookup         |
@@ -64,6 +65,7 @@ __all__ = [
     "GLOBAL_SUBSPACES",
     "CONVERSATION_INDEX",
     "OPS",
+    "OUTBOX",
     "PROBE",
     "PURGE_QUEUE",
     "SESSIONS",
@@ -144,6 +146,7 @@ GLOBAL = Subspace(("g",))  # ("g", ...): data belonging to no tenant
 # -- global subspaces: one line each --------------------------------------------------------
 PROBE = GLOBAL.sub("probe")  # health check: the probe key written and read back
 DEDUPE = GLOBAL.sub("dedupe")  # (source, id) of CloudEvents already handled
+OUTBOX = GLOBAL.sub("outbox")  # (time_ns, event id) → CloudEvent recorded in a transaction, not yet published
 THROTTLE = GLOBAL.sub("throttle")  # (bucket, subject...) → rate-limit counters
 EMAIL_INDEX = GLOBAL.sub("email")  # (normalised email,) → user id: unique across tenants
 TOKEN_DIGESTS = GLOBAL.sub("token")  # (kind, digest) → owner of a refresh/reset/ticket token
@@ -153,6 +156,7 @@ PURGE_QUEUE = GLOBAL.sub("purge")  # (due_us, tid, sid) → kind: sessions to pu
 GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "probe": PROBE,
     "dedupe": DEDUPE,
+    "outbox": OUTBOX,
     "throttle": THROTTLE,
     "email": EMAIL_INDEX,
     "token": TOKEN_DIGESTS,

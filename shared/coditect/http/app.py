@@ -27,7 +27,7 @@ from coditect import registry
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
 from coditect.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
-from coditect.http import body, envelope, logs
+from coditect.http import body, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.registry.spec import FunctionSpec, Route, resolve
 from coditect.store import Database, open_store
@@ -43,6 +43,10 @@ Authenticator = Callable[[Call], TenantContext]
 # Where the identity issue's middleware lives; resolved only by functions with protected routes.
 AUTHENTICATOR = "coditect.identity.middleware:authenticate"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+# Answered by every function before routing, never logged or counted: the readiness probe of the
+# generated Knative Services and the Prometheus scrape. The ingress routes only registry paths,
+# so neither is reachable from outside the cluster.
+READINESS_PATH, METRICS_PATH = "/healthz", "/metrics"
 
 
 def request_id_of(request: Request) -> str:
@@ -115,6 +119,9 @@ class FunctionApp:
 
     # -- the request pipeline ---------------------------------------------------------------
     def serve(self, request: Request) -> Response:
+        if request.method in ("GET", "HEAD") and request.path in (READINESS_PATH, METRICS_PATH):
+            text, ctype = metrics.exposition() if request.path == METRICS_PATH else (b"ok\n", "text/plain")
+            return Response(text, content_type=ctype, headers={"Cache-Control": "no-store"})
         started = time.perf_counter()
         rid = request_id_of(request)
         fields: dict[str, Any] = {"request_id": rid, "method": request.method}
@@ -139,6 +146,10 @@ class FunctionApp:
         )
         fields.pop("enveloped", None)
         log.info("request", extra={"fields": fields})
+        metrics.observe_request(
+            self.spec.name, fields.get("route", "unmatched"), request.method, response.status_code,
+            time.perf_counter() - started,
+        )
         return response
 
     def _dispatch(self, request: Request, rid: str, fields: dict[str, Any]) -> Response:

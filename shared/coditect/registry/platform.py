@@ -14,6 +14,7 @@ FUNCTIONS = (
                 auth="none",
                 summary="Service health",
                 response="coditect.platform.health:Health",
+                errors=((503, "unhealthy"),),
             ),
         ),
         min_scale=1,

@@ -34,6 +34,9 @@ class Route:
     raw_body: bool = False  # the handler streams the body itself (files)
     max_body: int | None = None  # JSON body limit when above the default 1 MiB
     enveloped: bool = True  # False: the handler's answer is not wrapped (JWKS, raw files)
+    # Route-specific error answers for the OpenAPI document, e.g. ((409, "email_taken"),); the
+    # generic ones (401/403 by auth, 404/405/413/415/422/429/500) are added by the generator.
+    errors: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class FunctionSpec:
     kind: Kind = "http"
     routes: tuple[Route, ...] = ()
     events: tuple[str, ...] = ()  # CloudEvent types delivered to a cloudevent function
+    publishes: tuple[str, ...] = ()  # CloudEvent types it publishes (gets K_SINK = the Broker)
     signs_tokens: bool = False  # mounts the private signing key (register, login, refresh)
     extras: tuple[str, ...] = ()  # optional dependency groups of the `coditect` package
     concurrency: int = 8  # gunicorn threads == Knative containerConcurrency
