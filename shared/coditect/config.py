@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,38 @@ class Settings(BaseSettings):
     max_json_body: int = 1024 * 1024
     max_file_size: int = 100 * 1024 * 1024
     log_level: str = "INFO"
+
+    # -- workspaces (coditect.workspaces) --------------------------------------------------------
+    # Provisioner backend: "local" (processes on loopback, the embedded default) or "kubernetes".
+    workspace_backend: Literal["local", "kubernetes"] = "local"
+    # LocalProvisioner state directory; None means <data_dir>/workspaces.
+    workspace_state_dir: Path | None = None
+    # Local backend argv override (JSON list, "{port}" substituted); None = the bundled program.
+    workspace_command: tuple[str, ...] | None = None
+    # Seconds a start may take before it fails as start_timeout (provisioner side).
+    workspace_start_timeout: float = Field(default=120.0, gt=0, le=900)
+    # Kubernetes backend: namespace of workspace pods, the pinned image, the relay's namespace.
+    workspace_namespace: str = "coditect-workspaces"
+    workspace_image: str = "ghcr.io/coditect/theia:1.52.0"
+    workspace_relay_namespace: str = "coditect"
+    # Active (requested/provisioning/ready) workspaces allowed per user and per tenant (409 above).
+    workspace_max_per_user: int = Field(default=2, ge=1, le=100)
+    workspace_max_per_tenant: int = Field(default=50, ge=1, le=10000)
+    # Allocations allowed per user per minute (429 rate_limited above).
+    workspace_allocate_per_minute: int = Field(default=10, ge=1, le=1000)
+    # Idle stop (no relayed activity for this long) and the hard maximum lifetime, in seconds.
+    workspace_idle_timeout: int = Field(default=1800, ge=60)
+    workspace_max_lifetime: int = Field(default=12 * 3600, ge=300)
+    # A workspace still requested/provisioning this long after creation fails as start_timeout.
+    workspace_start_deadline: int = Field(default=900, ge=60)
+    # Relay tickets live at most this long (the contract caps them at 60 s).
+    workspace_ticket_ttl: int = Field(default=60, ge=5, le=60)
+    # Relay cookie sessions live at most this long (and never beyond their login session).
+    workspace_cookie_ttl: int = Field(default=12 * 3600, ge=60)
+    # Activity is written at most once per this many seconds per workspace (idle-stop input).
+    workspace_activity_interval: int = Field(default=60, ge=1, le=600)
+    # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the gateway.
+    public_base_url: str = "http://localhost:8080"
 
     @property
     def store_url(self) -> str:

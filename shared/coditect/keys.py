@@ -18,6 +18,7 @@ Two roots:
 | `EMAIL_INDEX`            | `("g", "email", normalised_email)`  | unique index email → user / tenant  |
 | `TOKEN_DIGESTS`          | `("g", "token", kind, digest)`      | token digest → owner lookup         |
 | `OPS`                    | `("g", "ops", ...)`                 | operational markers (backups, jobs) |
+| `WORKSPACE_INDEX`        | `("g", "workspaces", kind, ...)`    | live workspace → tenant; expiries   |
 | `PURGE_QUEUE` "purge"    | `("g", "purge", due_us, tid, sid)`  | sessions waiting to be purged       |
 
 Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBSPACES`
@@ -29,6 +30,7 @@ Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBS
 | `USERS` "users"          | `("users", user_id)`                | user records                        |
 | `AUDIT` "audit"          | `("audit", versionstamp)`           | audit events, commit-ordered        |
 | `COUNTERS` "counters"    | `("counters", name)`                | per-tenant counters (8-byte LE)     |
+| `WORKSPACES` "workspaces"| `("workspaces", kind, ...)`         | workspace records and indexes       |
 | `SESSIONS` "s"           | `("s", sid, ...)` = `session(tid, sid)` | EVERYTHING scoped to one workspace session (below) |
 | `SESSIONS_BY_OWNER` "s_by_owner" | `(owner, updated_us, sid, "rec")` | index: live sessions, newest last |
 | `SESSIONS_BY_OWNER_ARCHIVED` "s_by_owner_arch" | `(owner, archived, updated_us, sid, "rec")` | same, split by `archived` |
@@ -79,6 +81,8 @@ __all__ = [
     "THROTTLE",
     "TOKEN_DIGESTS",
     "USERS",
+    "WORKSPACES",
+    "WORKSPACE_INDEX",
     "Subspace",
     "dedupe_key",
     "session",
@@ -151,6 +155,7 @@ THROTTLE = GLOBAL.sub("throttle")  # (bucket, subject...) → rate-limit counter
 EMAIL_INDEX = GLOBAL.sub("email")  # (normalised email,) → user id: unique across tenants
 TOKEN_DIGESTS = GLOBAL.sub("token")  # (kind, digest) → owner of a refresh/reset/ticket token
 OPS = GLOBAL.sub("ops")  # (job, ...) → operational markers: backups, reconciles, migrations
+WORKSPACE_INDEX = GLOBAL.sub("workspaces")  # (kind, ...) → live workspace → tenant, ticket expiries
 PURGE_QUEUE = GLOBAL.sub("purge")  # (due_us, tid, sid) → kind: sessions to purge (coditect.sessions.purge)
 
 GLOBAL_SUBSPACES: dict[str, Subspace] = {
@@ -161,6 +166,7 @@ GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "email": EMAIL_INDEX,
     "token": TOKEN_DIGESTS,
     "ops": OPS,
+    "workspaces": WORKSPACE_INDEX,
     "purge": PURGE_QUEUE,
 }
 
@@ -175,6 +181,7 @@ SESSIONS_BY_OWNER_ARCHIVED = "s_by_owner_arch"  # (owner, archived, updated_us, 
 SESSIONS_BY_PARENT = "s_by_parent"  # (parent_sid, created_us, sid, "rec") → b"": live forks
 CONVERSATION_INDEX = "conv_ix"  # (cid,) → pack((sid, "conv", cid)): conversation id → its session
 SETTINGS = "settings"  # (user_id, key) → per-user setting record
+WORKSPACES = "workspaces"  # ("workspaces", kind, ...) → workspace records + indexes (workspaces.repository)
 
 TENANT_SUBSPACES: tuple[str, ...] = (
     TENANT_RECORD,
@@ -187,6 +194,7 @@ TENANT_SUBSPACES: tuple[str, ...] = (
     SESSIONS_BY_PARENT,
     CONVERSATION_INDEX,
     SETTINGS,
+    WORKSPACES,
 )
 
 

@@ -1,0 +1,99 @@
+"""Workspace records (server state) and the shapes the API shows (contract: api-v5.md).
+
+`WorkspaceRecord` is what the store holds: it carries the endpoint the relay connects to and the
+transition history, neither of which a client ever sees. `Workspace` is the contract's shape,
+built only by `Workspace.of(record)`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["requested", "provisioning", "ready", "stopping", "stopped", "failed"]
+# Statuses that count against the limits and make a session's workspace "its active one".
+ACTIVE: frozenset[str] = frozenset({"requested", "provisioning", "ready"})
+# A workload may exist for these; the reconciler leaves such workloads alone.
+LIVE: frozenset[str] = frozenset({"requested", "provisioning", "ready", "stopping"})
+TERMINAL: frozenset[str] = frozenset({"stopped", "failed"})
+HISTORY_LIMIT = 32  # transitions kept on the record (a workspace makes ~5; the cap bounds a loop)
+
+
+class Transition(BaseModel):
+    """One recorded step: the status entered, why, and when."""
+
+    status: Status
+    reason: str | None = None
+    at: datetime
+
+
+class WorkspaceRecord(BaseModel):
+    """A workspace as stored under the owner's tenant (see `repository` for the key layout)."""
+
+    id: str
+    tenant_id: str
+    user_id: str
+    session_id: str  # the workspace session (project) it belongs to
+    status: Status
+    status_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    ready_at: datetime | None = None
+    # Server state only: where the relay connects. Set while ready, cleared when it stops.
+    endpoint_host: str | None = None
+    endpoint_port: int | None = None
+    history: list[Transition] = Field(default_factory=list)
+    # Allocation idempotency: the caller's key and a digest of the request it came with.
+    idempotency_key: str | None = None
+    request_digest: str | None = None
+
+
+class Workspace(BaseModel):
+    """The contract's `workspace`: `{id, session_id, status, status_reason, created_at, updated_at}`."""
+
+    id: str
+    session_id: str
+    status: Status
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: WorkspaceRecord) -> Workspace:
+        return cls(
+            id=record.id,
+            session_id=record.session_id,
+            status=record.status,
+            status_reason=record.status_reason,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+class AllocateBody(BaseModel):
+    """POST /api/v5/workspaces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: uuid.UUID
+
+
+class ListQuery(BaseModel):
+    """GET /api/v5/workspaces: the contract's paging parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class TicketOut(BaseModel):
+    """POST /api/v5/workspaces/{id}/tickets (201)."""
+
+    ticket: str
+    expires_in: int
+    websocket_url: str
+    http_url: str
