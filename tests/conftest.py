@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.plugins.identity"]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -66,6 +66,38 @@ class Settings(BaseSettings):
     # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the gateway.
     public_base_url: str = "http://localhost:8080"
 
+    # -- identity (coditect.identity; docs/identity.md) -------------------------------------
+    # Argon2id cost; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). Lower values are
+    # refused at cold start unless argon2_weak_params_for_tests is set (the test fixture does).
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_weak_params_for_tests: bool = False
+    # Refresh-token (login session) lifetimes: absolute since login, idle since the last refresh.
+    refresh_absolute_ttl: int = Field(default=30 * 86400, ge=3600)
+    refresh_idle_ttl: int = Field(default=7 * 86400, ge=600)
+    # A just-spent refresh token presented again within this many seconds gets the same successor.
+    refresh_grace_seconds: int = Field(default=10, ge=0, le=60)
+    invite_ttl: int = Field(default=7 * 86400, ge=300)
+    # Verifiers reload the public keys on an unknown kid at most this often, and always after max age.
+    key_reload_interval: int = Field(default=30, ge=1)
+    key_ring_max_age: int = Field(default=300, ge=10)
+    # Login throttling per account (normalised email) and per client IP: attempts per window
+    # before an exponential backoff (base doubling up to the cap) starts. See docs/identity.md.
+    login_account_limit: int = Field(default=5, ge=1)
+    login_account_window: int = Field(default=3600, ge=1)
+    login_account_backoff: int = Field(default=30, ge=1)
+    login_account_backoff_cap: int = Field(default=900, ge=1)
+    login_ip_limit: int = Field(default=50, ge=1)
+    login_ip_window: int = Field(default=900, ge=1)
+    login_ip_backoff: int = Field(default=60, ge=1)
+    login_ip_backoff_cap: int = Field(default=3600, ge=1)
+    # Request-rate limits per client IP for /register and /refresh (429 with Retry-After).
+    register_ip_limit: int = Field(default=20, ge=1)
+    register_ip_window: int = Field(default=600, ge=1)
+    refresh_ip_limit: int = Field(default=120, ge=1)
+    refresh_ip_window: int = Field(default=60, ge=1)
+
     @property
     def store_url(self) -> str:
         return self.store or f"sqlite://{(self.data_dir / 'store.db').resolve()}"
@@ -73,6 +105,12 @@ class Settings(BaseSettings):
     @property
     def resolved_keys_dir(self) -> Path:
         return self.keys_dir or (self.data_dir / "keys")
+
+    @property
+    def token_pepper_file(self) -> Path:
+        # The server pepper keying refresh-token digests (coditect.identity.secrets).
+        return self.resolved_keys_dir / "token-pepper.secret"
+
 
 
 @functools.lru_cache(maxsize=1)

@@ -30,6 +30,10 @@ Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBS
 | `USERS` "users"          | `("users", user_id)`                | user records                        |
 | `AUDIT` "audit"          | `("audit", versionstamp)`           | audit events, commit-ordered        |
 | `COUNTERS` "counters"    | `("counters", name)`                | per-tenant counters (8-byte LE)     |
+| `AUTH_SESSIONS` "auth_sessions" | `("auth_sessions", sid)`     | login sessions (refresh families)   |
+| `AUTH_SESSIONS_BY_USER` "auth_sessions_by_user" | `(.., user_id, sid)` | index: a user's login sessions |
+| `LIVE_SESSIONS` "live"   | `("live", sid)`                     | pack((user_id, role)) while usable  |
+| `INVITES` "invites"      | `("invites", invite_id)`            | invite records (token as digest)    |
 | `WORKSPACES` "workspaces"| `("workspaces", kind, ...)`         | workspace records and indexes       |
 | `SESSIONS` "s"           | `("s", sid, ...)` = `session(tid, sid)` | EVERYTHING scoped to one workspace session (below) |
 | `SESSIONS_BY_OWNER` "s_by_owner" | `(owner, updated_us, sid, "rec")` | index: live sessions, newest last |
@@ -60,11 +64,15 @@ import fdb.tuple as fdbtuple
 
 __all__ = [
     "AUDIT",
+    "AUTH_SESSIONS",
+    "AUTH_SESSIONS_BY_USER",
     "COUNTERS",
     "DEDUPE",
     "EMAIL_INDEX",
     "GLOBAL",
     "GLOBAL_SUBSPACES",
+    "INVITES",
+    "LIVE_SESSIONS",
     "CONVERSATION_INDEX",
     "OPS",
     "OUTBOX",
@@ -175,6 +183,10 @@ TENANT_RECORD = "tenant"  # ("tenant",) → the tenant record itself
 USERS = "users"  # ("users", user_id) → user records
 AUDIT = "audit"  # ("audit", versionstamp) → audit events in commit order
 COUNTERS = "counters"  # ("counters", name) → per-tenant counters (8-byte LE)
+AUTH_SESSIONS = "auth_sessions"  # ("auth_sessions", sid) → login session = one refresh-token family
+AUTH_SESSIONS_BY_USER = "auth_sessions_by_user"  # (.., user_id, sid) → b"": a user's login sessions
+LIVE_SESSIONS = "live"  # ("live", sid) → pack((user_id, role)); present only while the sid is usable
+INVITES = "invites"  # ("invites", invite_id) → invite record (the token itself only as a digest)
 SESSIONS = "s"  # ("s", sid, ...) → everything scoped to one workspace session: use session(tid, sid)
 SESSIONS_BY_OWNER = "s_by_owner"  # (owner, updated_us, sid, "rec") → b"": live sessions by recency
 SESSIONS_BY_OWNER_ARCHIVED = "s_by_owner_arch"  # (owner, archived, updated_us, sid, "rec") → b""
@@ -188,6 +200,10 @@ TENANT_SUBSPACES: tuple[str, ...] = (
     USERS,
     AUDIT,
     COUNTERS,
+    AUTH_SESSIONS,
+    AUTH_SESSIONS_BY_USER,
+    LIVE_SESSIONS,
+    INVITES,
     SESSIONS,
     SESSIONS_BY_OWNER,
     SESSIONS_BY_OWNER_ARCHIVED,

@@ -1,0 +1,95 @@
+"""Per-process key rings: a signing ring for register/login/refresh, a verify-only ring elsewhere.
+
+`verifier()` reads only the `<kid>.pub` files, so a function that mounts the private key by
+accident still never loads it. Both rings are cached per process and key directory. Rotation
+without restarts: a token whose `kid` the cached verifier does not know triggers a reload, at
+most once per `key_reload_interval` seconds (junk kids cannot make us re-read the directory on
+every request), and every ring is re-read after `key_ring_max_age` seconds, which is how a
+retired key stops verifying and a new `active` key starts signing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from coditect.auth.keys import KeyRing, KeyRingError, is_valid_kid
+from coditect.config import Settings
+
+
+@dataclass
+class _Entry:
+    ring: KeyRing
+    loaded: float  # time.monotonic() of the last load
+
+
+_lock = threading.Lock()
+_verifiers: dict[Path, _Entry] = {}
+_signers: dict[Path, _Entry] = {}
+
+
+def load_public_ring(directory: Path) -> KeyRing:
+    """A verify-only ring of every `<kid>.pub` in `directory` (private key files are not opened)."""
+    if not directory.is_dir():
+        raise KeyRingError(f"key directory {directory} does not exist")
+    public: dict[str, Ed25519PublicKey] = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.suffix != ".pub":
+            continue
+        if not is_valid_kid(path.stem):
+            raise KeyRingError(f"key file {path.name!r} does not have a valid kid as its name")
+        try:
+            key = serialization.load_pem_public_key(path.read_bytes())
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise KeyRingError(f"{path.name} is not a PEM public key") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyRingError(f"{path.name} is not an Ed25519 key")
+        public[path.stem] = key
+    return KeyRing(public)
+
+
+def verifier(settings: Settings, kid: object = None) -> KeyRing:
+    """The cached verify-only ring; reloaded for an unknown `kid` (rate-limited) or when old."""
+    directory = settings.resolved_keys_dir.resolve()
+    now = time.monotonic()
+    with _lock:
+        entry = _verifiers.get(directory)
+        stale = entry is None or now - entry.loaded >= settings.key_ring_max_age
+        unknown = (
+            entry is not None
+            and is_valid_kid(kid)
+            and entry.ring.public_key(kid) is None
+            and now - entry.loaded >= settings.key_reload_interval
+        )
+        if entry is None or stale or unknown:
+            entry = _Entry(load_public_ring(directory), now)
+            _verifiers[directory] = entry
+        return entry.ring
+
+
+def signer(settings: Settings) -> KeyRing:
+    """The cached signing ring (private key of the active kid); re-read after max age."""
+    directory = settings.resolved_keys_dir.resolve()
+    now = time.monotonic()
+    with _lock:
+        entry = _signers.get(directory)
+        if entry is None or now - entry.loaded >= settings.key_ring_max_age:
+            ring = KeyRing.load(directory)
+            if not ring.can_sign:
+                raise KeyRingError(f"no active private key in {directory}; this function must sign")
+            entry = _Entry(ring, now)
+            _signers[directory] = entry
+        return entry.ring
+
+
+def clear_cache() -> None:
+    """Forget every cached ring (tests; a deliberate reload)."""
+    with _lock:
+        _verifiers.clear()
+        _signers.clear()

@@ -1,0 +1,83 @@
+"""POST /auth/refresh and POST /auth/logout."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from coditect import audit
+from coditect.errors import RateLimited, Unauthorized
+from coditect.http.call import Call
+from coditect.identity import clock, throttle, tokens
+from coditect.identity import repositories as repo
+from coditect.identity import sessions as ls
+from coditect.identity.accounts import issue_tokens, pepper_of
+from coditect.identity.models import RefreshBody, RefreshOut
+from coditect.store import Transaction
+
+log = logging.getLogger("coditect.identity")
+
+_FAILURES = {
+    "not_found": ("The refresh token is not valid.", "refresh_token_not_found"),
+    "reused": ("The refresh token was already used; the login session is revoked.", "refresh_token_reused"),
+    "expired": ("The login session has expired.", "session_expired"),
+    "revoked": ("The login session has been revoked.", "session_revoked"),
+}
+
+
+def refresh(call: Call) -> RefreshOut:
+    body: RefreshBody = call.body
+    settings, now = call.settings, clock.now()
+    pepper = pepper_of(settings)
+    digest = tokens.refresh_digest(pepper, body.refresh_token)
+    info = ls.RequestInfo(request_id=call.request_id, ip=call.client_ip, event_id=str(uuid.uuid4()))
+    result = call.db.transact(
+        ls.redeem,
+        digest=digest,
+        pepper=pepper,
+        now=now,
+        settings=settings,
+        policy=throttle.refresh_ip(settings),
+        info=info,
+    )
+    if result.outcome == "rate_limited":
+        raise RateLimited(result.retry_after)
+    if result.outcome in _FAILURES:
+        message, code = _FAILURES[result.outcome]
+        if result.outcome == "reused":
+            log.warning(
+                "refresh token reuse: login session revoked",
+                extra={"fields": {"session_id": result.session.id if result.session else None}},
+            )
+        raise Unauthorized(message, code=code)
+    assert result.user is not None and result.session is not None and result.refresh_token is not None
+    return RefreshOut(
+        tokens=issue_tokens(settings, result.user, result.session.id, result.refresh_token, now)
+    )
+
+
+def logout(call: Call) -> None:
+    """Revoke the caller's login session; a session already revoked answers 204 again."""
+    ctx = call.ctx
+    now = clock.now()
+    event_id = str(uuid.uuid4())
+
+    def end(tr: Transaction) -> None:
+        session = repo.get_session(tr, ctx.tenant_id, ctx.session_id)
+        if session is None or session.user_id != ctx.user_id:
+            return
+        if ls.revoke(tr, session, now=now, reason="logout"):
+            audit.record(
+                tr,
+                ctx.tenant_id,
+                type="logout",
+                actor_id=ctx.user_id,
+                session_id=ctx.session_id,
+                request_id=call.request_id,
+                ip=call.client_ip,
+                outcome="success",
+                event_id=event_id,
+                at=now,
+            )
+
+    call.db.transact(end)

@@ -1,0 +1,219 @@
+"""Identity functions: register, login, refresh, logout, jwks, users, tenant, audit.
+
+Owner/admin routes are declared `auth="user"` and check the role in the handler
+(`coditect.identity.authz.require_admin`), so that every 403 is written to the audit log.
+"""
+
+from coditect.registry.spec import FunctionSpec, Route
+
+M = "coditect.identity.models"
+PAGE = f"{M}:PageQuery"
+TOKEN_401 = ((401, "token_missing"), (401, "token_invalid"), (401, "token_expired"), (401, "session_revoked"))
+FORBIDDEN = ((403, "forbidden"),)
+
+FUNCTIONS = (
+    FunctionSpec(
+        name="register",
+        description="Create an account (and a tenant, unless joining one with an invite).",
+        signs_tokens=True,
+        routes=(
+            Route(
+                "auth.register",
+                "POST",
+                "/api/v5/auth/register",
+                auth="none",
+                status=201,
+                summary="Register",
+                body=f"{M}:RegisterBody",
+                response=f"{M}:AuthOut",
+                errors=(
+                    (409, "email_taken"),
+                    (422, "weak_password"),
+                    (422, "invite_invalid"),
+                    (429, "rate_limited"),
+                ),
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="login",
+        description="Exchange email and password for tokens (throttled).",
+        signs_tokens=True,
+        routes=(
+            Route(
+                "auth.login",
+                "POST",
+                "/api/v5/auth/login",
+                auth="none",
+                summary="Log in",
+                body=f"{M}:LoginBody",
+                response=f"{M}:AuthOut",
+                errors=((401, "invalid_credentials"),),
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="refresh",
+        description="Rotate a refresh token (single use, reuse detection).",
+        signs_tokens=True,
+        routes=(
+            Route(
+                "auth.refresh",
+                "POST",
+                "/api/v5/auth/refresh",
+                auth="none",
+                summary="Refresh tokens",
+                body=f"{M}:RefreshBody",
+                response=f"{M}:RefreshOut",
+                errors=(
+                    (401, "refresh_token_reused"),
+                    (401, "refresh_token_not_found"),
+                    (401, "session_expired"),
+                    (401, "session_revoked"),
+                    (429, "rate_limited"),
+                ),
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="logout",
+        description="Revoke the caller's login session.",
+        routes=(
+            Route(
+                "auth.logout", "POST", "/api/v5/auth/logout", status=204, summary="Log out", errors=TOKEN_401
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="jwks",
+        description="The public keys that verify access tokens (JWK Set).",
+        min_scale=1,
+        routes=(
+            Route(
+                "auth.jwks",
+                "GET",
+                "/api/v5/auth/jwks",
+                auth="none",
+                enveloped=False,
+                summary="JSON Web Key Set",
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="users",
+        description="The caller's own user, password and login sessions.",
+        routes=(
+            Route(
+                "users.me.get",
+                "GET",
+                "/api/v5/users/me",
+                summary="Current user",
+                response=f"{M}:UserOut",
+                errors=TOKEN_401,
+            ),
+            Route(
+                "users.me.patch",
+                "PATCH",
+                "/api/v5/users/me",
+                summary="Update the current user",
+                body=f"{M}:PatchMeBody",
+                response=f"{M}:UserOut",
+                errors=TOKEN_401,
+            ),
+            Route(
+                "users.password.put",
+                "PUT",
+                "/api/v5/users/me/password",
+                status=204,
+                summary="Change password (revokes the other login sessions)",
+                body=f"{M}:PasswordBody",
+                errors=((401, "invalid_credentials"), (422, "weak_password"), *TOKEN_401),
+            ),
+            Route(
+                "users.auth_sessions.list",
+                "GET",
+                "/api/v5/users/me/auth-sessions",
+                summary="The caller's login sessions",
+                query=PAGE,
+                paged=True,
+                response=f"{M}:AuthSessionOut",
+                errors=TOKEN_401,
+            ),
+            Route(
+                "users.auth_sessions.delete",
+                "DELETE",
+                "/api/v5/users/me/auth-sessions/<uuid:id>",
+                status=204,
+                summary="Revoke one of the caller's login sessions",
+                errors=TOKEN_401,
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="tenant",
+        description="The caller's tenant, its users, invites and roles.",
+        routes=(
+            Route(
+                "tenant.get",
+                "GET",
+                "/api/v5/tenant",
+                summary="Current tenant",
+                response=f"{M}:TenantOut",
+                errors=TOKEN_401,
+            ),
+            Route(
+                "tenant.users.list",
+                "GET",
+                "/api/v5/tenant/users",
+                summary="Users of the tenant",
+                query=PAGE,
+                paged=True,
+                response=f"{M}:UserOut",
+                errors=(*FORBIDDEN, *TOKEN_401),
+            ),
+            Route(
+                "tenant.invites.create",
+                "POST",
+                "/api/v5/tenant/invites",
+                status=201,
+                summary="Invite a user",
+                body=f"{M}:InviteBody",
+                response=f"{M}:InviteOut",
+                errors=(*FORBIDDEN, *TOKEN_401),
+            ),
+            Route(
+                "tenant.users.patch",
+                "PATCH",
+                "/api/v5/tenant/users/<uuid:id>",
+                summary="Change a user's role",
+                body=f"{M}:RoleBody",
+                response=f"{M}:UserOut",
+                errors=((409, "last_owner"), *FORBIDDEN, *TOKEN_401),
+            ),
+            Route(
+                "tenant.users.delete",
+                "DELETE",
+                "/api/v5/tenant/users/<uuid:id>",
+                status=204,
+                summary="Disable a user and revoke their login sessions",
+                errors=((409, "last_owner"), *FORBIDDEN, *TOKEN_401),
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="audit",
+        description="The tenant's audit log, newest first.",
+        routes=(
+            Route(
+                "audit.list",
+                "GET",
+                "/api/v5/audit",
+                summary="Audit events",
+                query=PAGE,
+                paged=True,
+                response="coditect.audit:AuditEvent",
+                errors=(*FORBIDDEN, *TOKEN_401),
+            ),
+        ),
+    ),
+)
