@@ -1,0 +1,171 @@
+"""What the local stack starts: settings from the environment, and one `Planned` per function.
+
+Each function runs the way its Knative Service runs it: HTTP and CloudEvent functions under
+functions-framework (gunicorn, one worker, `THREADS` = the spec's concurrency =
+containerConcurrency), the ASGI relay under uvicorn, each with the env Knative would give it
+(`PORT`, `K_SERVICE`, `K_SINK`) plus the local data directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from coditect import registry
+from coditect.registry.spec import FunctionSpec
+
+LOOPBACK = "127.0.0.1"
+
+
+def repo_root() -> Path:
+    """The checkout holding functions/: the working directory when it has one (nox runs there),
+    else the checkout this (editable) package lives in."""
+    cwd = Path.cwd()
+    if (cwd / "functions").is_dir():
+        return cwd
+    return Path(__file__).resolve().parents[3]
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on right now (the kernel's choice; a tiny race is acceptable here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The devstack's own settings (`CODITECT_*`, see the README's settings table)."""
+
+    root: Path
+    data_dir: Path
+    host: str = LOOPBACK  # the gateway's bind address; everything else stays on loopback
+    port: int = 8080
+    broker_port: int = 0  # 0: a free port
+    extra: Path | None = None  # a file declaring extra FUNCTIONS (tests)
+    grace: float = 5.0  # seconds between SIGTERM and SIGKILL
+    ready_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
+        env = os.environ if env is None else env
+        root = repo_root()
+        extra = env.get("CODITECT_DEVSTACK_EXTRA")
+        return cls(
+            root=root,
+            data_dir=Path(env.get("CODITECT_DATA_DIR") or ".coditect").resolve(),
+            host=env.get("CODITECT_HOST") or LOOPBACK,
+            port=int(env.get("CODITECT_PORT") or 8080),
+            broker_port=int(env.get("CODITECT_BROKER_PORT") or 0),
+            extra=Path(extra).resolve() if extra else None,
+            grace=float(env.get("CODITECT_DEVSTACK_GRACE") or 5.0),
+        )
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def public_keys_dir(self) -> Path:
+        """Public keys only: what functions that do not sign tokens mount in production."""
+        return self.data_dir / "keys-public"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        """State of the LocalProvisioner's workspace processes (reaped at shutdown)."""
+        return self.data_dir / "workspaces"
+
+    @property
+    def dead_letter(self) -> Path:
+        return self.data_dir / "dead-letter.jsonl"
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "devstack.json"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One function process to run: its spec, its source file and its loopback port."""
+
+    spec: FunctionSpec
+    source: Path
+    port: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def present(self) -> bool:
+        return self.source.is_file()
+
+    def argv(self) -> list[str]:
+        port = str(self.port)
+        if self.spec.kind == "asgi":
+            app = f"{self.source.stem}:{self.spec.target}"
+            return [sys.executable, "-m", "uvicorn", app, "--app-dir", str(self.source.parent),
+                    "--host", LOOPBACK, "--port", port]  # fmt: skip
+        return [sys.executable, "-m", "functions_framework", "--target", self.spec.target,
+                "--source", str(self.source), "--signature-type", self.spec.kind,
+                "--host", LOOPBACK, "--port", port]  # fmt: skip
+
+    def env(self, settings: StackSettings, broker_url: str, base: Mapping[str, str]) -> dict[str, str]:
+        env = dict(base)
+        env.update(
+            CODITECT_DATA_DIR=str(settings.data_dir),
+            K_SINK=broker_url,
+            K_SERVICE=self.name,
+            K_CONFIGURATION=self.name,
+            K_REVISION=f"{self.name}-local",
+            PORT=str(self.port),
+            THREADS=str(self.spec.concurrency),
+            WORKERS="1",
+            PYTHONUNBUFFERED="1",
+        )
+        if "CODITECT_KEYS_DIR" not in base:
+            keys = settings.keys_dir if self.spec.signs_tokens else settings.public_keys_dir
+            env["CODITECT_KEYS_DIR"] = str(keys)
+        env.update(dict(self.spec.env))
+        return env
+
+
+def load_extra(path: Path) -> list[tuple[FunctionSpec, Path]]:
+    """Extra functions (tests): `path` defines FUNCTIONS; each one's source is <dir>/<name>/main.py."""
+    module_spec = importlib.util.spec_from_file_location("coditect_devstack_extra", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"cannot load extra functions from {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    specs: tuple[FunctionSpec, ...] = module.FUNCTIONS
+    return [(spec, path.parent / spec.name / "main.py") for spec in specs]
+
+
+def function_specs(settings: StackSettings) -> list[tuple[FunctionSpec, Path]]:
+    """Every function of the registry (sources under <root>/functions/), then the extras."""
+    found = [(spec, settings.root / spec.source) for spec in registry.FUNCTIONS]
+    if settings.extra is not None:
+        found += load_extra(settings.extra)
+    names = [spec.name for spec, _ in found]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"functions declared twice: {', '.join(duplicates)}")
+    return found
+
+
+def plan(settings: StackSettings) -> list[Planned]:
+    """One Planned per function, each on its own free loopback port."""
+    return [Planned(spec, source, free_port()) for spec, source in function_specs(settings)]

@@ -1,0 +1,137 @@
+"""Start and drive a real local stack from tests: `python -m coditect.devstack serve`, as the README says.
+
+    running = start_stack(tmp_path)          # free ports, its own data directory
+    running.url                              # the gateway, e.g. http://127.0.0.1:41234
+    running.pid("health"), running.log("health"), running.state()
+    running.stop()                           # SIGTERM, returns the supervisor's exit status
+
+Most tests use the session-scoped `stack` fixture (tests/e2e/conftest.py) instead of starting
+their own; start one only to do something destructive (kill processes, stop the stack).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+# Test-only functions added to the registry's (CODITECT_DEVSTACK_EXTRA): a CloudEvent sink.
+EXTRA = Path(__file__).resolve().parent / "stackfns" / "functions.py"
+START_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    url: str
+    output_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def state(self) -> dict[str, Any]:
+        """<data dir>/devstack.json: urls, pids, restarts and logs of every function."""
+        return dict(json.loads((self.data_dir / "devstack.json").read_text()))
+
+    def pid(self, name: str) -> int:
+        return int(self.state()["functions"][name]["pid"])
+
+    def function_url(self, name: str) -> str:
+        return str(self.state()["functions"][name]["url"])
+
+    @property
+    def broker_url(self) -> str:
+        return str(self.state()["broker"])
+
+    def log(self, name: str) -> str:
+        """The log of one process: a function's name, or gateway, broker, scheduler, devstack."""
+        path = self.data_dir / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def output(self) -> str:
+        """What the supervisor printed on its terminal."""
+        return self.output_path.read_text(errors="replace")
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def start_stack(work_dir: Path, env: Mapping[str, str] | None = None) -> RunningStack:
+    """Start a stack with its data in `work_dir`/data on free ports; return once health answers 200."""
+    data_dir = work_dir / "data"
+    port = free_port()
+    full_env = dict(os.environ)
+    full_env.update(
+        CODITECT_DATA_DIR=str(data_dir),
+        CODITECT_PORT=str(port),
+        CODITECT_HOST="127.0.0.1",
+        CODITECT_DEVSTACK_EXTRA=str(EXTRA),
+        CODITECT_BROKER_ATTEMPTS="4",
+        CODITECT_BROKER_BACKOFF="0.05",
+        CODITECT_DEVSTACK_GRACE="3",
+    )
+    full_env.pop("CODITECT_STORE", None)
+    full_env.pop("CODITECT_KEYS_DIR", None)
+    full_env.update(env or {})
+    output = work_dir / "supervisor.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "coditect.devstack", "serve"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = RunningStack(process, data_dir, f"http://127.0.0.1:{port}", output, full_env)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the stack exited with {process.returncode}:\n{running.output()}")
+        try:
+            return httpx.get(running.url + "/api/v5/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, START_TIMEOUT, "the local stack to answer /api/v5/health")
+    except BaseException:
+        running.stop(signal.SIGKILL)
+        print(running.output(), file=sys.stderr)
+        raise
+    return running
