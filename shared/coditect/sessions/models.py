@@ -59,6 +59,7 @@ class SessionRecord(BaseModel):
     updated_at: datetime
     version: int = 1  # bumped by every change: the ETag
     state: SessionState = "live"
+    purge_due_us: int | None = None  # the purge-queue entry's due time while pending or deleting
 
     @property
     def etag(self) -> str:

@@ -3,10 +3,12 @@
     session(tid, sid) = ("t", tid, "s", sid)
       ("rec",)                      session record (blob)            ← tables.sessions, pk (sid, "rec")
       ("conv", cid)                 conversation record              ← tables.conversations
+      ("nconv",)                    number of conversations (8-byte LE; ≤ CONVERSATIONS_MAX)
       ("count", cid)                message count (8-byte LE, atomic ADD)
       ("msg", cid, Versionstamp)    message (blob; chunks at (…, i)) ← coditect.sessions.messages
       ("msgid", cid, message_id)    commit versionstamp of that message (idempotent appends)
       ("fork",)                     staged-fork progress while this session is a pending fork
+      ("fork_at",)                  the fork point: versionstamp of the fork's first transaction
       ("forking", target_sid)       fork lease on a source: deadline (µs) of a fork in progress
       ("files", ...), ("ws", ...)   the files and workspaces areas
 
@@ -19,13 +21,21 @@ from __future__ import annotations
 from coditect import keys
 from coditect.keys import Subspace
 from coditect.repo import Index, RecordCodec, Table
-from coditect.sessions.models import ConversationRecord, SessionRecord, SettingRecord, micros
+from coditect.sessions.models import (
+    ConversationRecord,
+    MessageRecord,
+    SessionRecord,
+    SettingRecord,
+    micros,
+)
 
-REC, CONV, COUNT, MSG, MSGID, FORK, FORKING = "rec", "conv", "count", "msg", "msgid", "fork", "forking"
+REC, CONV, NCONV, COUNT, MSG, MSGID = "rec", "conv", "nconv", "count", "msg", "msgid"
+FORK, FORK_AT, FORKING = "fork", "fork_at", "forking"
 
 SESSION_CODEC = RecordCodec(SessionRecord, 1)
 CONVERSATION_CODEC = RecordCodec(ConversationRecord, 1)
 SETTING_CODEC = RecordCodec(SettingRecord, 1)
+MESSAGE_CODEC = RecordCodec(MessageRecord, 1)
 
 
 def _by_owner(r: SessionRecord) -> tuple[object, ...] | None:

@@ -1,0 +1,114 @@
+"""Conversations of a session: list (creation order), create, read, rename, delete.
+
+A conversation lives at `session(tid, sid).key("conv", cid)` (UUIDv7 ids, so key order is
+creation order) with the tenant-wide unique index `conv_ix` (cid → where it lives) that the
+`/conversations/{id}` routes resolve; `message_count` is the atomic counter `("count", cid)`.
+"""
+
+from __future__ import annotations
+
+from coditect import keys
+from coditect.auth.context import TenantContext
+from coditect.errors import Conflict
+from coditect.repo import counters
+from coditect.sessions import access, fork, tables
+from coditect.sessions.ids import uuid7
+from coditect.sessions.models import (
+    CONVERSATIONS_MAX,
+    Conversation,
+    ConversationCreate,
+    ConversationPatch,
+    ConversationRecord,
+    PageQuery,
+    now,
+)
+from coditect.store import Database, Transaction
+
+
+def _out(tr: Transaction, tenant_id: str, record: ConversationRecord) -> Conversation:
+    count = counters.read(tr, tables.count_key(tenant_id, record.session_id, record.id), snapshot=True)
+    return Conversation(message_count=count, **record.model_dump())
+
+
+def page(
+    db: Database, ctx: TenantContext, session_id: str, query: PageQuery
+) -> tuple[list[Conversation], str | None]:
+    def read(tr: Transaction) -> tuple[list[Conversation], str | None]:
+        access.require_session(tr, ctx, session_id)
+        rows, next_cursor = tables.conversations(ctx.tenant_id).page(
+            tr,
+            session_id,
+            tables.CONV,
+            limit=query.limit,
+            cursor=query.cursor,
+            query=f"conversations:{session_id}",
+            snapshot=True,
+        )
+        return [_out(tr, ctx.tenant_id, r) for _, r in rows], next_cursor
+
+    return db.transact(read)
+
+
+def create(db: Database, ctx: TenantContext, session_id: str, body: ConversationCreate) -> Conversation:
+    at = now()
+    record = ConversationRecord(
+        id=uuid7(), session_id=session_id, title=body.title, agent=body.agent, created_at=at, updated_at=at
+    )
+
+    def write(tr: Transaction) -> Conversation:
+        access.require_session(tr, ctx, session_id)
+        table = tables.conversations(ctx.tenant_id)
+        if table.get(tr, session_id, tables.CONV, record.id) is not None:
+            return _out(tr, ctx.tenant_id, record)  # written by an earlier attempt
+        count_key = keys.session(ctx.tenant_id, session_id).key(tables.NCONV)
+        if counters.read(tr, count_key) >= CONVERSATIONS_MAX:
+            raise Conflict(f"A session holds at most {CONVERSATIONS_MAX} conversations.")
+        table.put(tr, (session_id, tables.CONV, record.id), record, previous=None)
+        counters.add(tr, count_key, 1)
+        return Conversation(message_count=0, **record.model_dump())
+
+    return db.transact(write)
+
+
+def get(db: Database, ctx: TenantContext, conversation_id: str) -> Conversation:
+    def read(tr: Transaction) -> Conversation:
+        _, record = access.require_conversation(tr, ctx, conversation_id)
+        return _out(tr, ctx.tenant_id, record)
+
+    return db.transact(read)
+
+
+def update(db: Database, ctx: TenantContext, conversation_id: str, body: ConversationPatch) -> Conversation:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    at = now()
+
+    def write(tr: Transaction) -> Conversation:
+        session, current = access.require_conversation(tr, ctx, conversation_id)
+        if all(getattr(current, k) == v for k, v in changes.items()) or current.updated_at == at:
+            return _out(tr, ctx.tenant_id, current)
+        record = current.model_copy(update={**changes, "updated_at": at})
+        tables.conversations(ctx.tenant_id).put(
+            tr, (session.id, tables.CONV, conversation_id), record, previous=current
+        )
+        return _out(tr, ctx.tenant_id, record)
+
+    return db.transact(write)
+
+
+def delete(db: Database, ctx: TenantContext, conversation_id: str) -> None:
+    """Remove the conversation and all its messages in one transaction (its messages are one
+    key range: a single range clear). Refused (409) while the session is being forked."""
+
+    def write(tr: Transaction) -> None:
+        session, record = access.require_conversation(tr, ctx, conversation_id)
+        if fork.forks_in_progress(tr, ctx.tenant_id, session.id):
+            raise Conflict("The session is being forked; retry in a moment.", code="fork_in_progress")
+        tid = ctx.tenant_id
+        tables.conversations(tid).delete(tr, (session.id, tables.CONV, conversation_id), record)
+        space = keys.session(tid, session.id)
+        tr.clear_range(*space.range(tables.MSG, conversation_id))
+        tr.clear_range(*space.range(tables.MSGID, conversation_id))
+        tr.clear(tables.count_key(tid, session.id, conversation_id))
+        counters.add(tr, space.key(tables.NCONV), -1)
+
+    db.transact(write)

@@ -1,0 +1,92 @@
+"""Messages: appended in commit order, listed by range reads from the cursor.
+
+Key: `session(tid, sid).key("msg", cid, Versionstamp)`, written with SET_VERSIONSTAMPED_KEY, so
+the key is assigned by the commit itself. Appends therefore never write the same key, never
+read anything another append writes (the message count is an atomic ADD), and never conflict
+with each other, from any number of processes; the key order IS the commit order.
+
+`seq` = the 10-byte commit versionstamp read as a big-endian integer (8-byte commit version,
+2-byte batch order). It is unique and strictly increasing in commit order because one
+transaction appends exactly one message per conversation, and every later commit has a larger
+versionstamp. It is not dense (gaps are normal) and it is large: on the embedded store it is
+commit_number * 65536 (< 2^53 for the first 2^37 commits); on FoundationDB (about 10^6 versions a
+second) it passes 2^53 after about 38 hours of cluster life, so JavaScript clients must parse it
+as BigInt (or order by list position) — a deliberate trade for conflict-free appends.
+
+An append may run twice (commit_unknown_result): the message id is chosen before the retry loop
+and `("msgid", cid, id)` records the versionstamp it committed at (SET_VERSIONSTAMPED_VALUE), so
+the second run finds it and answers the same message instead of writing a duplicate.
+"""
+
+from __future__ import annotations
+
+from coditect.auth.context import TenantContext
+from coditect.errors import PayloadTooLarge
+from coditect.repo import blobs, counters
+from coditect.repo.cursor import encode_cursor, resume_range
+from coditect.sessions import access, stamped, tables
+from coditect.sessions.ids import uuid7
+from coditect.sessions.models import CONTENT_MAX_BYTES, Message, MessageCreate, MessageRecord, now
+from coditect.store import Database, Transaction
+
+
+def seq_of(stamp: bytes) -> int:
+    return int.from_bytes(stamp, "big")
+
+
+def _message(conversation_id: str, stamp: bytes, record: MessageRecord) -> Message:
+    return Message(conversation_id=conversation_id, seq=seq_of(stamp), **record.model_dump())
+
+
+def append(db: Database, ctx: TenantContext, conversation_id: str, body: MessageCreate) -> Message:
+    if len(body.content.encode()) > CONTENT_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"Message content is limited to {CONTENT_MAX_BYTES} bytes.", code="content_too_large"
+        )
+    record = MessageRecord(
+        id=uuid7(), role=body.role, content=body.content, metadata=body.metadata, created_at=now()
+    )
+    data = tables.MESSAGE_CODEC.encode(record)
+    attempts: list[Transaction] = []
+
+    def write(tr: Transaction) -> bytes | None:
+        attempts.append(tr)
+        session, _ = access.require_conversation(tr, ctx, conversation_id)
+        marker = tables.msgid_key(ctx.tenant_id, session.id, conversation_id, record.id)
+        already = tr.get(marker)
+        if already is not None:  # this append committed in an earlier attempt
+            return already
+        space = tables.messages_space(ctx.tenant_id, session.id, conversation_id)
+        stamped.write(tr, space.prefix, data)
+        tr.set_versionstamped_value(marker, stamped.VALUE_PLACEHOLDER)
+        counters.add(tr, tables.count_key(ctx.tenant_id, session.id, conversation_id), 1)
+        return None
+
+    stamp = db.transact(write) or attempts[-1].get_versionstamp()
+    return _message(conversation_id, stamp, record)
+
+
+def page(
+    db: Database, ctx: TenantContext, conversation_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[Message], str | None]:
+    """Messages in commit order; each page is one range read starting after the cursor's key."""
+
+    def read(tr: Transaction) -> tuple[list[Message], str | None]:
+        session, _ = access.require_conversation(tr, ctx, conversation_id)
+        space = tables.messages_space(ctx.tenant_id, session.id, conversation_id)
+        begin, end = space.range()
+        query = f"messages:{conversation_id}"
+        lo, hi = resume_range(query, begin, end, cursor)
+        rows = list(blobs.scan_values(tr, lo, hi, limit=limit + 1, snapshot=True))
+        next_cursor = encode_cursor(query, begin, end, rows[limit - 1][0]) if len(rows) > limit else None
+        items = [
+            _message(
+                conversation_id,
+                stamped.stamp_of(key[len(space.raw_prefix) :]),
+                tables.MESSAGE_CODEC.decode(value),
+            )
+            for key, value in rows[:limit]
+        ]
+        return items, next_cursor
+
+    return db.transact(read)
