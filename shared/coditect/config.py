@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     max_json_body: int = 1024 * 1024
     max_file_size: int = 100 * 1024 * 1024
+    # -- files (coditect.files) -------------------------------------------------------------
+    # Per-tenant quota on logical file bytes (every stored version in every session); 507 above.
+    files_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
+    # Version retention: the newest N versions of a file are kept, and older ones are dropped
+    # once older than this many days (0 = no age limit); the current version is always kept.
+    files_keep_versions: int = Field(default=20, ge=1, le=10_000)
+    files_keep_days: float = Field(default=30.0, ge=0)
+    # GC: an upload silent for this long is abandoned (its staged chunks are released), and an
+    # unreferenced chunk/manifest is deleted only this long after its last reference went (so a
+    # GET streaming an old version that was just dropped can finish).
+    files_upload_stale_seconds: int = Field(default=600, ge=0)
+    files_gc_grace_seconds: int = Field(default=300, ge=0)
     log_level: str = "INFO"
 
     # -- workspaces (coditect.workspaces) --------------------------------------------------------

@@ -19,6 +19,7 @@ Two roots:
 | `TOKEN_DIGESTS`          | `("g", "token", kind, digest)`      | token digest → owner lookup         |
 | `OPS`                    | `("g", "ops", ...)`                 | operational markers (backups, jobs) |
 | `WORKSPACE_INDEX`        | `("g", "workspaces", kind, ...)`    | live workspace → tenant; expiries   |
+| `FILES_GC`               | `("g", "files_gc", kind, tid, ...)` | files GC work: uploads, candidates  |
 | `PURGE_QUEUE` "purge"    | `("g", "purge", due_us, tid, sid)`  | sessions waiting to be purged       |
 
 Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBSPACES`
@@ -41,6 +42,11 @@ Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBS
 | `SESSIONS_BY_PARENT` "s_by_parent" | `(parent_sid, created_us, sid, "rec")` | index: live forks of a session |
 | `CONVERSATION_INDEX` "conv_ix" | `(cid,)`                      | pack((sid, "conv", cid)): where a conversation lives |
 | `SETTINGS` "settings"    | `("settings", user_id, key)`        | per-user settings                   |
+| `FILE_CHUNKS` "fchunks"  | `("fchunks", sha256)`               | file content chunk (≤ 64 KiB)       |
+| `FILE_CHUNK_REFS` "fchunkrefs" | `("fchunkrefs", sha256)`      | chunk reference count (8-byte LE)   |
+| `FILE_MANIFESTS` "fmanifests" | `("fmanifests", sha256)`       | file content → its chunk list (blob) |
+| `FILE_MANIFEST_REFS` "fmanifestrefs" | `("fmanifestrefs", sha256)` | versions referencing it (8-byte LE) |
+| `FILE_UPLOADS` "fuploads" | `("fuploads", upload_id, ...)`     | staged upload record + staged chunks |
 
 Session-scoped data (the rule every area follows): everything that belongs to one workspace
 session lives under ONE subspace, `session(tid, sid)` = `("t", tid, "s", sid, ...)`, so deleting
@@ -69,6 +75,12 @@ __all__ = [
     "COUNTERS",
     "DEDUPE",
     "EMAIL_INDEX",
+    "FILES_GC",
+    "FILE_CHUNKS",
+    "FILE_CHUNK_REFS",
+    "FILE_MANIFESTS",
+    "FILE_MANIFEST_REFS",
+    "FILE_UPLOADS",
     "GLOBAL",
     "GLOBAL_SUBSPACES",
     "INVITES",
@@ -164,6 +176,7 @@ EMAIL_INDEX = GLOBAL.sub("email")  # (normalised email,) → user id: unique acr
 TOKEN_DIGESTS = GLOBAL.sub("token")  # (kind, digest) → owner of a refresh/reset/ticket token
 OPS = GLOBAL.sub("ops")  # (job, ...) → operational markers: backups, reconciles, migrations
 WORKSPACE_INDEX = GLOBAL.sub("workspaces")  # (kind, ...) → live workspace → tenant, ticket expiries
+FILES_GC = GLOBAL.sub("files_gc")  # (kind, tid, ...) → files GC work list (coditect.files.gc)
 PURGE_QUEUE = GLOBAL.sub("purge")  # (due_us, tid, sid) → kind: sessions to purge (coditect.sessions.purge)
 
 GLOBAL_SUBSPACES: dict[str, Subspace] = {
@@ -176,6 +189,7 @@ GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "ops": OPS,
     "workspaces": WORKSPACE_INDEX,
     "purge": PURGE_QUEUE,
+    "files_gc": FILES_GC,
 }
 
 # -- per-tenant subspace names: one line each (use as tenant(tid).sub(NAME)) ------------------
@@ -193,6 +207,11 @@ SESSIONS_BY_OWNER_ARCHIVED = "s_by_owner_arch"  # (owner, archived, updated_us, 
 SESSIONS_BY_PARENT = "s_by_parent"  # (parent_sid, created_us, sid, "rec") → b"": live forks
 CONVERSATION_INDEX = "conv_ix"  # (cid,) → pack((sid, "conv", cid)): conversation id → its session
 SETTINGS = "settings"  # (user_id, key) → per-user setting record
+FILE_CHUNKS = "fchunks"  # (sha256,) → one content chunk, shared by every file of the tenant using it
+FILE_CHUNK_REFS = "fchunkrefs"  # (sha256,) → references to the chunk (manifests + staged uploads)
+FILE_MANIFESTS = "fmanifests"  # (sha256 of a whole file,) → its chunk list (repo.blobs)
+FILE_MANIFEST_REFS = "fmanifestrefs"  # (sha256 of a whole file,) → file versions referencing it
+FILE_UPLOADS = "fuploads"  # (upload_id,) → staged upload; (upload_id, i) → its i-th staged chunk
 WORKSPACES = "workspaces"  # ("workspaces", kind, ...) → workspace records + indexes (workspaces.repository)
 
 TENANT_SUBSPACES: tuple[str, ...] = (
@@ -211,6 +230,11 @@ TENANT_SUBSPACES: tuple[str, ...] = (
     CONVERSATION_INDEX,
     SETTINGS,
     WORKSPACES,
+    FILE_CHUNKS,
+    FILE_CHUNK_REFS,
+    FILE_MANIFESTS,
+    FILE_MANIFEST_REFS,
+    FILE_UPLOADS,
 )
 
 

@@ -1,0 +1,294 @@
+"""Streaming writes: staged chunks over several transactions, published by one flip.
+
+    PUT body ──read 64 KiB at a time, hashing as it goes──▶ batch of ≤ 16 chunks (1 MiB)
+       │ small file (one batch): chunks, manifest, version and entry in ONE transaction
+       ▼ larger: each batch is a staging transaction — chunk written (or its refs bumped when the
+         tenant has it) + a staged-reference entry `fuploads/(upload_id, i)`; then ONE publish
+         transaction takes the manifest reference, writes the version, flips the entry.
+
+The process never holds more than one batch of the body. Readers see the old version until
+the publish commits and the new one after: never a mix. Staged chunks are referenced by the
+upload (their refcount includes the staged entries), so GC cannot take them mid-upload; an
+upload that dies (client gone, process killed) leaves only staged entries, which nobody can
+read, and `gc` releases them once the upload has been silent for `files_upload_stale_seconds`
+(`keys.FILES_GC` ("upload", tid, id) carries its last-touched time). The handler releases them at
+once when it sees the failure itself.
+
+Reaping marks the upload record `aborted` in its first transaction; staging and publish read the
+record, so a slow upload that GC gave up on fails instead of publishing references that were
+already released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO
+
+from coditect import keys
+from coditect.errors import ApiError, BadRequest
+from coditect.files import chunks, quota
+from coditect.files.changes import ChangeLog
+from coditect.files.model import Entry
+from coditect.files.paths import FilePath
+from coditect.files.quota import Policy
+from coditect.files.tree import (
+    FileSpace,
+    ensure_directories,
+    get_entry,
+    get_version,
+    is_a_directory,
+    parent_id_of,
+)
+from coditect.files.versions import Preconditions, commit_version
+from coditect.store import Database, Transaction
+
+BATCH_CHUNKS = 16  # chunks per staging transaction: 1 MiB, well inside FoundationDB's 10 MB / 5 s
+
+
+class UploadAborted(ApiError):
+    """The upload was reaped (silent too long) or its session went away before publishing."""
+
+    status = 409
+    default_code = "upload_aborted"
+    default_message = "The upload was abandoned before it completed; retry it."
+
+
+def uploads(tid: str) -> keys.Subspace:
+    return keys.tenant(tid).sub(keys.FILE_UPLOADS)
+
+
+def gc_marker(tid: str, upload_id: str) -> bytes:
+    return keys.FILES_GC.key("upload", tid, upload_id)
+
+
+def _stamp(now: float) -> bytes:
+    return chunks._stamp(now)
+
+
+@dataclass(frozen=True)
+class Written:
+    entry: Entry
+    created: bool
+    path: FilePath
+
+
+@dataclass
+class _Body:
+    """What has been read so far: whole-file hash, chunk hashes, the batch not yet staged."""
+
+    sha: hashlib._Hash
+    hashes: list[bytes]
+    pending: list[tuple[bytes, bytes]]
+    size: int = 0
+    staged: int = 0  # chunks already written by staging transactions
+
+
+def read_exactly(stream: IO[bytes], n: int) -> bytes:
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        piece = stream.read(n - got)
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
+# -- staging -------------------------------------------------------------------------------
+def _stage(
+    tr: Transaction,
+    fs: FileSpace,
+    upload_id: str,
+    path: str,
+    first: int,
+    batch: list[tuple[bytes, bytes]],
+    now: float,
+) -> None:
+    space = uploads(fs.tenant_id)
+    record = tr.get(space.key(upload_id))
+    if record is None and first == 0:
+        doc = {"sid": fs.session_id, "path": path, "state": "active", "started": now}
+        tr.set(space.key(upload_id), json.dumps(doc).encode())
+    elif record is None or json.loads(record)["state"] != "active":
+        raise UploadAborted()
+    if tr.get(space.key(upload_id, first)) is not None:
+        return  # this batch committed already (a retry after commit_unknown_result)
+    for offset, (h, data) in enumerate(batch):
+        chunks.add_chunk_ref(tr, fs.tenant_id, h, data)
+        tr.set(space.key(upload_id, first + offset), h)
+    tr.set(gc_marker(fs.tenant_id, upload_id), _stamp(now))
+
+
+def release_staged_step(tr: Transaction, tid: str, upload_id: str, *, limit: int = 1000) -> bool:
+    """One bounded step of giving up an upload: mark it aborted, release up to `limit` staged
+    references. True when nothing is left (record and GC marker gone too)."""
+    space = uploads(tid)
+    record = tr.get(space.key(upload_id))
+    if record is not None:
+        doc = json.loads(record)
+        if doc["state"] == "active":
+            doc["state"] = "aborted"
+            tr.set(space.key(upload_id), json.dumps(doc).encode())
+    staged = tr.get_range(*space.range(upload_id), limit=limit)
+    for kv in staged:
+        chunks.release_chunk_ref(tr, tid, kv.value)
+        tr.clear(kv.key)
+    if len(staged) < limit:
+        tr.clear(space.key(upload_id))
+        tr.clear(gc_marker(tid, upload_id))
+        return True
+    return False
+
+
+def abort(db: Database, tid: str, upload_id: str) -> None:
+    """Release an upload's staged chunks now (best effort: GC finishes what this leaves)."""
+    try:
+        while not db.transact(release_staged_step, tid, upload_id):
+            pass
+    except Exception:  # noqa: BLE001 — the GC marker stays; gc will reap it later
+        return
+
+
+# -- publish -------------------------------------------------------------------------------
+def _publish(
+    tr: Transaction,
+    fs: FileSpace,
+    path: FilePath,
+    *,
+    upload_id: str,
+    staged: bool,
+    inline: list[tuple[bytes, bytes]],
+    hashes: list[bytes],
+    sha256: str,
+    size: int,
+    content_type: str,
+    conditions: Preconditions,
+    ids: list[str],
+    now: datetime,
+    policy: Policy,
+) -> tuple[Entry, bool]:
+    fs.check(tr)
+    log = ChangeLog(tr, fs)
+    id_iter = iter(ids[1:])
+    parent_id = ensure_directories(tr, fs, path.parent, id_iter, now, lambda p: log.add(p, "created", None))
+    existing = get_entry(tr, fs, parent_id, path.name)
+    if existing is not None and existing.type == "file":
+        current = get_version(tr, fs, existing.id, existing.version)
+        if current is not None and current.upload == upload_id:
+            return existing, existing.version == 1  # published already: a retried commit
+    if existing is not None and existing.type == "directory":
+        raise is_a_directory()
+    space = uploads(fs.tenant_id)
+    if staged:
+        record = tr.get(space.key(upload_id))
+        if record is None or json.loads(record)["state"] != "active":
+            raise UploadAborted()
+    conditions.check(existing)
+    quota.check(tr, fs.tenant_id, size, policy)
+    digest = bytes.fromhex(sha256)
+    manifest = chunks.Manifest(size, chunks.CHUNK_SIZE, tuple(hashes))
+    created_manifest = chunks.add_manifest_ref(tr, fs.tenant_id, digest, manifest)
+    if staged:
+        if not created_manifest:  # the stored manifest holds its own chunk references
+            for h in hashes:
+                chunks.release_chunk_ref(tr, fs.tenant_id, h)
+        tr.clear_range(*space.range(upload_id))
+        tr.clear(space.key(upload_id))
+        tr.clear(gc_marker(fs.tenant_id, upload_id))
+    elif created_manifest:
+        for h, data in inline:
+            chunks.add_chunk_ref(tr, fs.tenant_id, h, data)
+    entry = commit_version(
+        tr, fs, path, parent_id, existing,
+        new_id=ids[0], sha256=sha256, size=size, content_type=content_type,
+        upload=upload_id, now=now, policy=policy, log=log,
+    )  # fmt: skip
+    return entry, existing is None
+
+
+def _precheck(
+    tr: Transaction,
+    fs: FileSpace,
+    path: FilePath,
+    conditions: Preconditions,
+    announced: int | None,
+    policy: Policy,
+) -> None:
+    """Fail before reading the body: wrong preconditions, a directory in the way, over quota."""
+    fs.check(tr)
+    parent = parent_id_of(tr, fs, path)
+    existing = None if parent is None else get_entry(tr, fs, parent, path.name)
+    if existing is not None and existing.type == "directory":
+        raise is_a_directory()
+    conditions.check(existing)
+    if announced is not None:
+        quota.check(tr, fs.tenant_id, announced, policy)
+
+
+def write_stream(
+    db: Database,
+    fs: FileSpace,
+    path: FilePath,
+    stream: IO[bytes],
+    *,
+    content_length: int | None,
+    content_type: str,
+    conditions: Preconditions,
+    policy: Policy,
+    clock: Callable[[], float] = time.time,
+) -> Written:
+    """Store the body of `stream` as the next version of `path` (see the module docstring)."""
+    if content_length is not None and content_length > policy.max_file_size:
+        raise quota.too_large()
+    db.transact(_precheck, fs, path, conditions, content_length, policy)
+    used = db.transact(lambda tr: quota.logical_used(tr, fs.tenant_id))
+    upload_id = uuid.uuid4().hex
+    ids = [uuid.uuid4().hex for _ in range(len(path.segments))]
+    body = _Body(hashlib.sha256(), [], [])
+    staged = False
+    try:
+        while True:
+            data = read_exactly(stream, chunks.CHUNK_SIZE)
+            if not data:
+                break
+            body.size += len(data)
+            if body.size > policy.max_file_size:
+                raise quota.too_large()
+            if content_length is None and used + body.size > policy.quota_bytes:
+                raise quota.over_quota()
+            h = hashlib.sha256(data).digest()
+            body.sha.update(data)
+            body.hashes.append(h)
+            body.pending.append((h, data))
+            if len(body.pending) > BATCH_CHUNKS:  # more than one batch: stage the full one
+                batch, body.pending = body.pending[:BATCH_CHUNKS], body.pending[BATCH_CHUNKS:]
+                db.transact(_stage, fs, upload_id, path.text, body.staged, batch, clock())
+                body.staged += len(batch)
+                staged = True
+            if len(data) < chunks.CHUNK_SIZE:
+                break
+        if content_length is not None and body.size != content_length:
+            raise BadRequest("The request body ended before its Content-Length.", code="incomplete_body")
+        if staged and body.pending:
+            db.transact(_stage, fs, upload_id, path.text, body.staged, body.pending, clock())
+            body.staged += len(body.pending)
+            body.pending = []
+        now = datetime.fromtimestamp(clock(), UTC)
+        entry, created = db.transact(
+            _publish, fs, path,
+            upload_id=upload_id, staged=staged, inline=body.pending, hashes=body.hashes,
+            sha256=body.sha.hexdigest(), size=body.size, content_type=content_type,
+            conditions=conditions, ids=ids, now=now, policy=policy,
+        )  # fmt: skip
+    except BaseException:
+        if staged:
+            abort(db, fs.tenant_id, upload_id)
+        raise
+    return Written(entry, created, path)
