@@ -5,11 +5,16 @@ Each area declares its functions in its own module; add one import line here per
 
 from __future__ import annotations
 
-from coditect.registry import identity, platform
+from coditect.registry import identity, platform, workspaces
 from coditect.registry import sessions as sessions_area
 from coditect.registry.spec import FunctionSpec, Route, resolve
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (*platform.FUNCTIONS, *identity.FUNCTIONS, *sessions_area.FUNCTIONS)
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    *platform.FUNCTIONS,
+    *identity.FUNCTIONS,
+    *sessions_area.FUNCTIONS,
+    *workspaces.FUNCTIONS,
+)
 
 __all__ = ["FUNCTIONS", "FunctionSpec", "Route", "function", "resolve", "routes"]
 

@@ -1,0 +1,89 @@
+"""Workspace functions: allocate, list/get/stop/tickets, and the CloudEvent provisioner.
+
+Allocation is its own function (it publishes, is rate-limited and scales on its own); list,
+get, stop and tickets share `workspaces`. The provisioner is the only function with the `k8s`
+extra (the kubernetes client) and a Kubernetes token (infra/base/provisioner-rbac.yaml).
+"""
+
+from coditect.registry.spec import FunctionSpec, Route
+
+M = "coditect.workspaces.models"
+WS = f"{M}:Workspace"
+ID = "/api/v5/workspaces/<uuid:id>"
+EVENTS = ("com.coditect.workspace.requested", "com.coditect.workspace.stop_requested")
+
+FUNCTIONS = (
+    FunctionSpec(
+        name="workspace-allocate",
+        description="Allocate a workspace for a session (records it, publishes workspace.requested).",
+        publishes=("com.coditect.workspace.requested",),
+        routes=(
+            Route(
+                "workspaces.allocate",
+                "POST",
+                "/api/v5/workspaces",
+                status=202,
+                summary=(
+                    "Allocate a workspace for one of your sessions. A session with an active workspace "
+                    "gets that one back. `Idempotency-Key` makes retries return the same workspace; the "
+                    "same key with another body answers 422 idempotency_key_reused."
+                ),
+                body=f"{M}:AllocateBody",
+                response=WS,
+                errors=(
+                    (409, "workspace_limit_reached"),
+                    (422, "idempotency_key_reused"),
+                    (429, "rate_limited"),
+                ),
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="workspaces",
+        description="List, read and stop your workspaces; issue relay tickets.",
+        publishes=("com.coditect.workspace.stop_requested",),
+        routes=(
+            Route(
+                "workspaces.list",
+                "GET",
+                "/api/v5/workspaces",
+                summary="Your workspaces, newest first",
+                query=f"{M}:ListQuery",
+                response=WS,
+                paged=True,
+            ),
+            Route("workspaces.get", "GET", ID, summary="One of your workspaces", response=WS),
+            Route(
+                "workspaces.stop",
+                "DELETE",
+                ID,
+                status=202,
+                summary="Stop a workspace (202 stopping; a stopped or failed one is returned unchanged)",
+                response=WS,
+            ),
+            Route(
+                "workspaces.ticket",
+                "POST",
+                f"{ID}/tickets",
+                status=201,
+                summary="A single-use relay ticket (≤ 60 s) for a ready workspace",
+                response=f"{M}:TicketOut",
+                errors=((409, "workspace_not_ready"),),
+            ),
+        ),
+    ),
+    FunctionSpec(
+        name="provisioner",
+        kind="cloudevent",
+        description="Starts and stops workspace workloads on workspace.requested / stop_requested.",
+        events=EVENTS,
+        publishes=(
+            "com.coditect.workspace.ready",
+            "com.coditect.workspace.failed",
+            "com.coditect.workspace.stopped",
+        ),
+        extras=("k8s",),
+        concurrency=4,
+        memory="512Mi",
+    ),
+)
