@@ -50,6 +50,7 @@ class Served:
             lifespan="on",
             ws_max_size=64 * 1024 * 1024,
             timeout_graceful_shutdown=3,
+            proxy_headers=False,  # the gateway is the edge: the socket peer is the client
             server_header=False,  # the function's own Server and Date headers pass through
             date_header=False,
         )
