@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +74,20 @@ class Accounts:
     def __init__(self, function_client: Callable[[str], Any]) -> None:
         self._make = function_client
         self._clients: dict[str, Any] = {}
+        self._apps: dict[str, Any] = {}
 
     def client(self, name: str) -> Any:
         """A cached Flask test client of functions/<name>."""
         if name not in self._clients:
             self._clients[name] = self._make(name)
+            # functions-framework registers the loaded source as sys.modules["main"].
+            self._apps[name] = sys.modules["main"].app
         return self._clients[name]
+
+    def app(self, name: str) -> Any:
+        """The FunctionApp behind `client(name)` (e.g. to reach `app.db.faults`)."""
+        self.client(name)
+        return self._apps[name]
 
     def _account(self, data: dict[str, Any], password: str) -> Account:
         user, tokens = data["user"], data["tokens"]

@@ -11,7 +11,7 @@ retired key stops verifying and a new `active` key starts signing.
 from __future__ import annotations
 
 import threading
-import time
+from time import monotonic
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from coditect.config import Settings
 @dataclass
 class _Entry:
     ring: KeyRing
-    loaded: float  # time.monotonic() of the last load
+    loaded: float  # monotonic() of the last load
 
 
 _lock = threading.Lock()
@@ -57,7 +57,7 @@ def load_public_ring(directory: Path) -> KeyRing:
 def verifier(settings: Settings, kid: object = None) -> KeyRing:
     """The cached verify-only ring; reloaded for an unknown `kid` (rate-limited) or when old."""
     directory = settings.resolved_keys_dir.resolve()
-    now = time.monotonic()
+    now = monotonic()
     with _lock:
         entry = _verifiers.get(directory)
         stale = entry is None or now - entry.loaded >= settings.key_ring_max_age
@@ -76,7 +76,7 @@ def verifier(settings: Settings, kid: object = None) -> KeyRing:
 def signer(settings: Settings) -> KeyRing:
     """The cached signing ring (private key of the active kid); re-read after max age."""
     directory = settings.resolved_keys_dir.resolve()
-    now = time.monotonic()
+    now = monotonic()
     with _lock:
         entry = _signers.get(directory)
         if entry is None or now - entry.loaded >= settings.key_ring_max_age:
