@@ -78,6 +78,25 @@ class Settings(BaseSettings):
     # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the gateway.
     public_base_url: str = "http://localhost:8080"
 
+    # -- relay (coditect.relay) ------------------------------------------------------------------
+    # Largest WebSocket message relayed either way; a bigger one closes the socket with 1009.
+    relay_max_message_size: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Open relayed WebSockets per user in one relay process; the next is refused with 429.
+    relay_max_connections_per_user: int = Field(default=20, ge=1, le=10_000)
+    # Seconds without a message either way after which a relayed WebSocket is closed (1001).
+    relay_idle_timeout: float = Field(default=3600.0, ge=1)
+    # Keepalive pings to the workspace (the client side is pinged by uvicorn --ws-ping-interval).
+    relay_ping_interval: float = Field(default=20.0, gt=0)
+    # How often live grants are re-checked (revocation must close sockets within 5 s).
+    relay_revocation_interval: float = Field(default=1.0, gt=0, le=2)
+    # Relay cookie `Secure` attribute; None = Secure exactly when public_base_url is https.
+    relay_cookie_secure: bool | None = None
+    # Upstream HTTP timeouts: connect, and between bytes of a response (long polls stay open).
+    relay_connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    relay_read_timeout: float = Field(default=300.0, gt=0)
+    # Messages buffered per direction on the workspace leg before the relay stops reading.
+    relay_max_queue: int = Field(default=4, ge=1, le=64)
+
     # -- identity (coditect.identity; docs/identity.md) -------------------------------------
     # Argon2id cost; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). Lower values are
     # refused at cold start unless argon2_weak_params_for_tests is set (the test fixture does).

@@ -1,0 +1,114 @@
+"""What the relay forwards to a workspace, and what it passes back.
+
+Removed from requests: hop-by-hop headers (RFC 9110 §7.6.1, plus those named in Connection),
+Host (set to the target), credentials (Authorization, Proxy-Authorization, the relay cookie pair
+of Cookie), everything proxy-ish a client could forge (Forwarded, X-Forwarded-*, X-Real-IP), and
+for WebSockets the handshake headers the upstream client makes anew. Added by the relay only:
+Host, X-Forwarded-For/-Proto/-Host (from server configuration and the socket peer),
+X-Forwarded-Prefix (`/workspaces/<id>`), X-Request-Id.
+
+Removed from responses: hop-by-hop headers and any Set-Cookie naming the relay cookie (a
+workspace cannot overwrite its user's relay session).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from coditect.relay.auth import Headers, without_relay_cookie
+from coditect.workspaces.tickets import COOKIE_NAME
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+     b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"}
+)  # fmt: skip
+_DROP = frozenset(
+    {b"host", b"authorization", b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
+     b"x-forwarded-host", b"x-forwarded-port", b"x-forwarded-prefix", b"x-forwarded-server",
+     b"x-real-ip", b"x-request-id"}
+)  # fmt: skip
+WS_HANDSHAKE = frozenset(
+    {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
+     b"sec-websocket-protocol", b"sec-websocket-accept", b"content-length"}
+)  # fmt: skip
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{8,128}")
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """Server-side facts for X-Forwarded-*: the public scheme and host (from configuration)."""
+
+    proto: str  # "https" | "http"
+    host: str  # public host[:port]
+    trusted_hops: int  # proxies in front of the relay whose X-Forwarded-For entries we trust
+
+
+def request_id(headers: Headers) -> str:
+    for key, value in headers:
+        if key == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
+            return value.decode()
+    return uuid.uuid4().hex
+
+
+def client_ip(headers: Headers, peer: str, trusted_hops: int) -> str:
+    """The client address: the socket peer, or the entry `trusted_hops` from the right of
+    X-Forwarded-For when that many trusted proxies sit in front (the gateway/ingress)."""
+    if trusted_hops <= 0:
+        return peer
+    entries = [
+        e.strip() for k, v in headers if k == b"x-forwarded-for" for e in v.decode("latin-1").split(",")
+    ]
+    entries = [e for e in entries if e]
+    return entries[-trusted_hops] if len(entries) >= trusted_hops else (entries[0] if entries else peer)
+
+
+def upstream_request_headers(
+    headers: Headers, *, target_host: str, prefix: str, peer: str, rid: str, fwd: Forwarding, websocket: bool
+) -> list[tuple[bytes, bytes]]:
+    named = {
+        t.strip().lower().encode()
+        for k, v in headers
+        if k == b"connection"
+        for t in v.decode("latin-1").split(",")
+    }
+    drop = HOP_BY_HOP | _DROP | named | (WS_HANDSHAKE if websocket else frozenset())
+    out: list[tuple[bytes, bytes]] = []
+    for key, value in headers:
+        if key in drop:
+            continue
+        if key == b"cookie":
+            value = without_relay_cookie(value)
+            if not value:
+                continue
+        out.append((key, value))
+    if not websocket:
+        out.append((b"host", target_host.encode()))  # the websockets client sets Host itself
+    out.append((b"x-forwarded-for", client_ip(headers, peer, fwd.trusted_hops).encode("latin-1")))
+    out.append((b"x-forwarded-proto", fwd.proto.encode()))
+    out.append((b"x-forwarded-host", fwd.host.encode()))
+    out.append((b"x-forwarded-prefix", prefix.encode()))
+    out.append((b"x-request-id", rid.encode()))
+    return out
+
+
+_RELAY_SET_COOKIE = re.compile(rb"^\s*" + re.escape(COOKIE_NAME.encode()) + rb"\s*=")
+
+
+def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    named = {
+        t.strip().lower().encode()
+        for k, v in raw
+        if k.lower() == b"connection"
+        for t in v.decode("latin-1").split(",")
+    }
+    out = []
+    for key, value in raw:
+        lower = key.lower()
+        if lower in HOP_BY_HOP or lower in named:
+            continue
+        if lower == b"set-cookie" and _RELAY_SET_COOKIE.match(value):
+            continue
+        out.append((lower, value))
+    return out
