@@ -5,7 +5,7 @@ Each area declares its functions in its own module; add one import line here per
 
 from __future__ import annotations
 
-from coditect.registry import identity, platform, workspaces
+from coditect.registry import files, identity, platform, workspaces
 from coditect.registry import relay as relay_area
 from coditect.registry import sessions as sessions_area
 from coditect.registry.spec import FunctionSpec, Route, resolve
@@ -16,6 +16,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     *sessions_area.FUNCTIONS,
     *workspaces.FUNCTIONS,
     *relay_area.FUNCTIONS,
+    *files.FUNCTIONS,
 )
 
 __all__ = ["FUNCTIONS", "FunctionSpec", "Route", "function", "resolve", "routes"]
