@@ -19,8 +19,9 @@ A session with many messages does not fit one transaction (5 s, 10 MB), so the f
    progress record, the lease and the queue entry. Every step checks that the source is still live
    and the target still pending, so deleting either side aborts the fork; the target is then
    purged. Copies keep the messages' versionstamps (hence their `seq` and order); message and
-   conversation ids are derived (UUIDv5) from the target and the source id, so a retried step
-   rewrites the same keys. Afterwards the two sessions share nothing.
+   conversation ids are derived deterministically from the target and the source id
+   (`ids.derived_ordered` keeps the source's creation order, `ids.derived` for messages), so a
+   retried step rewrites the same keys. Afterwards the two sessions share nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
 from coditect.repo import blobs, counters
 from coditect.sessions import access, hooks, purge, stamped, tables
-from coditect.sessions.ids import derived
+from coditect.sessions.ids import derived, derived_ordered
 from coditect.sessions.models import CONVERSATIONS_MAX, NAME_MAX, SessionRecord, now
 from coditect.store import Database, Transaction
 
@@ -96,7 +97,7 @@ def _begin(
         raise Conflict(f"A session with more than {CONVERSATIONS_MAX} conversations cannot be forked.")
     pairs = []
     for _, conv in convs:
-        new_id = derived(target_id, conv.id)
+        new_id = derived_ordered(target_id, conv.id)
         pairs.append((conv.id, new_id))
         copy = conv.model_copy(update={"id": new_id, "session_id": target_id})
         conv_table.put(tr, (target_id, tables.CONV, new_id), copy, previous=None)

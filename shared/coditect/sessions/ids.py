@@ -20,3 +20,12 @@ def derived(namespace: str, name: str) -> str:
     """A deterministic id (UUIDv5) for copies: the same source id always maps to the same copy id,
     so a retried copy transaction rewrites the same keys."""
     return str(uuid.uuid5(uuid.UUID(namespace), name))
+
+
+def derived_ordered(namespace: str, source_id: str) -> str:
+    """A deterministic copy of a UUIDv7 that sorts where the source sorts: the source's first
+    10 bytes (timestamp, version, variant and 26 random bits) and 6 bytes of UUIDv5(namespace,
+    source). Copies of one session's conversations list in the source's order."""
+    head = uuid.UUID(source_id).bytes[:10]
+    tail = uuid.uuid5(uuid.UUID(namespace), source_id).bytes[10:]
+    return str(uuid.UUID(bytes=head + tail))
