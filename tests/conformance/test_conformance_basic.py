@@ -227,3 +227,25 @@ def test_versionstamp_of_a_commit(store: Store) -> None:
 def test_unknown_url_scheme_names_accepted_ones() -> None:
     with pytest.raises(ValueError, match="accepted: sqlite, fdb"):
         open_store("postgres://db/coditect")
+
+
+def test_reads_stay_consistent_when_commits_land_between_them(store: Store) -> None:
+    a, b, other = store.k(b"a"), store.k(b"b"), store.k(b"other")
+    _fill(store, [b"a", b"b"])
+
+    tr = store.db.create_transaction()
+    assert tr.get(a) == b"a"
+    store.db.transact(lambda t: t.set(other, b"x"))  # unrelated commit between the two reads
+    assert tr.get(b) == b"b"
+    tr.set(store.k(b"out"), b"1")
+    tr.commit()  # nothing this transaction read changed
+
+    tr = store.db.create_transaction()
+    assert tr.get(a) == b"a"
+    store.db.transact(lambda t: t.set(a, b"a1"))  # the value already read changes
+    with pytest.raises(StoreError) as info:
+        tr.get(b)  # SQLite notices here; FoundationDB at commit
+        tr.set(store.k(b"out"), b"2")
+        tr.commit()
+    assert info.value.code == 1020
+    assert store.db.transact(lambda t: t.get(store.k(b"out"))) == b"1"

@@ -17,6 +17,7 @@ Transactional functions take `tr` first so they compose (FoundationDB's conventi
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import time
 from abc import ABC, abstractmethod
@@ -104,8 +105,9 @@ class Transaction(ABC):
         """The committed value at this transaction's read version."""
 
     @abstractmethod
-    def _read_range(self, begin: bytes, end: bytes, reverse: bool) -> Iterator[KeyValue]:
-        """Committed pairs in [begin, end), lazily, in key order (or reversed)."""
+    def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
+        """Committed pairs in [begin, end), lazily, in key order (or reversed). `limit` is a
+        hint (0 = none): the caller may stop earlier or, when merging its writes, read further."""
 
     @abstractmethod
     def _commit(self) -> bytes:
@@ -121,7 +123,7 @@ class Transaction(ABC):
             raise StoreError(E.TRANSACTION_TOO_OLD)
 
     def _cleared_at(self, key: bytes) -> bool:
-        return any(b <= key < e for b, e in self._cleared)
+        return bool(self._cleared) and any(b <= key < e for b, e in self._cleared)
 
     def _resolve(self, key: bytes, base: Callable[[], bytes | None]) -> bytes | None:
         op = self._writes.get(key)
@@ -145,6 +147,8 @@ class Transaction(ABC):
             return None
         if not snapshot:
             self._read_ranges.append((key, key + b"\x00"))
+        if op is None:  # the common case, kept short: a plain committed read
+            return self._read(key)
         return self._resolve(key, lambda: self._read(key))
 
     def get_range(
@@ -156,6 +160,13 @@ class Transaction(ABC):
         self._check_age()
         if begin >= end:
             return []
+        if not self._cleared and not any(begin <= k < end for k in self._writes):
+            # Nothing of ours in the range (the common case): the committed pairs as they are.
+            rows = self._read_range(begin, end, reverse, limit)
+            plain = list(itertools.islice(rows, limit) if limit else rows)
+            if not snapshot:
+                self._add_range_conflict(begin, end, plain, bool(limit) and len(plain) >= limit, reverse)
+            return plain
         local = sorted((k for k in self._writes if begin <= k < end), reverse=reverse)
         out: list[KeyValue] = []
         li = 0
@@ -170,7 +181,7 @@ class Transaction(ABC):
             return a > b if reverse else a < b
 
         done = False
-        for kv in self._read_range(begin, end, reverse):
+        for kv in self._read_range(begin, end, reverse, limit):
             while li < len(local) and before(local[li], kv.key):
                 done = emit(local[li], None)
                 li += 1
@@ -187,13 +198,18 @@ class Transaction(ABC):
             done = emit(local[li], None)
             li += 1
         if not snapshot:
-            # As on FoundationDB: a read that stopped at its limit only conflicts up to where it stopped.
-            if done and out:
-                last = out[-1].key
-                self._read_ranges.append((last, end) if reverse else (begin, last + b"\x00"))
-            else:
-                self._read_ranges.append((begin, end))
+            self._add_range_conflict(begin, end, out, done, reverse)
         return out
+
+    def _add_range_conflict(
+        self, begin: bytes, end: bytes, out: list[KeyValue], stopped: bool, reverse: bool
+    ) -> None:
+        # As on FoundationDB: a read that stopped at its limit only conflicts up to where it stopped.
+        if stopped and out:
+            last = out[-1].key
+            self._read_ranges.append((last, end) if reverse else (begin, last + b"\x00"))
+        else:
+            self._read_ranges.append((begin, end))
 
     def get_range_startswith(
         self, prefix: bytes, *, limit: int = 0, reverse: bool = False, snapshot: bool = False

@@ -104,8 +104,8 @@ class FDBTransaction(Transaction):
     def _read(self, key: bytes) -> bytes | None:
         return self.get(key)
 
-    def _read_range(self, begin: bytes, end: bytes, reverse: bool) -> Iterator[KeyValue]:
-        return iter(self.get_range(begin, end, reverse=reverse))
+    def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
+        return iter(self.get_range(begin, end, limit=limit, reverse=reverse))
 
     def _commit(self) -> bytes:
         raise NotImplementedError("FDBTransaction.commit talks to the cluster directly")

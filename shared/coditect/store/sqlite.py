@@ -15,6 +15,7 @@ crash or `kill -9`) for throughput.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -38,8 +39,17 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0), ('pruned', 0);
 """
 SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_VERSION_SQL = "SELECT value FROM meta WHERE name = 'version'"
+_RANGE_SQL = {
+    reverse: f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?"  # noqa: S608
+    for reverse, order in ((False, "ASC"), (True, "DESC"))
+}
+_POINT_SQL = "SELECT (SELECT value FROM kv WHERE key = ?), (SELECT value FROM meta WHERE name = 'version')"
 LOG_RETENTION_SECONDS = 10.0
 _UNSET = object()
+# The current pid without a system call per transaction; refreshed in a forked child.
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 _notice_lock = threading.Lock()
 _noticed = False
 
@@ -72,6 +82,8 @@ class SQLiteTransaction(Transaction):
         # one thread at once (as on FoundationDB), each needs its own SQLite connection.
         self._conn: sqlite3.Connection | None = None
         self._reading = False
+        self._read_version: int | None = None  # the commit counter this transaction reads at
+        self._first_key: bytes | None = None  # read before any snapshot was pinned
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -83,7 +95,26 @@ class SQLiteTransaction(Transaction):
         if not self._reading:
             conn.execute("BEGIN")
             self._reading = True
+            version = int(conn.execute(_VERSION_SQL).fetchone()[0])  # this also pins the snapshot
+            if self._read_version is not None and version != self._read_version:
+                self._rebase(conn, version)
+            self._read_version = version
         return conn
+
+    def _rebase(self, conn: sqlite3.Connection, version: int) -> None:
+        """Move the single autocommit read (see `_read`) to `version`: valid when no commit in
+        between wrote its key, which the commit log tells; otherwise this read set is stale."""
+        assert self._read_version is not None and self._first_key is not None
+        (pruned,) = conn.execute("SELECT value FROM meta WHERE name = 'pruned'").fetchone()
+        if self._read_version < int(pruned):
+            raise StoreError(E.TRANSACTION_TOO_OLD)
+        first = [(self._first_key, self._first_key + b"\x00")]
+        rows = conn.execute(
+            "SELECT ranges FROM commits WHERE version > ? AND version <= ?", (self._read_version, version)
+        )
+        for (blob,) in rows:
+            if _intersects(first, _unpack_ranges(bytes(blob))):
+                raise StoreError(E.NOT_COMMITTED, "a value read earlier in this transaction changed")
 
     def _end_read(self) -> None:
         if self._conn is not None and self._conn.in_transaction:
@@ -91,32 +122,51 @@ class SQLiteTransaction(Transaction):
         self._reading = False
 
     def _read(self, key: bytes) -> bytes | None:
-        row = self._begin_read().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        if self._read_version is None:
+            # The transaction's first read: one autocommit statement is a snapshot by itself and
+            # also returns the read version, so a one-read transaction costs one statement
+            # (no BEGIN/ROLLBACK). A later read re-validates it in `_rebase`.
+            value, version = self._sqlite._reader().execute(_POINT_SQL, (key,)).fetchone()
+            self._read_version, self._first_key = int(version), key
+        else:
+            row = self._begin_read().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            value = None if row is None else row[0]
+        return None if value is None else bytes(value)
 
-    def _read_range(self, begin: bytes, end: bytes, reverse: bool) -> Iterator[KeyValue]:
+    def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
         # Fetched in growing batches, each one complete, so no statement is left pending
         # when the caller stops early (a pending SELECT would block the later COMMIT).
         conn = self._begin_read()
-        batch = 64
-        lo, hi = begin, end
-        order = "DESC" if reverse else "ASC"
+        batch = max(limit, 64) if limit else 1024
+        rows = self._batch(conn, begin, end, reverse, batch)
+        if len(rows) < batch:
+            return iter(rows)  # the whole range in one statement: no generator on the hot path
+        return itertools.chain(rows, self._more(conn, begin, end, reverse, batch, rows[-1].key))
+
+    def _more(
+        self, conn: sqlite3.Connection, lo: bytes, hi: bytes, reverse: bool, batch: int, last: bytes
+    ) -> Iterator[KeyValue]:
         while True:
-            rows = conn.execute(
-                f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?",  # noqa: S608
-                (lo, hi, batch),
-            ).fetchall()
-            for key, value in rows:
-                yield KeyValue(bytes(key), bytes(value))
+            if reverse:
+                hi = last
+            else:
+                lo = last + b"\x00"
+            batch = min(batch * 4, 16384)
+            rows = self._batch(conn, lo, hi, reverse, batch)
+            yield from rows
             if len(rows) < batch:
                 return
-            if reverse:
-                hi = bytes(rows[-1][0])
-            else:
-                lo = bytes(rows[-1][0]) + b"\x00"
-            batch = min(batch * 2, 4096)
+            last = rows[-1].key
+
+    @staticmethod
+    def _batch(conn: sqlite3.Connection, lo: bytes, hi: bytes, reverse: bool, n: int) -> list[KeyValue]:
+        rows = conn.execute(_RANGE_SQL[reverse], (lo, hi, n)).fetchall()
+        # tuple.__new__ through map stays in C: a KeyValue per row at the cost of a tuple.
+        return list(map(tuple.__new__, itertools.repeat(KeyValue), rows))
 
     def _release(self) -> None:
+        if self._conn is None:  # already released (commit, then the retry loop's finally)
+            return
         self._end_read()
         if self._conn is not None:
             self._sqlite._checkin(self._conn)
@@ -126,8 +176,9 @@ class SQLiteTransaction(Transaction):
         conn = self._connection()
         read_version: int | None = None
         if self._read_ranges:
-            self._begin_read()
-            read_version = int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+            if self._read_version is None:
+                self._begin_read()
+            read_version = self._read_version
         self._end_read()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -220,10 +271,20 @@ class SQLiteDatabase(Database):
 
     def _pool(self) -> list[sqlite3.Connection]:
         # Idle connections of this thread. A connection must not cross a fork: key by pid too.
-        if getattr(self._local, "pid", None) != os.getpid():
-            self._local.free, self._local.pid = [], os.getpid()
-        free: list[sqlite3.Connection] = self._local.free
+        local = self._local
+        if getattr(local, "pid", None) != _pid[0]:
+            local.free, local.pid = [], _pid[0]
+        free: list[sqlite3.Connection] = local.free
         return free
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for single autocommit reads; it never holds a transaction,
+        so it needs no checkout (the cheapest path for one-read transactions)."""
+        local = self._local
+        if getattr(local, "reader_pid", None) != _pid[0]:
+            local.reader, local.reader_pid = self._open(), _pid[0]
+        reader: sqlite3.Connection = local.reader
+        return reader
 
     def _checkout(self) -> sqlite3.Connection:
         free = self._pool()
@@ -272,6 +333,9 @@ class SQLiteDatabase(Database):
         free = self._pool()
         while free:
             free.pop().close()
+        if getattr(self._local, "reader_pid", None) is not None:
+            self._local.reader.close()
+            self._local.reader_pid = None
 
 
 def _notice() -> None:

@@ -1,0 +1,156 @@
+"""Store overhead against raw sqlite3 on the same file settings (WAL, same synchronous level).
+
+    .venv/bin/python bench/bench_store.py [--out bench/results/store.json] [--seconds 2] [--synchronous FULL]
+
+Three figures, each measured for both the store (SQLite backend, through `db.transact`) and raw
+`sqlite3` on an identical table in its own file, alternating in short slices over several
+rounds; figures and ratios are medians over the rounds:
+
+- single-key write transactions per second (store: `transact(set)`; raw: one autocommit INSERT),
+- point reads per second (store: one read-only `transact(get)`; raw: one autocommit SELECT),
+- 1,000-key range reads per second (store: `transact(get_range)`; raw: one SELECT … ORDER BY).
+
+Goal: store / raw ≥ 0.5 for each. Prints a markdown table and writes JSON to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import fdb.tuple as fdbtuple
+
+from coditect.store import Transaction, open_store
+
+N_KEYS = 5_000
+RANGE = 1_000
+VALUE = b"v" * 100
+GOAL = 0.5
+
+
+def rate(fn: Callable[[int], None], seconds: float) -> float:
+    """Operations per second of `fn(i)` over about `seconds`."""
+    done = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(50):
+            fn(done)
+            done += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            return done / (now - start)
+
+
+def raw_connection(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+    return conn
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="bench/results/store.json")
+    parser.add_argument("--seconds", type=float, default=0.8, help="per measurement per side per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--synchronous", default="FULL", choices=["OFF", "NORMAL", "FULL", "EXTRA"])
+    args = parser.parse_args()
+
+    keys = [fdbtuple.pack(("bench", i)) for i in range(N_KEYS)]
+    write_keys = [fdbtuple.pack(("bench-w", i)) for i in range(200_000)]
+    range_begin, range_end = keys[1000], keys[1000 + RANGE]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = open_store(f"sqlite://{tmp}/store.db?synchronous={args.synchronous}")
+        raw = raw_connection(Path(tmp) / "raw.db", args.synchronous)
+
+        def load(tr: Transaction) -> None:
+            for k in keys:
+                tr.set(k, VALUE)
+
+        db.transact(load)
+        raw.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", [(k, VALUE) for k in keys])
+
+        def store_write(i: int) -> None:
+            db.transact(lambda tr: tr.set(write_keys[i % len(write_keys)], VALUE))
+
+        def raw_write(i: int) -> None:
+            raw.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (write_keys[i % len(write_keys)], VALUE))
+
+        def store_read(i: int) -> None:
+            db.transact(lambda tr: tr.get(keys[i % N_KEYS]))
+
+        def raw_read(i: int) -> None:
+            raw.execute("SELECT value FROM kv WHERE key = ?", (keys[i % N_KEYS],)).fetchone()
+
+        def store_range(_: int) -> None:
+            got = db.transact(lambda tr: tr.get_range(range_begin, range_end))
+            assert len(got) == RANGE
+
+        def raw_range(_: int) -> None:
+            got = raw.execute(
+                "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key", (range_begin, range_end)
+            ).fetchall()
+            assert len(got) == RANGE
+
+        cases = {
+            "write_tx_per_s": (store_write, raw_write),
+            "point_reads_per_s": (store_read, raw_read),
+            "range_1000_reads_per_s": (store_range, raw_range),
+        }
+        # Store and raw alternate in short slices, so load from other processes on the machine
+        # hits both sides alike; the reported ratio is the median of the per-round ratios.
+        rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        for _ in range(args.rounds):
+            for name, (store_fn, raw_fn) in cases.items():
+                rounds[name].append((rate(store_fn, args.seconds), rate(raw_fn, args.seconds)))
+        db.close()
+        raw.close()
+
+    results = {}
+    for name, pairs in rounds.items():
+        ratio = statistics.median(s / r for s, r in pairs)
+        results[name] = {
+            "store": statistics.median(s for s, _ in pairs),
+            "raw": statistics.median(r for _, r in pairs),
+            "ratio": ratio,
+            "round_ratios": [round(s / r, 3) for s, r in pairs],
+            "meets_goal": ratio >= GOAL,
+        }
+    report = {
+        "synchronous": args.synchronous,
+        "seconds_per_measurement": args.seconds,
+        "rounds": args.rounds,
+        "python": sys.version.split()[0],
+        "sqlite": sqlite3.sqlite_version,
+        "machine": platform.platform(),
+        "goal_ratio": GOAL,
+        "results": results,
+    }
+    print(
+        f"Store vs raw sqlite3 (WAL, synchronous={args.synchronous}, median of {args.rounds} alternating rounds)\n"
+    )
+    print("| measure | store | raw sqlite3 | ratio (store/raw) |")
+    print("|---|---:|---:|---:|")
+    for name, r in results.items():
+        flag = "" if r["meets_goal"] else " (below 0.5)"
+        print(f"| {name} | {r['store']:,.0f} | {r['raw']:,.0f} | {r['ratio']:.2f}{flag} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
