@@ -81,7 +81,7 @@ def dispatch(db: Database, provisioner: Provisioner, event: CloudEvent) -> str:
     return "ignored"
 
 
-def _transition(
+def transition(
     tr: Transaction,
     tenant_id: str,
     workspace_id: str,
@@ -103,14 +103,19 @@ def _transition(
     return updated
 
 
-def _emit(kind: str, tenant_id: str, workspace_id: str, **extra: Any) -> OutboxEvent:
+def publish(db: Database, event: OutboxEvent) -> None:
+    """Publish a recorded event now (left in the outbox for the drain when that fails)."""
+    service.publish_after_commit(db, [event])
+
+
+def emit(kind: str, tenant_id: str, workspace_id: str, **extra: Any) -> OutboxEvent:
     data = {"workspace_id": workspace_id, "tenant_id": tenant_id, **extra}
     return OutboxEvent.new(kind, lifecycle.SOURCE, data, subject=workspace_id)
 
 
 def start(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: str) -> str:
     record = db.transact(
-        _transition, tenant_id, workspace_id, frozenset({"requested"}), "provisioning", _now()
+        transition, tenant_id, workspace_id, frozenset({"requested"}), "provisioning", _now()
     )
     if record is None:
         return "gone"
@@ -122,9 +127,9 @@ def start(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: 
         endpoint = provisioner.start(spec)
     except ProvisionFailed as failure:
         log.info("workspaces: %s failed: %s", workspace_id, failure)
-        event = _emit(lifecycle.FAILED, tenant_id, workspace_id, reason=failure.reason)
+        event = emit(lifecycle.FAILED, tenant_id, workspace_id, reason=failure.reason)
         done = db.transact(
-            _transition, tenant_id, workspace_id, frozenset({"provisioning"}), "failed", _now(),
+            transition, tenant_id, workspace_id, frozenset({"provisioning"}), "failed", _now(),
             failure.reason, None, event,
         )  # fmt: skip
         if done is not None and done.status == "failed" and done.status_reason == failure.reason:
@@ -133,9 +138,9 @@ def start(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: 
         return "failed"
     # TransientProvisionError (and any bug) propagates: the record stays `provisioning`, the
     # broker redelivers, and the next attempt resumes here.
-    event = _emit(lifecycle.READY, tenant_id, workspace_id)
+    event = emit(lifecycle.READY, tenant_id, workspace_id)
     done = db.transact(
-        _transition,
+        transition,
         tenant_id,
         workspace_id,
         frozenset({"provisioning"}),
@@ -169,9 +174,9 @@ def stop(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: s
         return "gone"
     if record.status in TERMINAL:
         return f"already_{record.status}"
-    event = _emit(lifecycle.STOPPED, tenant_id, workspace_id, reason=record.status_reason)
+    event = emit(lifecycle.STOPPED, tenant_id, workspace_id, reason=record.status_reason)
     done = db.transact(
-        _transition, tenant_id, workspace_id, frozenset({"stopping"}), "stopped", _now(), None, None, event
+        transition, tenant_id, workspace_id, frozenset({"stopping"}), "stopped", _now(), None, None, event
     )
     if done is not None and done.status == "stopped":
         service.publish_after_commit(db, [event])
