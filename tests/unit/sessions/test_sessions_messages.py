@@ -90,7 +90,7 @@ def test_cursor_is_bound_to_its_conversation(db: Database, alice: TenantContext,
     with pytest.raises(BadRequest) as err:
         messages.page(db, alice, other, limit=1, cursor=cursor)
     assert err.value.code == "invalid_cursor"
-    tampered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    tampered = cursor[:5] + ("A" if cursor[5] != "A" else "B") + cursor[6:]  # a byte of the MAC
     with pytest.raises(BadRequest):
         messages.page(db, alice, conv, limit=1, cursor=tampered)
 
