@@ -11,9 +11,9 @@ retired key stops verifying and a new `active` key starts signing.
 from __future__ import annotations
 
 import threading
-from time import monotonic
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization

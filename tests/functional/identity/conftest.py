@@ -10,6 +10,7 @@ from typing import Any, Literal
 import argon2
 import jwt
 import pytest
+
 from coditect.auth.keys import KeyRing
 from coditect.auth.passwords import Argon2Params, Passwords
 from coditect.config import get_settings
@@ -61,12 +62,20 @@ def signing_ring(identity_env: Path) -> KeyRing:
     return KeyRing.load(identity_env)
 
 
-def forge(ring: KeyRing, claims: dict[str, Any], *, headers: dict[str, Any] | None = None, key: Any = None,
-          algorithm: str = "EdDSA") -> str:
+def forge(
+    ring: KeyRing,
+    claims: dict[str, Any],
+    *,
+    headers: dict[str, Any] | None = None,
+    key: Any = None,
+    algorithm: str = "EdDSA",
+) -> str:
     """A token signed with our active private key (or `key`), with exactly the given claims/headers."""
     signing = ring.signing_key()
     head = {"kid": signing.kid, "typ": "at+jwt"} if headers is None else headers
-    return jwt.encode(claims, key if key is not None else signing.private_key, algorithm=algorithm, headers=head)
+    return jwt.encode(
+        claims, key if key is not None else signing.private_key, algorithm=algorithm, headers=head
+    )
 
 
 def claims_of(token: str) -> dict[str, Any]:

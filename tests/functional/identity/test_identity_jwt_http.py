@@ -15,13 +15,13 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from coditect.auth.access_tokens import REQUIRED_CLAIMS
 from coditect.auth.keys import KeyRing, generate_key
 from coditect.config import get_settings
 from coditect.identity import keyring
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from tests.functional.identity.conftest import claims_of, forge, forge_raw
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts, FakeClock
@@ -63,7 +63,13 @@ def test_a_genuine_token_works_and_forgeries_with_our_key_of_the_same_shape_work
 
 def test_missing_and_malformed_authorization(accounts: Accounts, alice: Account) -> None:
     assert_401(get_me(accounts, None), "token_missing")
-    for header in ("Basic abc", "Bearer", "Bearer ", f"bearer  {alice.access_token}", f"Token {alice.access_token}"):
+    for header in (
+        "Basic abc",
+        "Bearer",
+        "Bearer ",
+        f"bearer  {alice.access_token}",
+        f"Token {alice.access_token}",
+    ):
         assert_401(get_me(accounts, None, raw_header=header))
 
 
@@ -82,7 +88,8 @@ def test_hs256_signed_with_our_public_key(accounts: Accounts, alice: Account, id
     pem = (identity_env / f"{kid}.pub").read_bytes()
     header = {"alg": "HS256", "kid": kid, "typ": "at+jwt"}
     segments = [
-        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=") for part in (header, valid_claims(alice))
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+        for part in (header, valid_claims(alice))
     ]
     import hashlib
     import hmac
@@ -94,7 +101,9 @@ def test_hs256_signed_with_our_public_key(accounts: Accounts, alice: Account, id
 
 def test_expired(accounts: Accounts, alice: Account, signing_ring: KeyRing) -> None:
     t = int(time.time()) - 3600
-    assert_401(get_me(accounts, forge(signing_ring, valid_claims(alice, iat=t, nbf=t, exp=t + 900))), "token_expired")
+    assert_401(
+        get_me(accounts, forge(signing_ring, valid_claims(alice, iat=t, nbf=t, exp=t + 900))), "token_expired"
+    )
 
 
 def test_expired_by_the_clock(accounts: Accounts, alice: Account, identity_clock: FakeClock) -> None:
@@ -114,7 +123,9 @@ def test_missing_claim(accounts: Accounts, alice: Account, signing_ring: KeyRing
     assert_401(get_me(accounts, forge(signing_ring, claims)))
 
 
-@pytest.mark.parametrize("iss", ["https://coditect.local.evil", "https://coditect.loca", "", "HTTPS://CODITECT.LOCAL"])
+@pytest.mark.parametrize(
+    "iss", ["https://coditect.local.evil", "https://coditect.loca", "", "HTTPS://CODITECT.LOCAL"]
+)
 def test_wrong_or_prefix_issuer(accounts: Accounts, alice: Account, signing_ring: KeyRing, iss: str) -> None:
     assert get_settings().issuer == "https://coditect.local"
     assert_401(get_me(accounts, forge(signing_ring, valid_claims(alice, iss=iss))))
@@ -136,9 +147,13 @@ def test_unknown_or_junk_kid(accounts: Accounts, alice: Account, signing_ring: K
 def test_jku_and_jwk_headers(accounts: Accounts, alice: Account, signing_ring: KeyRing) -> None:
     kid = signing_ring.signing_key().kid
     attacker = Ed25519PrivateKey.generate()
-    x = base64.urlsafe_b64encode(
-        attacker.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    ).rstrip(b"=").decode()
+    x = (
+        base64.urlsafe_b64encode(
+            attacker.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     for extra in (
         {"jku": "https://attacker.example/jwks.json"},
         {"x5u": "https://attacker.example/cert.pem"},
@@ -148,7 +163,9 @@ def test_jku_and_jwk_headers(accounts: Accounts, alice: Account, signing_ring: K
         token = forge(signing_ring, valid_claims(alice), headers={"kid": kid, "typ": "at+jwt", **extra})
         assert_401(get_me(accounts, token))
     self_signed = forge(
-        signing_ring, valid_claims(alice), key=attacker,
+        signing_ring,
+        valid_claims(alice),
+        key=attacker,
         headers={"kid": kid, "typ": "at+jwt", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": x}},
     )
     assert_401(get_me(accounts, self_signed))
@@ -159,13 +176,16 @@ def test_refresh_token_or_ticket_used_as_access_token(accounts: Accounts, alice:
     # A workspace ticket is an opaque random string (see coditect.workspaces): same treatment.
     assert_401(get_me(accounts, "tkt_" + "A" * 43))
     invite = check_envelope(
-        accounts.client("tenant").post("/api/v5/tenant/invites", json={"role": "member"}, headers=alice.headers), 201
+        accounts.client("tenant").post(
+            "/api/v5/tenant/invites", json={"role": "member"}, headers=alice.headers
+        ),
+        201,
     )["invite_token"]
     assert_401(get_me(accounts, invite))
 
 
 def test_tampered_payload(accounts: Accounts, alice: Account) -> None:
-    head, payload, sig = alice.access_token.split(".")
+    head, _payload, sig = alice.access_token.split(".")
     claims = claims_of(alice.access_token) | {"role": "owner", "sub": str(uuid.uuid4())}
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     assert_401(get_me(accounts, f"{head}.{forged_payload}.{sig}"))

@@ -5,23 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from coditect.auth.passwords import OWASP_MIN_MEMORY_KIB, OWASP_MIN_TIME_COST
 from coditect.config import Settings, get_settings
 from coditect.identity import repositories as repo
 from coditect.identity.hashing import params_of, passwords
 from coditect.store import Database
-
 from tests.helpers import check_envelope
 from tests.plugins.identity import Accounts
 
 
 def register(accounts: Accounts, password: str, **extra: Any) -> Any:
-    body = {"email": f"pw-{abs(hash(password)) % 10**9}@example.test", "password": password, "name": "Pat"} | extra
+    body = {
+        "email": f"pw-{abs(hash(password)) % 10**9}@example.test",
+        "password": password,
+        "name": "Pat",
+    } | extra
     return accounts.client("register").post("/api/v5/auth/register", json=body)
 
 
 def test_production_argon2_defaults_meet_owasp(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CODITECT_ARGON2_MEMORY_KIB", "CODITECT_ARGON2_TIME_COST", "CODITECT_ARGON2_WEAK_PARAMS_FOR_TESTS"):
+    for name in (
+        "CODITECT_ARGON2_MEMORY_KIB",
+        "CODITECT_ARGON2_TIME_COST",
+        "CODITECT_ARGON2_WEAK_PARAMS_FOR_TESTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     params = params_of(settings)
@@ -49,7 +57,9 @@ def test_14_code_points_rejected_15_accepted(accounts: Accounts, store: Database
     assert store.transact(repo.get_user, data["tenant"]["id"], data["user"]["id"]) is not None
 
 
-def test_over_long_rejected_without_hashing(accounts: Accounts, hasher_calls: list[str], store: Database) -> None:
+def test_over_long_rejected_without_hashing(
+    accounts: Accounts, hasher_calls: list[str], store: Database
+) -> None:
     error = check_envelope(register(accounts, "a-long-password-" * 70), 422, "weak_password")  # 1120 bytes
     assert error["details"][0]["type"] == "too_long"
     assert hasher_calls == []
@@ -70,8 +80,15 @@ def test_over_long_rejected_without_hashing(accounts: Accounts, hasher_calls: li
     ],
 )
 def test_blocklisted_and_context_passwords(accounts: Accounts, password: str, violation: str) -> None:
-    body = {"email": "patricia.smith@example.test", "password": password, "name": "Pat", "tenant_name": "Acme Rockets"}
-    error = check_envelope(accounts.client("register").post("/api/v5/auth/register", json=body), 422, "weak_password")
+    body = {
+        "email": "patricia.smith@example.test",
+        "password": password,
+        "name": "Pat",
+        "tenant_name": "Acme Rockets",
+    }
+    error = check_envelope(
+        accounts.client("register").post("/api/v5/auth/register", json=body), 422, "weak_password"
+    )
     assert error["details"][0]["type"] == violation
 
 
@@ -102,7 +119,11 @@ def test_rehash_on_login_when_params_change(
     monkeypatch.setenv("CODITECT_ARGON2_TIME_COST", "2")
     get_settings.cache_clear()
     login = accounts._make("login")  # a function started with the new parameters
-    check_envelope(login.post("/api/v5/auth/login", json={"email": alice.email, "password": alice.password}), 200)
+    check_envelope(
+        login.post("/api/v5/auth/login", json={"email": alice.email, "password": alice.password}), 200
+    )
     new = store.transact(repo.get_user, alice.tenant_id, alice.user_id).password_hash
     assert new != old and ",t=2," in new
-    check_envelope(login.post("/api/v5/auth/login", json={"email": alice.email, "password": alice.password}), 200)
+    check_envelope(
+        login.post("/api/v5/auth/login", json={"email": alice.email, "password": alice.password}), 200
+    )

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from coditect.config import get_settings
 from coditect.identity import repositories as repo
 from coditect.identity import tokens
 from coditect.identity.accounts import pepper_of
-from coditect.config import get_settings
 from coditect.store import Database
-
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts, FakeClock
 
@@ -28,7 +27,9 @@ def live(store: Database, account: Account) -> Any:
 
 
 def me(accounts: Accounts, access_token: str) -> Any:
-    return accounts.client("users").get("/api/v5/users/me", headers={"Authorization": f"Bearer {access_token}"})
+    return accounts.client("users").get(
+        "/api/v5/users/me", headers={"Authorization": f"Bearer {access_token}"}
+    )
 
 
 def test_login_then_refresh_rotates(accounts: Accounts, store: Database, identity_clock: FakeClock) -> None:
@@ -69,7 +70,9 @@ def test_predecessor_within_grace_returns_the_identical_successor(
     check_envelope(refresh(accounts, first["refresh_token"]), 200)
 
 
-def test_reuse_after_grace_revokes_the_family(accounts: Accounts, store: Database, identity_clock: FakeClock) -> None:
+def test_reuse_after_grace_revokes_the_family(
+    accounts: Accounts, store: Database, identity_clock: FakeClock
+) -> None:
     alice = accounts.register()
     current = check_envelope(refresh(accounts, alice.refresh_token), 200)["tokens"]
     check_envelope(me(accounts, current["access_token"]), 200)
@@ -95,7 +98,9 @@ def test_reuse_is_audited(accounts: Accounts, identity_clock: FakeClock) -> None
     check_envelope(refresh(accounts, alice.refresh_token), 200)
     identity_clock.advance(30)
     check_envelope(refresh(accounts, alice.refresh_token), 401, "refresh_token_reused")
-    events = check_envelope(accounts.client("audit").get("/api/v5/audit", headers=admin.headers), 200)["items"]
+    events = check_envelope(accounts.client("audit").get("/api/v5/audit", headers=admin.headers), 200)[
+        "items"
+    ]
     reuse = [e for e in events if e["type"] == "refresh_token_reuse"]
     assert len(reuse) == 1
     assert reuse[0]["session_id"] == alice.session_id and reuse[0]["outcome"] == "failure"
@@ -103,7 +108,9 @@ def test_reuse_is_audited(accounts: Accounts, identity_clock: FakeClock) -> None
     assert alice.refresh_token not in str(events)
 
 
-def test_grandparent_within_grace_revokes(accounts: Accounts, store: Database, identity_clock: FakeClock) -> None:
+def test_grandparent_within_grace_revokes(
+    accounts: Accounts, store: Database, identity_clock: FakeClock
+) -> None:
     alice = accounts.register()
     child = check_envelope(refresh(accounts, alice.refresh_token), 200)["tokens"]["refresh_token"]
     identity_clock.advance(1)
@@ -204,7 +211,8 @@ def test_refresh_is_rate_limited_per_ip(accounts: Accounts, monkeypatch: Any) ->
     assert int(response.headers["Retry-After"]) >= 1
     # Another client IP is not affected.
     other = client.post(
-        "/api/v5/auth/refresh", json={"refresh_token": alice.refresh_token},
+        "/api/v5/auth/refresh",
+        json={"refresh_token": alice.refresh_token},
         environ_base={"REMOTE_ADDR": "10.1.2.3"},
     )
     check_envelope(other, 200)

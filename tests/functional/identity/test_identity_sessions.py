@@ -6,7 +6,6 @@ from typing import Any
 
 from coditect.identity import repositories as repo
 from coditect.store import Database
-
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts
 
@@ -73,7 +72,9 @@ def test_password_change_needs_the_current_password_and_a_strong_new_one(account
 
     def put(current: str, new: str) -> Any:
         return users.put(
-            "/api/v5/users/me/password", json={"current_password": current, "new_password": new}, headers=alice.headers
+            "/api/v5/users/me/password",
+            json={"current_password": current, "new_password": new},
+            headers=alice.headers,
         )
 
     check_envelope(put("wrong-password-123456", "another-strong-pass-77"), 401, "invalid_credentials")
@@ -111,14 +112,20 @@ def test_auth_sessions_list_and_delete(accounts: Accounts, store: Database) -> N
     login(accounts, alice)
     first = check_envelope(users.get("/api/v5/users/me/auth-sessions?limit=1", headers=alice.headers), 200)
     assert first["next_cursor"]
-    check_envelope(users.get("/api/v5/users/me/auth-sessions?cursor=garbage", headers=alice.headers), 400, "invalid_cursor")
+    check_envelope(
+        users.get("/api/v5/users/me/auth-sessions?cursor=garbage", headers=alice.headers),
+        400,
+        "invalid_cursor",
+    )
 
 
 def test_another_users_auth_session_is_not_found(accounts: Accounts, store: Database) -> None:
     alice = accounts.register()
     bob = accounts.invite(alice)
     users = accounts.client("users")
-    check_envelope(users.delete(f"/api/v5/users/me/auth-sessions/{alice.session_id}", headers=bob.headers), 404)
+    check_envelope(
+        users.delete(f"/api/v5/users/me/auth-sessions/{alice.session_id}", headers=bob.headers), 404
+    )
     check_envelope(users.delete("/api/v5/users/me/auth-sessions/not-a-uuid", headers=bob.headers), 404)
     assert store.transact(repo.read_live, alice.tenant_id, alice.session_id) is not None
     check_envelope(me(accounts, alice.access_token), 200)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from coditect import ratelimit
 from coditect.config import get_settings
 from coditect.identity import throttle
 from coditect.identity.models import email_key
 from coditect.store import Database
-
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts, FakeClock
 
@@ -65,7 +65,9 @@ def test_backoff_doubles_and_expires(accounts: Accounts, store: Database, identi
     # One probe after the block; a failed probe blocks again for twice as long.
     check_envelope(login(accounts, alice.email, WRONG), 401)
     check_envelope(login(accounts, alice.email, alice.password), 401, "invalid_credentials")
-    assert account_state(store, alice, identity_clock.t).retry_after == pytest.approx(2 * s.login_account_backoff)
+    assert account_state(store, alice, identity_clock.t).retry_after == pytest.approx(
+        2 * s.login_account_backoff
+    )
     identity_clock.advance(2 * s.login_account_backoff + 1)
     check_envelope(login(accounts, alice.email, alice.password), 200)
     # Success resets the account: the full allowance is back.
@@ -103,7 +105,9 @@ def test_unknown_user_and_wrong_password_are_indistinguishable(
 ) -> None:
     alice = accounts.register()
     bob = accounts.invite(alice)
-    check_envelope(accounts.client("tenant").delete(f"/api/v5/tenant/users/{bob.user_id}", headers=alice.headers), 204)
+    check_envelope(
+        accounts.client("tenant").delete(f"/api/v5/tenant/users/{bob.user_id}", headers=alice.headers), 204
+    )
     hasher_calls.clear()
     wrong = login(accounts, alice.email, WRONG, ip="10.1.0.1")
     assert hasher_calls == ["verify"]
@@ -118,7 +122,9 @@ def test_unknown_user_and_wrong_password_are_indistinguishable(
     assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_unknown_user_costs_one_argon2_verify(accounts: Accounts, identity_env: Any, monkeypatch: Any) -> None:
+def test_unknown_user_costs_one_argon2_verify(
+    accounts: Accounts, identity_env: Any, monkeypatch: Any
+) -> None:
     """The dummy verify is a real Argon2 verify: count it at the argon2 library boundary."""
     import argon2
 
@@ -149,4 +155,6 @@ def test_register_is_rate_limited(accounts: Accounts, monkeypatch: pytest.Monkey
     response = client.post("/api/v5/auth/register", json=body)
     check_envelope(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) >= 1
-    check_envelope(client.post("/api/v5/auth/register", json=body, environ_base={"REMOTE_ADDR": "10.7.7.7"}), 201)
+    check_envelope(
+        client.post("/api/v5/auth/register", json=body, environ_base={"REMOTE_ADDR": "10.7.7.7"}), 201
+    )

@@ -1,0 +1,52 @@
+"""Refresh-token families, digests and the pepper file."""
+
+from __future__ import annotations
+
+import stat
+import threading
+from pathlib import Path
+
+from coditect.identity import tokens
+
+PEPPER = b"p" * 32
+
+
+def test_family_tokens_are_deterministic_distinct_and_256_bit() -> None:
+    nonce = tokens.new_family_nonce()
+    assert len(bytes.fromhex(nonce)) == 32
+    t0 = tokens.refresh_token(PEPPER, session_id="s", family_nonce=nonce, generation=0)
+    assert t0 == tokens.refresh_token(PEPPER, session_id="s", family_nonce=nonce, generation=0)
+    others = {
+        tokens.refresh_token(PEPPER, session_id="s", family_nonce=nonce, generation=1),
+        tokens.refresh_token(PEPPER, session_id="s2", family_nonce=nonce, generation=0),
+        tokens.refresh_token(PEPPER, session_id="s", family_nonce=tokens.new_family_nonce(), generation=0),
+        tokens.refresh_token(b"q" * 32, session_id="s", family_nonce=nonce, generation=0),
+    }
+    assert t0 not in others and len(others) == 4
+    assert t0.startswith("crt_") and len(t0) == 4 + 43  # 32 bytes, base64url
+
+
+def test_digest_is_keyed_and_refuses_foreign_shapes() -> None:
+    token = tokens.refresh_token(PEPPER, session_id="s", family_nonce="00" * 32, generation=0)
+    digest = tokens.refresh_digest(PEPPER, token)
+    assert digest is not None and len(digest) == 32
+    assert tokens.refresh_digest(b"q" * 32, token) != digest
+    for junk in ("", "crt_short", token + "x", "eyJ.a.b", "cit_" + token[4:]):
+        assert tokens.refresh_digest(PEPPER, junk) is None
+    invite = tokens.new_invite_token()
+    assert tokens.invite_digest(invite) is not None and tokens.invite_digest(token) is None
+
+
+def test_pepper_file_is_created_once_0600_even_when_racing(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "token-pepper.secret"
+    threads = [threading.Thread(target=tokens.ensure_pepper, args=(path,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(path.read_bytes()) == 32
+    assert [p.name for p in path.parent.iterdir()] == ["token-pepper.secret"]  # no temp files left
+    first = path.read_bytes()
+    tokens.ensure_pepper(path)
+    assert path.read_bytes() == first
