@@ -1,0 +1,346 @@
+"""Relay benchmark: WebSocket echo through the relay vs configurable-http-proxy vs direct.
+
+    python bench/bench_relay.py --out bench/results/relay.json [--seconds 8] [--connections 50]
+
+One workspace program (its /echo) is the echo server for all three paths; the relay runs as
+`python -m coditect.relay` (uvicorn + uvloop, its own process) over a SQLite store; CHP (npm
+`configurable-http-proxy`, installed into bench/node_modules on first run, not committed) runs
+with --default-target pointing at the same echo server. The load generator is a separate
+process (uvloop, websockets, no compression): `connections` sockets each send a 1 KiB message
+and wait for its echo, back to back; we report round trips per second and the p50/p99 round
+trip. Then 1,000 idle relayed sockets are opened and the relay's RSS delta / 1000 is reported.
+Goals (issue 7): relay ≥ 1.0x CHP messages/s with a p99 no worse; < 64 KiB per idle socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+ORIGIN = "https://app.example"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def ensure_chp() -> Path:
+    binary = BENCH / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not binary.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("npm is required to install configurable-http-proxy")
+        subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(BENCH),
+                        "configurable-http-proxy"], check=True, capture_output=True)  # fmt: skip
+    return binary
+
+
+# -- the load generator (runs in its own process: `bench_relay.py --load ...`) --------------------
+async def _load(
+    urls: list[str], protocols: list[list[str]], seconds: float, warmup: float
+) -> dict[str, float]:
+    from websockets.asyncio.client import connect
+
+    payload = os.urandom(512).hex()  # 1 KiB text
+    rtts: list[float] = []
+    state = {"measuring": False, "stop": False}
+
+    async def worker(url: str, protos: list[str]) -> int:
+        count = 0
+        async with connect(url, origin=ORIGIN, subprotocols=protos or None, compression=None,  # type: ignore[arg-type]
+                           proxy=None, max_size=None, ping_interval=None) as conn:  # fmt: skip
+            while not state["stop"]:
+                started = time.perf_counter()
+                await conn.send(payload)
+                await conn.recv()
+                if state["measuring"]:
+                    rtts.append(time.perf_counter() - started)
+                    count += 1
+        return count
+
+    tasks = [asyncio.create_task(worker(u, p)) for u, p in zip(urls, protocols, strict=True)]
+    await asyncio.sleep(warmup)
+    state["measuring"] = True
+    t0 = time.perf_counter()
+    await asyncio.sleep(seconds)
+    state["measuring"] = False
+    elapsed = time.perf_counter() - t0
+    state["stop"] = True
+    counts = await asyncio.gather(*tasks)
+    rtts.sort()
+
+    def pct(p: float) -> float:
+        return rtts[min(len(rtts) - 1, int(p * len(rtts)))] * 1000
+
+    return {
+        "messages_per_s": sum(counts) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "samples": len(rtts),
+    }
+
+
+async def _idle(urls: list[str], protocols: list[list[str]], hold: str) -> None:
+    """Open every socket (50 at a time), print "open", wait for a line on stdin, close."""
+    from websockets.asyncio.client import connect
+
+    conns = []
+    gate = asyncio.Semaphore(50)
+
+    async def one(url: str, protos: list[str]) -> None:
+        async with gate:
+            conn = await connect(url, origin=ORIGIN, subprotocols=protos, compression=None, proxy=None,  # type: ignore[arg-type]
+                                 ping_interval=None, open_timeout=30)  # fmt: skip
+            await conn.send("hi")
+            await conn.recv()
+            conns.append(conn)
+
+    await asyncio.gather(*(one(u, p) for u, p in zip(urls, protocols, strict=True)))
+    print("open", len(conns), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+
+
+def load_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if spec["mode"] == "load":
+        result = asyncio.run(_load(spec["urls"], spec["protocols"], spec["seconds"], spec["warmup"]))
+        print(json.dumps(result), flush=True)
+    else:
+        asyncio.run(_idle(spec["urls"], spec["protocols"], "stdin"))
+
+
+def run_load(tmp: Path, urls: list[str], protocols: list[list[str]], seconds: float) -> dict[str, float]:
+    spec = tmp / f"load-{uuid.uuid4().hex}.json"
+    spec.write_text(
+        json.dumps({"mode": "load", "urls": urls, "protocols": protocols, "seconds": seconds, "warmup": 1.0})
+    )
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", str(spec)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- the run -----------------------------------------------------------------------------------
+class Setup:
+    def __init__(self, tmp: Path, per_user: int) -> None:
+        from coditect.store import open_store
+
+        self.tmp = tmp
+        self.store_url = f"sqlite://{tmp / 'store.db'}?synchronous=NORMAL"
+        self.db = open_store(self.store_url)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CODITECT_")}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.echo_port = free_port()
+        self.spawn([sys.executable, "-m", "coditect.workspaces.program", "--port", str(self.echo_port)], self.env,
+                   self.echo_port, "workspace")  # fmt: skip
+        self.relay_port = free_port()
+        relay_env = dict(self.env, CODITECT_DATA_DIR=str(tmp), CODITECT_STORE=self.store_url,
+                         CODITECT_CORS_ORIGINS=f'["{ORIGIN}"]', CODITECT_PUBLIC_BASE_URL=ORIGIN,
+                         CODITECT_RELAY_MAX_CONNECTIONS_PER_USER=str(per_user), CODITECT_LOG_LEVEL="WARNING")  # fmt: skip
+        self.relay = self.spawn([sys.executable, "-m", "coditect.relay", "--host", "127.0.0.1", "--port",
+                                 str(self.relay_port)], relay_env, self.relay_port, "relay")  # fmt: skip
+        self.chp_port = free_port()
+        chp = ensure_chp()
+        self.spawn([str(chp), "--ip", "127.0.0.1", "--port", str(self.chp_port), "--api-ip", "127.0.0.1",
+                    "--api-port", str(free_port()), "--default-target", f"http://127.0.0.1:{self.echo_port}",
+                    "--log-level", "error"], self.env, self.chp_port, "chp")  # fmt: skip
+        self.login, self.workspace = self._records()
+
+    def spawn(self, argv: list[str], env: dict[str, str], port: int, name: str) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        wait_port(port, proc)
+        return proc
+
+    def _records(self):  # type: ignore[no-untyped-def]
+        from coditect.auth.context import mint
+        from coditect.identity import repositories as identity
+        from coditect.workspaces import lifecycle, repository
+        from coditect.workspaces.models import WorkspaceRecord
+        from coditect.workspaces.provisioner import Endpoint
+
+        ctx = mint(
+            tenant_id=str(uuid.uuid4()),
+            user_id=str(uuid.uuid4()),
+            session_id=str(uuid.uuid4()),
+            role="member",
+        )
+        self.db.transact(
+            lambda tr: identity.set_live(tr, ctx.tenant_id, ctx.session_id, ctx.user_id, "member")
+        )
+        at = datetime.now(UTC)
+        record = WorkspaceRecord(id=str(uuid.uuid4()), tenant_id=ctx.tenant_id, user_id=ctx.user_id,
+                                 session_id=str(uuid.uuid4()), status="requested", created_at=at, updated_at=at)  # fmt: skip
+        record = lifecycle.advance(record, "provisioning", at)
+        record = lifecycle.advance(record, "ready", at, endpoint=Endpoint("127.0.0.1", self.echo_port))
+        self.db.transact(repository.save, record, None)
+        return ctx, record
+
+    def tickets(self, n: int) -> list[list[str]]:
+        from coditect.workspaces import tickets
+
+        return [
+            ["coditect.ticket." + tickets.issue_ticket(self.db, self.login, self.workspace.id).ticket]
+            for _ in range(n)
+        ]
+
+    def relay_urls(self, n: int) -> list[str]:
+        return [f"ws://127.0.0.1:{self.relay_port}/workspaces/{self.workspace.id}/echo"] * n
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.db.close()
+
+
+def idle_memory(setup: Setup, n: int) -> dict[str, float]:
+    # Warm the relay (modules, pools, first connections) before the baseline.
+    warm = setup.tickets(20)
+    run_idle(setup, setup.relay_urls(20), warm)
+    time.sleep(1.5)
+    before = rss(setup.relay.pid)
+    protocols = setup.tickets(n)
+    after = run_idle(setup, setup.relay_urls(n), protocols, measure=setup.relay.pid)
+    return {"connections": n, "rss_before_bytes": before, "rss_after_bytes": after,
+            "per_connection_kib": (after - before) / n / 1024}  # fmt: skip
+
+
+def run_idle(setup: Setup, urls: list[str], protocols: list[list[str]], measure: int | None = None) -> int:
+    spec = setup.tmp / f"idle-{uuid.uuid4().hex}.json"
+    spec.write_text(json.dumps({"mode": "idle", "urls": urls, "protocols": protocols}))
+    proc = subprocess.Popen([sys.executable, __file__, "--load", str(spec)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    if not line.startswith("open"):
+        proc.kill()
+        raise RuntimeError(f"idle client failed: {line!r}")
+    time.sleep(1.0)  # let the relay settle (handshake buffers freed)
+    value = rss(measure) if measure else 0
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    proc.wait(60)
+    return value
+
+
+def markdown(results: dict[str, dict[str, float]], idle: dict[str, float], connections: int) -> str:
+    chp = results["chp"]
+    lines = [
+        f"WebSocket echo, {connections} connections, 1 KiB text messages, one round trip in flight per socket:",
+        "",
+        "| path | messages/s | vs CHP | p50 ms | p99 ms | p99 vs CHP |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, label in (
+        ("direct", "direct to echo"),
+        ("chp", "configurable-http-proxy"),
+        ("relay", "Coditect relay"),
+    ):
+        r = results[name]
+        lines.append(f"| {label} | {r['messages_per_s']:,.0f} | {r['messages_per_s'] / chp['messages_per_s']:.2f}x | "
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms'] / chp['p99_ms']:.2f}x |")  # fmt: skip
+    lines += [
+        "",
+        f"Idle relayed WebSockets held by one relay process: {idle['connections']:,}; relay RSS "
+        f"{idle['rss_before_bytes'] / 2**20:.1f} → {idle['rss_after_bytes'] / 2**20:.1f} MiB = "
+        f"**{idle['per_connection_kib']:.1f} KiB per connection** (goal < 64 KiB).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(BENCH / "results" / "relay.json"))
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        return load_main(args.load)
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmpdir:
+        setup = Setup(Path(tmpdir), per_user=args.idle + 100)
+        try:
+            n = args.connections
+            results = {
+                "direct": run_load(
+                    setup.tmp, [f"ws://127.0.0.1:{setup.echo_port}/echo"] * n, [[]] * n, args.seconds
+                ),
+                "chp": run_load(
+                    setup.tmp, [f"ws://127.0.0.1:{setup.chp_port}/echo"] * n, [[]] * n, args.seconds
+                ),
+                "relay": run_load(setup.tmp, setup.relay_urls(n), setup.tickets(n), args.seconds),
+            }
+            idle = idle_memory(setup, args.idle)
+        finally:
+            setup.close()
+    ratio = results["relay"]["messages_per_s"] / results["chp"]["messages_per_s"]
+    p99_ratio = results["relay"]["p99_ms"] / results["chp"]["p99_ms"]
+    report = {
+        "title": f"Relay: {ratio:.2f}x CHP messages/s, p99 {p99_ratio:.2f}x CHP, "
+        f"{idle['per_connection_kib']:.1f} KiB per idle socket",
+        "markdown": markdown(results, idle, args.connections),
+        "goals": {"messages_ratio_min": 1.0, "p99_ratio_max": 1.0, "idle_kib_max": 64},
+        "met": {"messages": ratio >= 1.0, "p99": p99_ratio <= 1.0, "idle": idle["per_connection_kib"] < 64},
+        "results": results,
+        "idle": idle,
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(report["markdown"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The relay end to end on the local stack: register → session → allocate → ready → ticket →
+WebSocket echo through the gateway and the relay → a terminal runs `echo hello` → logout closes
+the relayed socket (4401)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.e2e.stack import RunningStack, wait_for
+from tests.helpers import check_envelope
+
+pytestmark = pytest.mark.e2e
+ORIGIN = "http://localhost:8080"  # in the default cors_origins
+
+
+def register(http: httpx.Client) -> dict[str, str]:
+    body = {"email": f"relay-{secrets.token_hex(4)}@example.test", "password": f"e2e-{secrets.token_hex(8)}-quartz",
+            "name": "Relay E2E"}  # fmt: skip
+    data = check_envelope(http.post("/api/v5/auth/register", json=body), 201)
+    return {"Authorization": f"Bearer {data['tokens']['access_token']}"}
+
+
+def ready_workspace(stack: RunningStack, http: httpx.Client, headers: dict[str, str]) -> str:
+    sid = check_envelope(http.post("/api/v5/sessions", json={"name": "relay e2e"}, headers=headers), 201)[
+        "id"
+    ]
+    wid = str(
+        check_envelope(http.post("/api/v5/workspaces", json={"session_id": sid}, headers=headers), 202)["id"]
+    )
+
+    def ready() -> bool:
+        shown = check_envelope(http.get(f"/api/v5/workspaces/{wid}", headers=headers), 200)
+        assert shown["status"] not in ("failed", "stopped"), (shown, stack.log("provisioner"))
+        return bool(shown["status"] == "ready")
+
+    wait_for(ready, 60, "the workspace to become ready")
+    return wid
+
+
+def ticket(http: httpx.Client, headers: dict[str, str], wid: str) -> str:
+    return str(check_envelope(http.post(f"/api/v5/workspaces/{wid}/tickets", headers=headers), 201)["ticket"])
+
+
+def test_relay_end_to_end(stack: RunningStack) -> None:
+    ws_base = "ws" + stack.url.removeprefix("http")
+    with stack.client() as http:
+        headers = register(http)
+        wid = ready_workspace(stack, http, headers)
+
+        async def main() -> int | None:
+            url = f"{ws_base}/workspaces/{wid}"
+            # No credentials: refused by the relay before the upgrade, passed on by the gateway.
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(f"{url}/echo", origin=ORIGIN, proxy=None):  # type: ignore[arg-type]
+                    pass
+            assert info.value.response.status_code == 401
+            protos = [f"coditect.ticket.{ticket(http, headers, wid)}", "coditect.relay"]
+            async with connect(f"{url}/echo", origin=ORIGIN, subprotocols=protos, proxy=None) as echo:  # type: ignore[arg-type]
+                assert echo.subprotocol == "coditect.relay"
+                await echo.send("through the gateway and the relay")
+                assert await echo.recv() == "through the gateway and the relay"
+            protos = [f"coditect.ticket.{ticket(http, headers, wid)}"]
+            async with connect(f"{url}/terminal", origin=ORIGIN, subprotocols=protos, proxy=None) as term:  # type: ignore[arg-type]
+                await term.send("echo hel''lo\n")  # the quotes keep the typed command from matching
+                seen = b""
+                async with asyncio.timeout(15):
+                    while b"hello" not in seen:
+                        chunk = await term.recv()
+                        seen += chunk if isinstance(chunk, bytes) else chunk.encode()
+                await asyncio.to_thread(
+                    lambda: check_envelope(http.post("/api/v5/auth/logout", headers=headers), 204)
+                )
+                try:
+                    async with asyncio.timeout(
+                        10
+                    ):  # the contract says 5 s; wait longer, then assert the code
+                        async for _ in term:
+                            pass
+                except ConnectionClosed:
+                    pass
+                return term.close_code
+
+        assert asyncio.run(main()) in (4401, 1008)
