@@ -81,8 +81,10 @@ class StackSettings:
 
     @property
     def workspaces_dir(self) -> Path:
-        """State of the LocalProvisioner's workspace processes (reaped at shutdown)."""
-        return self.data_dir / "workspaces"
+        """State of the LocalProvisioner's workspace processes (reaped at shutdown); the same
+        default as `Settings.workspace_state_dir`."""
+        given = os.environ.get("CODITECT_WORKSPACE_STATE_DIR")
+        return Path(given).resolve() if given else self.data_dir / "workspaces"
 
     @property
     def dead_letter(self) -> Path:

@@ -1,0 +1,78 @@
+"""What the local stack starts: every registry function, with Knative's command line and env."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from coditect import registry
+from coditect.devstack.plan import Planned, StackSettings, function_specs, plan
+from coditect.registry.spec import FunctionSpec
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def settings(tmp_path: Path, extra: Path | None = None) -> StackSettings:
+    return StackSettings(root=ROOT, data_dir=tmp_path, extra=extra)
+
+
+def test_every_registry_function_is_planned_on_its_own_port(tmp_path: Path) -> None:
+    planned = plan(settings(tmp_path))
+    assert [p.name for p in planned] == [spec.name for spec in registry.FUNCTIONS]
+    assert len({p.port for p in planned}) == len(planned)
+    assert all(p.source == ROOT / "functions" / p.name / "main.py" for p in planned)
+
+
+def test_http_and_cloudevent_functions_run_under_functions_framework(tmp_path: Path) -> None:
+    spec = FunctionSpec("thing", kind="cloudevent", concurrency=3, env=(("EXTRA", "1"),))
+    p = Planned(spec, tmp_path / "main.py", 12345)
+    assert p.argv() == [sys.executable, "-m", "functions_framework", "--target", "handle", "--source",
+                        str(tmp_path / "main.py"), "--signature-type", "cloudevent",
+                        "--host", "127.0.0.1", "--port", "12345"]  # fmt: skip
+    env = p.env(settings(tmp_path), "http://127.0.0.1:9/", {"PATH": "/bin"})
+    assert env["THREADS"] == "3" and env["WORKERS"] == "1" and env["PORT"] == "12345"
+    assert env["K_SINK"] == "http://127.0.0.1:9/" and env["K_SERVICE"] == "thing"
+    assert env["CODITECT_DATA_DIR"] == str(tmp_path) and env["EXTRA"] == "1" and env["PATH"] == "/bin"
+
+
+def test_the_asgi_relay_runs_under_uvicorn(tmp_path: Path) -> None:
+    p = Planned(FunctionSpec("relay", kind="asgi"), tmp_path / "relay" / "main.py", 1)
+    assert p.argv()[:6] == [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(tmp_path / "relay")]
+
+
+def test_only_token_signers_get_the_private_keys(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    signer = Planned(FunctionSpec("login", signs_tokens=True), tmp_path, 1).env(s, "", {})
+    verifier = Planned(FunctionSpec("sessions"), tmp_path, 1).env(s, "", {})
+    assert signer["CODITECT_KEYS_DIR"] == str(tmp_path / "keys")
+    assert verifier["CODITECT_KEYS_DIR"] == str(tmp_path / "keys-public")
+
+
+def test_extra_functions_come_from_a_file_with_sources_beside_it(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.py"
+    extra.write_text(
+        "from coditect.registry.spec import FunctionSpec\n"
+        "FUNCTIONS = (FunctionSpec('probe', kind='cloudevent', events=('x.y',)),)\n"
+    )
+    found = dict((spec.name, source) for spec, source in function_specs(settings(tmp_path, extra)))
+    assert found["probe"] == tmp_path / "probe" / "main.py"
+    assert set(found) == {spec.name for spec in registry.FUNCTIONS} | {"probe"}
+
+
+def test_an_extra_function_may_not_shadow_a_registry_one(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.py"
+    extra.write_text(
+        "from coditect.registry.spec import FunctionSpec\nFUNCTIONS = (FunctionSpec('health'),)\n"
+    )
+    with pytest.raises(ValueError, match="declared twice: health"):
+        function_specs(settings(tmp_path, extra))
+
+
+def test_settings_from_the_environment(tmp_path: Path) -> None:
+    s = StackSettings.from_env({"CODITECT_DATA_DIR": str(tmp_path), "CODITECT_PORT": "9000",
+                                "CODITECT_HOST": "0.0.0.0"})  # fmt: skip
+    assert (s.data_dir, s.port, s.host, s.broker_port, s.extra) == (tmp_path, 9000, "0.0.0.0", 0, None)
+    defaults = StackSettings.from_env({})
+    assert defaults.port == 8080 and defaults.host == "127.0.0.1" and defaults.data_dir.name == ".coditect"
