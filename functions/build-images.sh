@@ -14,3 +14,21 @@ build() {
 }
 NAME=health; if wanted "$@"; then build health '' http; fi
 NAME=openapi; if wanted "$@"; then build openapi '' http; fi
+NAME=register; if wanted "$@"; then build register '' http; fi
+NAME=login; if wanted "$@"; then build login '' http; fi
+NAME=refresh; if wanted "$@"; then build refresh '' http; fi
+NAME=logout; if wanted "$@"; then build logout '' http; fi
+NAME=jwks; if wanted "$@"; then build jwks '' http; fi
+NAME=users; if wanted "$@"; then build users '' http; fi
+NAME=tenant; if wanted "$@"; then build tenant '' http; fi
+NAME=audit; if wanted "$@"; then build audit '' http; fi
+NAME=sessions; if wanted "$@"; then build sessions '' http; fi
+NAME=conversations; if wanted "$@"; then build conversations '' http; fi
+NAME=messages; if wanted "$@"; then build messages '' http; fi
+NAME=settings; if wanted "$@"; then build settings '' http; fi
+NAME=workspace-allocate; if wanted "$@"; then build workspace-allocate '' http; fi
+NAME=workspaces; if wanted "$@"; then build workspaces '' http; fi
+NAME=provisioner; if wanted "$@"; then build provisioner k8s cloudevent; fi
+NAME=relay; if wanted "$@"; then build relay relay asgi; fi
+NAME=files; if wanted "$@"; then build files '' http; fi
+NAME=files-ops; if wanted "$@"; then build files-ops '' http; fi

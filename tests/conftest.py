@@ -31,10 +31,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def function_client(data_dir: Path):  # type: ignore[no-untyped-def]
     """`function_client("sessions")` → a Flask test client of functions/sessions/main.py,
     built the way functions-framework builds it in production."""
-    from functions_framework import create_app
+    from functions_framework import _function_registry, create_app
 
     def make(name: str):  # type: ignore[no-untyped-def]
         source = ROOT / "functions" / name / "main.py"
+        # functions-framework remembers @cloud_event targets by name process-wide, and that wins
+        # over the signature type given here: forget any CloudEvent function's "handle" first.
+        _function_registry.REGISTRY_MAP.pop("handle", None)
         app = create_app("handle", str(source), "http")
         return app.test_client()
 

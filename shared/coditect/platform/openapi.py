@@ -124,6 +124,12 @@ class _Schemas:
         keys = sorted(wanted)
         refs, defs = models_json_schema([(wanted[k], k[1]) for k in keys], ref_template=REF, by_alias=True)
         self.components: dict[str, Any] = defs.get("$defs", {})
+        for schema in self.components.values():
+            for prop in schema.get("properties", {}).values():
+                # `x: str = None` means "may be omitted, may not be null": the field is optional,
+                # but a `default: null` its own schema refuses would make the document invalid.
+                if "default" in prop and prop["default"] is None and not _admits_null(prop):
+                    del prop["default"]
         self._refs = {k: refs[(wanted[k], k[1])] for k in keys}
 
     def ref(self, dotted: str, mode: Mode) -> dict[str, Any]:
@@ -137,6 +143,13 @@ class _Schemas:
             {"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema.get("properties", {}).items()
         ]
+
+
+def _admits_null(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    return any(_admits_null(s) for s in [*schema.get("anyOf", []), *schema.get("oneOf", [])])
 
 
 def _content(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
