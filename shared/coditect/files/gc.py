@@ -70,7 +70,7 @@ def _upload_step(tr: Transaction, now: float, stale: float, after: bytes | None,
     touched = tr.get(key)  # re-read with a conflict: a live upload may be touching it right now
     if touched is not None and now - chunks.read_stamp(touched) < stale:
         return key  # alive: skip it
-    if upload.release_staged_step(tr, tid, upload_id):
+    if upload.release_staged_step(tr, tid, upload_id, now=now):
         counts["uploads_reaped"] += 1
         return key
     return after or b"\x00"  # more staged entries to release: same upload again
@@ -160,14 +160,17 @@ def collect_garbage(
     stale = settings.files_upload_stale_seconds if upload_stale_seconds is None else upload_stale_seconds
     deadline = time.monotonic() + budget_seconds
     totals: dict[str, Any] = dict.fromkeys(COUNT_NAMES, 0)
-    now = clock()
+    # Each phase reads the clock when it starts: markers left by an earlier phase of this very
+    # run (a drained trash releases manifests) are then old enough for a grace of 0.
+    clock_at: dict[str, float] = {}
     phases: list[Step] = [
-        lambda tr, after, c: _upload_step(tr, now, stale, after, c),
+        lambda tr, after, c: _upload_step(tr, clock_at["now"], stale, after, c),
         lambda tr, after, c: _trash_step(tr, after, c),
-        lambda tr, after, c: _manifest_step(tr, now, grace, after, c),
-        lambda tr, after, c: _chunk_step(tr, now, grace, after, c),
+        lambda tr, after, c: _manifest_step(tr, clock_at["now"], grace, after, c),
+        lambda tr, after, c: _chunk_step(tr, clock_at["now"], grace, after, c),
     ]
     for step in phases:
+        clock_at["now"] = clock()
         after: bytes | None = None
         while True:
             if time.monotonic() > deadline:

@@ -114,7 +114,7 @@ def _walk(
     after = None
     if resume:
         after = resume[0]
-        if len(resume) > 1 and recursive:
+        if recursive:  # `after` was listed; its subtree may not have been (or only in part)
             entry = get_entry(tr, fs, dir_id, after)
             if entry is not None and entry.type == "directory":
                 _walk(tr, fs, entry.id, base.child(after), resume[1:], recursive, out, want)

@@ -126,7 +126,9 @@ def _stage(
     tr.set(gc_marker(fs.tenant_id, upload_id), _stamp(now))
 
 
-def release_staged_step(tr: Transaction, tid: str, upload_id: str, *, limit: int = 1000) -> bool:
+def release_staged_step(
+    tr: Transaction, tid: str, upload_id: str, *, limit: int = 1000, now: float | None = None
+) -> bool:
     """One bounded step of giving up an upload: mark it aborted, release up to `limit` staged
     references. True when nothing is left (record and GC marker gone too)."""
     space = uploads(tid)
@@ -138,7 +140,7 @@ def release_staged_step(tr: Transaction, tid: str, upload_id: str, *, limit: int
             tr.set(space.key(upload_id), json.dumps(doc).encode())
     staged = tr.get_range(*space.range(upload_id), limit=limit)
     for kv in staged:
-        chunks.release_chunk_ref(tr, tid, kv.value)
+        chunks.release_chunk_ref(tr, tid, kv.value, now)
         tr.clear(kv.key)
     if len(staged) < limit:
         tr.clear(space.key(upload_id))
