@@ -16,7 +16,7 @@ Rules every area attaching data to a session follows (see also `coditect.keys`):
    area purge hooks (data outside the subspace), conversation index entries, the `by_parent`
    entries of its forks, the subspace itself, and finally the record and the queue entry. Every
    step is idempotent, so a purge killed at any point resumes from the queue: the DELETE request
-   purges until done or `Settings.session_purge_budget`, the ops cron's `gc` job calls
+   purges until done or for `PURGE_BUDGET_SECONDS` (2 s, functions/sessions/main.py), the ops cron's `gc` job calls
    `purge.purge_pending(db, budget_seconds=...)` for the rest.
 4. Hooks (`hooks`): `register_purge_hook(fn(tr, tid, sid) -> bool)` for data outside the subspace;
    `register_fork_hook(fn(db, tid, source, target, at))` to copy an area's data into a fork. The

@@ -13,7 +13,7 @@
    d. the session subspace, except the record;
    e. the record, the queue entry and, for a failed fork, the lease on its source.
    A process killed at any point leaves the queue entry, and any later run resumes at the first
-   step with something left: the DELETE request purges for `Settings.session_purge_budget`
+   step with something left: the DELETE request purges for `PURGE_BUDGET_SECONDS` (functions/sessions)
    seconds, the ops cron's `gc` job calls `purge_pending` for the rest.
 """
 
