@@ -3,7 +3,7 @@
     PUT body ──read 64 KiB at a time, hashing as it goes──▶ batch of ≤ 16 chunks (1 MiB)
        │ small file (one batch): chunks, manifest, version and entry in ONE transaction
        ▼ larger: each batch is a staging transaction — chunk written (or its refs bumped when the
-         tenant has it) + a staged-reference entry `fuploads/(upload_id, i)`; then ONE publish
+         tenant has it) + one staged-reference entry `fuploads/(upload_id, first_index)` per batch; then ONE publish
          transaction takes the manifest reference, writes the version, flips the entry.
 
 The process never holds more than one batch of the body. Readers see the old version until
@@ -25,7 +25,9 @@ import hashlib
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -120,17 +122,18 @@ def _stage(
         raise UploadAborted()
     if tr.get(space.key(upload_id, first)) is not None:
         return  # this batch committed already (a retry after commit_unknown_result)
-    for offset, (h, data) in enumerate(batch):
-        chunks.add_chunk_ref(tr, fs.tenant_id, h, data)
-        tr.set(space.key(upload_id, first + offset), h)
+    for h, data in sorted(batch, key=lambda item: item[0]):
+        chunks.add_chunk_ref(tr, fs.tenant_id, h, data)  # in key order: B-tree locality
+    # One staged-reference entry per batch (its hashes concatenated), not one per chunk.
+    tr.set(space.key(upload_id, first), b"".join(h for h, _ in batch))
     tr.set(gc_marker(fs.tenant_id, upload_id), _stamp(now))
 
 
 def release_staged_step(
-    tr: Transaction, tid: str, upload_id: str, *, limit: int = 1000, now: float | None = None
+    tr: Transaction, tid: str, upload_id: str, *, limit: int = 100, now: float | None = None
 ) -> bool:
     """One bounded step of giving up an upload: mark it aborted, release up to `limit` staged
-    references. True when nothing is left (record and GC marker gone too)."""
+    batches (≤ 16 references each). True when nothing is left (record and GC marker gone too)."""
     space = uploads(tid)
     record = tr.get(space.key(upload_id))
     if record is not None:
@@ -140,7 +143,8 @@ def release_staged_step(
             tr.set(space.key(upload_id), json.dumps(doc).encode())
     staged = tr.get_range(*space.range(upload_id), limit=limit)
     for kv in staged:
-        chunks.release_chunk_ref(tr, tid, kv.value, now)
+        for i in range(0, len(kv.value), chunks.HASH_SIZE):
+            chunks.release_chunk_ref(tr, tid, kv.value[i : i + chunks.HASH_SIZE], now)
         tr.clear(kv.key)
     if len(staged) < limit:
         tr.clear(space.key(upload_id))
@@ -234,6 +238,11 @@ def _precheck(
         quota.check(tr, fs.tenant_id, announced, policy)
 
 
+def _finish(hasher: ThreadPoolExecutor, body: _Body) -> str:
+    hasher.shutdown(wait=True)
+    return body.sha.hexdigest()
+
+
 def write_stream(
     db: Database,
     fs: FileSpace,
@@ -254,6 +263,10 @@ def write_stream(
     upload_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(len(path.segments))]
     body = _Body(hashlib.sha256(), [], [])
+    # The whole-file hash runs on a helper thread (hashlib releases the GIL), overlapping the
+    # store writes; one worker keeps the updates in order.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-sha256")
+    pending: deque[Future[None]] = deque()
     staged = False
     try:
         while True:
@@ -266,7 +279,9 @@ def write_stream(
             if content_length is None and used + body.size > policy.quota_bytes:
                 raise quota.over_quota()
             h = hashlib.sha256(data).digest()
-            body.sha.update(data)
+            pending.append(hasher.submit(body.sha.update, data))
+            if len(pending) > BATCH_CHUNKS:  # backpressure: at most one batch waits for hashing
+                pending.popleft().result()
             body.hashes.append(h)
             body.pending.append((h, data))
             if len(body.pending) > BATCH_CHUNKS:  # more than one batch: stage the full one
@@ -286,10 +301,11 @@ def write_stream(
         entry, created = db.transact(
             _publish, fs, path,
             upload_id=upload_id, staged=staged, inline=body.pending, hashes=body.hashes,
-            sha256=body.sha.hexdigest(), size=body.size, content_type=content_type,
+            sha256=_finish(hasher, body), size=body.size, content_type=content_type,
             conditions=conditions, ids=ids, now=now, policy=policy,
         )  # fmt: skip
     except BaseException:
+        hasher.shutdown(wait=False, cancel_futures=True)
         if staged:
             abort(db, fs.tenant_id, upload_id)
         raise

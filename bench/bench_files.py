@@ -1,0 +1,296 @@
+"""Files benchmark: the file store against raw SQLite, and the files function against hello-world.
+
+    python bench/bench_files.py --out bench/results/files.json
+
+1. In-process throughput of a 16 MiB file: `coditect.files` write (streamed: hashing, staged
+   chunks in 1 MiB transactions, refcounts, publish) and read (manifest + chunks), against raw
+   `sqlite3` inserting and then selecting the same bytes in the same 64 KiB chunks, 16 chunks per
+   transaction, into a table of the same shape, same file settings (WAL, same `synchronous`).
+   Best of `--rounds`. Goal: ratio ≥ 0.5 both ways.
+2. Through real function processes (bench_runtime's `Bench`: functions-framework → gunicorn, one
+   worker, THREADS = the spec's concurrency, like the local stack): PUT and GET of 4 KiB and
+   1 MiB files, 8 concurrent keep-alive clients, p50/p95 latency, beside GET / of the hello-world
+   function at the same concurrency.
+3. A 100 MiB PUT's peak memory in the files function's worker process: VmHWM after the upload
+   minus VmRSS at idle (after warm-up). Goal: < 64 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import io
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from coditect import registry
+from coditect.files import paths, store, upload
+from coditect.files.chunks import CHUNK_SIZE
+from coditect.files.quota import Policy
+from coditect.files.tree import FileSpace
+from coditect.files.versions import NO_CONDITIONS
+from coditect.store import open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtime import HELLO, ROOT, Bench  # bench/ is not a package
+
+MiB = 1024 * 1024
+CLIENTS = 8
+PASSWORD = "quartz-lantern-meadow-7319"
+
+
+# -- 1. in-process ----------------------------------------------------------------------------------
+def raw_sqlite(path: Path, data: bytes, synchronous: str) -> tuple[float, float]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID")
+    prefix = uuid.uuid4().bytes
+    pieces = [data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
+    started = time.perf_counter()
+    for first in range(0, len(pieces), upload.BATCH_CHUNKS):
+        conn.execute("BEGIN IMMEDIATE")
+        for i, piece in enumerate(pieces[first : first + upload.BATCH_CHUNKS], start=first):
+            conn.execute("INSERT INTO kv VALUES (?, ?)", (prefix + i.to_bytes(4, "big"), piece))
+        conn.execute("COMMIT")
+    write = time.perf_counter() - started
+    started = time.perf_counter()
+    out = []
+    for first in range(0, len(pieces), upload.BATCH_CHUNKS):
+        conn.execute("BEGIN")
+        for i in range(first, min(first + upload.BATCH_CHUNKS, len(pieces))):
+            out.append(
+                conn.execute(
+                    "SELECT value FROM kv WHERE key = ?", (prefix + i.to_bytes(4, "big"),)
+                ).fetchone()[0]
+            )
+        conn.execute("COMMIT")
+    read = time.perf_counter() - started
+    assert b"".join(out) == data
+    conn.close()
+    return write, read
+
+
+def file_store(db_path: Path, data: bytes, synchronous: str) -> tuple[float, float]:
+    db = open_store(f"sqlite://{db_path}?synchronous={synchronous}")
+    fs = FileSpace(str(uuid.uuid4()), str(uuid.uuid4()))
+    path = paths.parse("bench/file.bin")
+    started = time.perf_counter()
+    upload.write_stream(db, fs, path, io.BytesIO(data), content_length=len(data),
+                        content_type="application/octet-stream", conditions=NO_CONDITIONS, policy=Policy())  # fmt: skip
+    write = time.perf_counter() - started
+    started = time.perf_counter()
+    readable = store.open_file(db, fs, path)
+    pieces = list(store.iter_content(db, fs.tenant_id, readable.manifest, 0, readable.manifest.size))
+    read = time.perf_counter() - started
+    assert hashlib.sha256(b"".join(pieces)).hexdigest() == readable.record.sha256
+    db.close()
+    return write, read
+
+
+def in_process(rounds: int, synchronous: str) -> dict[str, Any]:
+    data = os.urandom(16 * MiB)
+    best = {"raw_write": 1e9, "raw_read": 1e9, "files_write": 1e9, "files_read": 1e9}
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-files-") as tmp:
+        for r in range(rounds):
+            w, rd = raw_sqlite(Path(tmp) / f"raw{r}.db", data, synchronous)
+            best["raw_write"], best["raw_read"] = min(best["raw_write"], w), min(best["raw_read"], rd)
+            w, rd = file_store(Path(tmp) / f"files{r}.db", data, synchronous)
+            best["files_write"], best["files_read"] = min(best["files_write"], w), min(best["files_read"], rd)
+    mbps = {k: round(16 / v, 1) for k, v in best.items()}
+    return {"size_mib": 16, "chunk_bytes": CHUNK_SIZE, "chunks_per_transaction": upload.BATCH_CHUNKS,
+            "synchronous": synchronous, "rounds": rounds, "mib_per_s": mbps,
+            "write_ratio": round(mbps["files_write"] / mbps["raw_write"], 3),
+            "read_ratio": round(mbps["files_read"] / mbps["raw_read"], 3), "goal": ">= 0.5"}  # fmt: skip
+
+
+# -- 2. and 3. through real processes ---------------------------------------------------------------
+def request(
+    conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def load(
+    port: int, method: str, paths_: list[str], body: bytes | None, headers: dict[str, str], per_client: int
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors: list[int] = []
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        mine = []
+        for n in range(per_client):
+            started = time.perf_counter()
+            status, _ = request(conn, method, paths_[(i * per_client + n) % len(paths_)], body, headers)
+            mine.append(time.perf_counter() - started)
+            if status >= 300:
+                errors.append(status)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    assert not errors, errors[:5]
+    q = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "p50_ms": round(q[49] * 1000, 2), "p95_ms": round(q[94] * 1000, 2),
+            "rps": round(len(latencies) / elapsed, 1)}  # fmt: skip
+
+
+def worker_pid(master: int) -> int:
+    """gunicorn's worker: the child of the functions-framework (arbiter) process."""
+    for _ in range(100):
+        kids = []
+        for task in Path(f"/proc/{master}/task").iterdir():
+            kids += (task / "children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    return master
+
+
+def memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def through_processes(per_client: int) -> dict[str, Any]:
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-files-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            ports: dict[str, int] = {}
+            for name in ("register", "sessions", "files"):
+                spec = registry.function(name)
+                proc, port = bench.start(spec, ROOT / spec.source)
+                procs.append(proc)
+                ports[name] = port
+                proc.first_answer(port, "GET", "/healthz")
+            files_proc = procs[-1]
+            hello, hello_port = bench.start(bench.hello_spec(), HELLO)
+            procs.append(hello)
+            hello.first_answer(hello_port, "GET", "/")
+            conn = http.client.HTTPConnection("127.0.0.1", ports["register"], timeout=60)
+            status, body = request(conn, "POST", "/api/v5/auth/register",
+                                   json.dumps({"email": "bench-user@example.test", "password": PASSWORD, "name": "Bench"}).encode(),
+                                   {"Content-Type": "application/json"})  # fmt: skip
+            assert status == 201, body
+            auth = {"Authorization": "Bearer " + json.loads(body)["data"]["tokens"]["access_token"]}
+            conn = http.client.HTTPConnection("127.0.0.1", ports["sessions"], timeout=60)
+            status, body = request(conn, "POST", "/api/v5/sessions", json.dumps({"name": "bench"}).encode(),
+                                   {**auth, "Content-Type": "application/json"})  # fmt: skip
+            assert status == 201, body
+            base = f"/api/v5/sessions/{json.loads(body)['data']['id']}/files"
+            port = ports["files"]
+            results: dict[str, Any] = {"clients": CLIENTS, "requests_per_client": per_client}
+            results["hello_get"] = load(hello_port, "GET", ["/"], None, {}, per_client)
+            for label, size in (("4k", 4096), ("1m", MiB)):
+                body_ = os.urandom(size)
+                names = [f"{base}/{label}/f{i}" for i in range(CLIENTS * 4)]
+                load(port, "PUT", names, body_, auth, 4)  # warm-up, and the files to GET
+                results[f"put_{label}"] = load(port, "PUT", names, body_, auth, per_client)
+                results[f"get_{label}"] = load(port, "GET", names, None, auth, per_client)
+            pid = worker_pid(files_proc.popen.pid)
+            idle_rss = memory_kib(pid, "VmRSS")
+            peak_before = memory_kib(pid, "VmHWM")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            conn.putrequest("PUT", f"{base}/huge.bin")
+            for k, v in {**auth, "Content-Length": str(100 * MiB)}.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            started = time.perf_counter()
+            piece = os.urandom(MiB)
+            for _ in range(100):
+                conn.send(piece)
+            response = conn.getresponse()
+            assert response.status in (200, 201), response.read()[:300]
+            response.read()
+            upload_s = time.perf_counter() - started
+            peak_after = memory_kib(pid, "VmHWM")
+            results["upload_100m"] = {"seconds": round(upload_s, 2), "mib_per_s": round(100 / upload_s, 1),
+                                      "idle_rss_mib": round(idle_rss / 1024, 1),
+                                      "peak_before_mib": round(peak_before / 1024, 1),
+                                      "peak_after_mib": round(peak_after / 1024, 1),
+                                      "peak_above_idle_mib": round((peak_after - idle_rss) / 1024, 1),
+                                      "goal": "< 64 MiB above idle"}  # fmt: skip
+            return results
+        finally:
+            for proc in procs:
+                proc.stop()
+
+
+def markdown(result: dict[str, Any]) -> str:
+    ip, net = result["in_process"], result["processes"]
+    ok = lambda passed: "✅" if passed else "❌"  # noqa: E731
+    m = ip["mib_per_s"]
+    lines = [
+        f"Machine: {result['machine']}. In-process: 16 MiB, {ip['chunk_bytes']} B chunks, "
+        f"{ip['chunks_per_transaction']} chunks per transaction, synchronous={ip['synchronous']}, best of {ip['rounds']}.",
+        "",
+        "| 16 MiB | raw sqlite3 (MiB/s) | coditect.files (MiB/s) | ratio (goal ≥ 0.5) |",
+        "|---|---|---|---|",
+        f"| write | {m['raw_write']} | {m['files_write']} | {ip['write_ratio']:.2f} {ok(ip['write_ratio'] >= 0.5)} |",
+        f"| read | {m['raw_read']} | {m['files_read']} | {ip['read_ratio']:.2f} {ok(ip['read_ratio'] >= 0.5)} |",
+        "",
+        f"Through real function processes, {net['clients']} concurrent keep-alive clients, "
+        f"{net['requests_per_client']} requests each:",
+        "",
+        "| request | p50 (ms) | p95 (ms) | requests/s |",
+        "|---|---|---|---|",
+    ]
+    for key, label in (("hello_get", "hello-world GET / (baseline)"), ("put_4k", "PUT 4 KiB"), ("get_4k", "GET 4 KiB"),
+                       ("put_1m", "PUT 1 MiB"), ("get_1m", "GET 1 MiB")):  # fmt: skip
+        row = net[key]
+        lines.append(f"| {label} | {row['p50_ms']} | {row['p95_ms']} | {row['rps']} |")
+    up = net["upload_100m"]
+    lines += [
+        "",
+        f"100 MiB PUT: {up['seconds']} s ({up['mib_per_s']} MiB/s); worker RSS idle {up['idle_rss_mib']} MiB, "
+        f"peak {up['peak_after_mib']} MiB → **{up['peak_above_idle_mib']} MiB above idle** "
+        f"(goal < 64) {ok(up['peak_above_idle_mib'] < 64)}",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "files.json")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=25, help="requests per client per measurement")
+    parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous for both sides")
+    args = parser.parse_args()
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "in_process": in_process(args.rounds, args.synchronous.upper()),
+        "processes": through_processes(args.requests),
+    }
+    result["markdown"] = markdown(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(result["markdown"])
+
+
+if __name__ == "__main__":
+    main()
