@@ -7,7 +7,7 @@ backend runs. Import the submodule you need: importing this package imports noth
 
 The workspace service on top of the backends: `models` (record and API shapes), `lifecycle` (the
 state machine and CloudEvent types), `repository` (keys and indexes), `service` (allocate, list,
-get, stop), `events` (the provisioner function's handlers), `reconcile` (orphans, idle stop, max
+get, stop), `provisioning` (the provisioner function's work), `reconcile` (orphans, idle stop, max
 lifetime, stuck starts), `hooks` (session purge), `backends` (setting → Provisioner).
 
 For the relay, `tickets` is the whole API (see its docstring for 401/403 reasons)::

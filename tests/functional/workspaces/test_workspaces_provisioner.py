@@ -12,6 +12,7 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from coditect.config import get_settings
+from coditect.http import metrics
 from coditect.workspaces import backends, tickets
 from coditect.workspaces.local import LocalProvisioner
 from coditect.workspaces.provisioner import NOT_FOUND, TransientProvisionError, WorkspaceSpec
@@ -39,8 +40,19 @@ def allocate_and_start(ws, account=None):  # type: ignore[no-untyped-def]
     return account, wid
 
 
+def start_samples(outcome: str) -> float:
+    return (
+        metrics.REGISTRY.get_sample_value(
+            "coditect_workspace_start_seconds_count", {"backend": "LocalProvisioner", "outcome": outcome}
+        )
+        or 0.0
+    )
+
+
 def test_requested_to_ready_runs_a_real_workspace(ws, data_dir) -> None:
+    before = start_samples("ready")
     alice, wid = allocate_and_start(ws)
+    assert start_samples("ready") == before + 1
     record = ws.record(alice, wid)
     assert record.status == "ready" and record.status_reason is None
     assert [t.status for t in record.history] == ["requested", "provisioning", "ready"]

@@ -60,7 +60,9 @@ def workspace(db: Database, ctx: TenantContext, status: str = "ready") -> Worksp
 def stop(db: Database, record: WorkspaceRecord) -> None:
     def body(tr):  # type: ignore[no-untyped-def]
         current = repository.get(tr, record.tenant_id, record.id)
-        repository.save(tr, lifecycle.advance(current, "stopping", current.updated_at, reason="stopped_by_user"), current)
+        repository.save(
+            tr, lifecycle.advance(current, "stopping", current.updated_at, reason="stopped_by_user"), current
+        )
 
     db.transact(body)
 
