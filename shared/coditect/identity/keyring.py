@@ -56,7 +56,7 @@ def load_public_ring(directory: Path) -> KeyRing:
 
 def verifier(settings: Settings, kid: object = None) -> KeyRing:
     """The cached verify-only ring; reloaded for an unknown `kid` (rate-limited) or when old."""
-    directory = settings.resolved_keys_dir.resolve()
+    directory = settings.resolved_keys_dir
     now = monotonic()
     with _lock:
         entry = _verifiers.get(directory)
@@ -75,7 +75,7 @@ def verifier(settings: Settings, kid: object = None) -> KeyRing:
 
 def signer(settings: Settings) -> KeyRing:
     """The cached signing ring (private key of the active kid); re-read after max age."""
-    directory = settings.resolved_keys_dir.resolve()
+    directory = settings.resolved_keys_dir
     now = monotonic()
     with _lock:
         entry = _signers.get(directory)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import jwt
 
-from coditect.auth.access_tokens import verify_access_token
+from coditect.auth.access_tokens import MAX_LEEWAY, AccessClaims, verify_access_token
 from coditect.auth.context import TenantContext, mint
+from coditect.auth.keys import KeyRing, is_valid_kid
+from coditect.config import Settings
 from coditect.errors import Unauthorized
 from coditect.http.call import Call
 from coditect.identity import clock, keyring
@@ -50,13 +52,70 @@ def _kid(token: str) -> object:
         return None
 
 
+# Verified tokens, by exact token string, with the ring that verified them. A client sends the
+# same access token for up to 15 minutes, and PyJWT's parsing dominates a request's cost, so a
+# hit skips the signature check but never the time checks (redone with the current clock) nor
+# the revocation read. A reloaded ring (a retired key) invalidates every entry it did not verify.
+_VERIFIED: dict[str, tuple[KeyRing, AccessClaims]] = {}
+_VERIFIED_MAX = 4096
+
+
+def _cached(token: str, ring: KeyRing, settings: Settings) -> AccessClaims | None:
+    hit = _VERIFIED.get(token)
+    if hit is None or hit[0] is not ring:
+        return None
+    claims, now = hit[1], clock.now()
+    if claims.iss != settings.issuer or claims.aud != settings.audience:
+        return None
+    if claims.exp <= now - MAX_LEEWAY:
+        raise Unauthorized("The access token has expired.", code="token_expired")
+    if claims.nbf > now + MAX_LEEWAY or claims.iat > now + MAX_LEEWAY:
+        raise Unauthorized("The access token is invalid.", code="token_invalid")
+    return claims
+
+
+def _remember(token: str, ring: KeyRing, claims: AccessClaims) -> AccessClaims:
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()  # crude but bounded; a miss only costs one verification
+    _VERIFIED[token] = (ring, claims)
+    return claims
+
+
+def _verify(call: Call, token: str) -> AccessClaims:
+    """Verify with the cached ring; only a token refused for an unknown kid triggers a reload.
+
+    The kid is not parsed up front: PyJWT's parsing dominates the cost of a request, and the
+    common case (a kid the ring knows) needs no peek at all.
+    """
+    settings = call.settings
+    ring = keyring.verifier(settings)
+    cached = _cached(token, ring, settings)
+    if cached is not None:
+        return cached
+
+    def verify(with_ring: KeyRing) -> AccessClaims:
+        claims = verify_access_token(
+            with_ring, token, issuer=settings.issuer, audience=settings.audience, now=clock.now()
+        )
+        return _remember(token, with_ring, claims)
+
+    try:
+        return verify(ring)
+    except Unauthorized as exc:
+        if exc.code != "token_invalid":
+            raise
+        kid = _kid(token)
+        if not is_valid_kid(kid) or ring.public_key(kid) is not None:
+            raise
+        reloaded = keyring.verifier(settings, kid)  # rate-limited: may return the same ring
+        if reloaded is ring or reloaded.public_key(kid) is None:
+            raise
+        return verify(reloaded)
+
+
 def authenticate(call: Call) -> TenantContext:
     token = bearer_token(call)
-    settings = call.settings
-    ring = keyring.verifier(settings, _kid(token))
-    claims = verify_access_token(
-        ring, token, issuer=settings.issuer, audience=settings.audience, now=clock.now()
-    )
+    claims = _verify(call, token)
     live = call.db.transact(repo.read_live, claims.tid, claims.sid)
     if live is None or live[0] != claims.sub:
         if live is None and call.route.name == LOGOUT_ROUTE:

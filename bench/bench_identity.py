@@ -1,0 +1,221 @@
+"""Identity benchmark: authenticated GET /api/v5/users/me vs hello-world, and login under load.
+
+    python bench/bench_identity.py --out bench/results/identity.json
+
+Reuses the runtime benchmark's harness (bench/bench_runtime.py: `Bench` starts each function with
+the exact command and environment of the local stack — functions-framework, gunicorn, one worker,
+THREADS = the spec's concurrency — in a temporary data dir with fresh signing keys) and the
+hello-world function bench/hello/main.py as the baseline.
+
+1. Throughput (the health function is measured too, as context: the runtime's own share):
+   `GET /api/v5/users/me` with a valid Bearer token (EdDSA verify + the live-session
+   point read + the user read) on the users function vs `GET /` on hello-world, 16 keep-alive
+   connections, wrk when installed (with `-H Authorization`), otherwise an asyncio generator that
+   sends the header. Rounds alternate; the best round of each counts. Goal: ratio ≥ 0.5.
+2. Login: 16 concurrent clients (threads, one keep-alive connection and one account each) POST
+   /api/v5/auth/login back to back for `--login-seconds`; p50/p95/p99 latency and logins/s, with
+   the Argon2 parameters in force (production defaults unless CODITECT_ARGON2_* are set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from coditect import registry
+from coditect.config import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtime import HELLO, ROOT, Bench  # bench/ is not a package
+
+CLIENTS = 16
+PASSWORD = "bench-identity-passphrase-42"
+
+
+def wrk_rps(url: str, headers: dict[str, str], connections: int, seconds: float) -> float:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s"]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*argv, url], check=True, capture_output=True, text=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return (total - (int(bad.group(1)) if bad else 0)) / duration
+
+
+async def python_rps(url: str, headers: dict[str, str], connections: int, seconds: float) -> float:
+    parts = urlsplit(url)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}\r\n".encode()
+    deadline = time.perf_counter() + seconds
+    counts = [0] * connections
+
+    async def worker(i: int) -> None:
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        while time.perf_counter() < deadline:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            counts[i] += 200 <= int(head.split(b" ", 2)[1]) < 300
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def rps(url: str, headers: dict[str, str], seconds: float) -> float:
+    if shutil.which("wrk"):
+        return wrk_rps(url, headers, CLIENTS, seconds)
+    return asyncio.run(python_rps(url, headers, CLIENTS, seconds))
+
+
+def post(port: int, path: str, body: dict[str, Any], conn: http.client.HTTPConnection | None = None) -> Any:
+    connection = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    data = response.read()
+    return response.status, json.loads(data) if data else None
+
+
+def login_load(port: int, emails: list[str], seconds: float) -> dict[str, Any]:
+    latencies: list[list[float]] = [[] for _ in emails]
+    failures = [0] * len(emails)
+    barrier = threading.Barrier(len(emails))
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        barrier.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            status, _ = post(port, "/api/v5/auth/login", {"email": emails[i], "password": PASSWORD}, conn)
+            if status == 200:
+                latencies[i].append(time.perf_counter() - t)
+            else:
+                failures[i] += 1
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(emails))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    flat = sorted(x for row in latencies for x in row)
+    q = statistics.quantiles(flat, n=100) if len(flat) >= 2 else [flat[0]] * 99
+    return {
+        "clients": len(emails),
+        "seconds": round(elapsed, 2),
+        "logins": len(flat),
+        "failures": sum(failures),
+        "logins_per_s": round(len(flat) / elapsed, 1),
+        "p50_ms": round(q[49] * 1000, 1),
+        "p95_ms": round(q[94] * 1000, 1),
+        "p99_ms": round(q[98] * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "identity.json")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of one throughput run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating throughput rounds")
+    parser.add_argument("--login-seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    settings = Settings()  # what the spawned functions read from this environment
+    argon2 = {"memory_kib": settings.argon2_memory_kib, "time_cost": settings.argon2_time_cost,
+              "parallelism": settings.argon2_parallelism}  # fmt: skip
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-identity-") as tmp:
+        bench = Bench(Path(tmp))
+        try:
+            ports: dict[str, int] = {}
+            for name in ("register", "login", "users", "health"):
+                spec = registry.function(name)
+                proc, port = bench.start(spec, ROOT / spec.source)
+                procs.append(proc)
+                ports[name] = port
+                proc.first_answer(port, "GET", "/healthz")
+            hello, hello_port = bench.start(bench.hello_spec(), HELLO)
+            procs.append(hello)
+            hello.first_answer(hello_port, "GET", "/")
+            emails = [f"bench{i}@example.test" for i in range(CLIENTS)]
+            token = ""
+            for email in emails:
+                status, data = post(ports["register"], "/api/v5/auth/register",
+                                    {"email": email, "password": PASSWORD, "name": "Bench"})  # fmt: skip
+                assert status == 201, (status, data)
+                token = token or data["data"]["tokens"]["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            me_url = f"http://127.0.0.1:{ports['users']}/api/v5/users/me"
+            hello_url = f"http://127.0.0.1:{hello_port}/"
+            health_url = f"http://127.0.0.1:{ports['health']}/api/v5/health"
+            runs: dict[str, list[float]] = {"hello": [], "users_me": [], "health": []}
+            rps(hello_url, {}, 2)  # warm-up
+            rps(me_url, auth, 2)
+            for _ in range(args.rounds):
+                runs["hello"].append(round(rps(hello_url, {}, args.seconds), 1))
+                runs["users_me"].append(round(rps(me_url, auth, args.seconds), 1))
+                runs["health"].append(round(rps(health_url, {}, args.seconds), 1))
+            login = login_load(ports["login"], emails, args.login_seconds)
+        finally:
+            for proc in procs:
+                proc.stop()
+    best_hello, best_me, best_health = max(runs["hello"]), max(runs["users_me"]), max(runs["health"])
+    result: dict[str, Any] = {
+        "area": "identity",
+        "title": "Authenticated GET /users/me vs hello-world; login under 16 concurrent clients",
+        "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}",
+        "tool": "wrk" if shutil.which("wrk") else "python-asyncio",
+        "throughput": {"connections": CLIENTS, "seconds": args.seconds, "runs": runs, "hello_rps": best_hello,
+                       "users_me_rps": best_me, "ratio": round(best_me / best_hello, 3), "goal": ">= 0.5",
+                       "health_rps": best_health, "health_ratio": round(best_health / best_hello, 3)},
+        "login": login | {"argon2": argon2, "owasp_minimum": settings.argon2_memory_kib >= 19456
+                          and settings.argon2_time_cost >= 2},
+    }  # fmt: skip
+    t, lg = result["throughput"], result["login"]
+    ok = "✅" if t["ratio"] >= 0.5 else "❌"
+    result["markdown"] = "\n".join([
+        f"Load tool **{result['tool']}**, {CLIENTS} connections, best of {args.rounds} alternating "
+        f"{args.seconds:.0f} s runs. Machine: {result['machine']}.",
+        "",
+        "| throughput | requests/s |",
+        "|---|---|",
+        f"| hello-world function (baseline) | {t['hello_rps']:.0f} |",
+        f"| `GET /api/v5/users/me` (JWT verify + live-session read + user read) | {t['users_me_rps']:.0f} |",
+        f"| **ratio** (goal ≥ 0.5) | **{t['ratio']:.2f}** {ok} |",
+        f"| context: `GET /api/v5/health` (runtime + one store read, no auth) | {t['health_rps']:.0f} "
+        f"({t['health_ratio']:.2f} of hello) |",
+        "",
+        f"Login: {lg['clients']} concurrent clients for {lg['seconds']} s, Argon2id m={argon2['memory_kib']} KiB, "
+        f"t={argon2['time_cost']}, p={argon2['parallelism']} (OWASP minimum: {lg['owasp_minimum']}).",
+        "",
+        "| logins/s | p50 ms | p95 ms | p99 ms | failures |",
+        "|---|---|---|---|---|",
+        f"| {lg['logins_per_s']} | {lg['p50_ms']} | {lg['p95_ms']} | {lg['p99_ms']} | {lg['failures']} |",
+    ])  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(result["markdown"])
+
+
+if __name__ == "__main__":
+    main()
