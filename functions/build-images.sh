@@ -32,3 +32,4 @@ NAME=provisioner; if wanted "$@"; then build provisioner k8s cloudevent; fi
 NAME=relay; if wanted "$@"; then build relay relay asgi; fi
 NAME=files; if wanted "$@"; then build files '' http; fi
 NAME=files-ops; if wanted "$@"; then build files-ops '' http; fi
+NAME=cron; if wanted "$@"; then build cron k8s cloudevent; fi

@@ -129,6 +129,39 @@ class Settings(BaseSettings):
     refresh_ip_limit: int = Field(default=120, ge=1)
     refresh_ip_window: int = Field(default=60, ge=1)
 
+    # -- ops (coditect.ops; docs/runbook.md) --------------------------------------------------
+    # Where backups go; None means <data_dir>/backups. Production: a mounted volume, not /tmp.
+    backup_dir: Path | None = None
+    # Retention: the newest `keep_last` backups, the newest of each of the last `keep_daily` UTC
+    # days and of each of the last `keep_weekly` ISO weeks (and always the newest verified one).
+    backup_keep_last: int = Field(default=3, ge=1)
+    backup_keep_daily: int = Field(default=7, ge=0)
+    backup_keep_weekly: int = Field(default=4, ge=0)
+    # Policy for the health job: the newest verified backup may be this old (seconds) before it
+    # warns; twice this old fails. Backups run hourly and verify 30 minutes later.
+    backup_max_age: int = Field(default=3 * 3600, ge=60)
+    # SQLite backup API: pages copied per step and seconds slept between steps (yields to writers).
+    backup_step_pages: int = Field(default=1024, ge=1)
+    backup_step_sleep: float = Field(default=0.002, ge=0)
+    # Keys per checksum range in a backup manifest.
+    backup_range_keys: int = Field(default=10_000, ge=100)
+    # fdbbackup binary and the blob-store URL of the operator's FoundationDBBackup (for status).
+    fdbbackup_command: str = "fdbbackup"
+    # Seconds one run of a bounded cron job may work before it stops and resumes next run
+    # (reconcile, gc, the FoundationDB logical export); backup/verify of SQLite are one piece.
+    ops_job_budget: float = Field(default=20.0, gt=0, le=600)
+    # Base URL of every function by name (JSON object), for the health job's readiness checks;
+    # the local stack sets it. Empty: readiness is reported as "unknown".
+    function_urls: dict[str, str] = Field(default_factory=dict)
+    # GC retention: rate-limit records idle this long, spent refresh families ended this long ago,
+    # and CloudEvent dedupe marks older than this (must exceed the Broker's redelivery horizon).
+    throttle_retention: int = Field(default=86400, ge=3600)
+    refresh_family_retention: int = Field(default=30 * 86400, ge=3600)
+    dedupe_retention: int = Field(default=2 * 86400, ge=3600)
+    # Health thresholds: store probe latency (ms) that warns, SQLite WAL size (bytes) that warns.
+    health_probe_warn_ms: float = Field(default=500.0, gt=0)
+    health_wal_warn_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+
     @property
     def store_url(self) -> str:
         return self.store or f"sqlite://{(self.data_dir / 'store.db').resolve()}"
@@ -142,6 +175,9 @@ class Settings(BaseSettings):
         # The server pepper keying refresh-token digests (coditect.identity.secrets).
         return self.resolved_keys_dir / "token-pepper.secret"
 
+    @property
+    def resolved_backup_dir(self) -> Path:
+        return self.backup_dir or (self.data_dir / "backups")
 
 
 @functools.lru_cache(maxsize=1)

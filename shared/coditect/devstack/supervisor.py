@@ -117,6 +117,8 @@ class Stack:
         broker_url = f"http://{LOOPBACK}:{self.broker_server.port}/"
         base_env = dict(os.environ)
         base_env.setdefault("CODITECT_TRUSTED_PROXY_HOPS", "1")  # the gateway is one proxy hop
+        # Every function's loopback URL: the cron function's health job checks their readiness.
+        base_env.setdefault("CODITECT_FUNCTION_URLS", json.dumps({p.name: p.url for p in present}))
         for p in present:
             self.children[p.name] = Child(
                 p.name,

@@ -6,6 +6,7 @@ Each area declares its functions in its own module; add one import line here per
 from __future__ import annotations
 
 from coditect.registry import files, identity, platform, workspaces
+from coditect.registry import ops as ops_area
 from coditect.registry import relay as relay_area
 from coditect.registry import sessions as sessions_area
 from coditect.registry.spec import FunctionSpec, Route, resolve
@@ -17,6 +18,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     *workspaces.FUNCTIONS,
     *relay_area.FUNCTIONS,
     *files.FUNCTIONS,
+    *ops_area.FUNCTIONS,
 )
 
 __all__ = ["FUNCTIONS", "FunctionSpec", "Route", "function", "resolve", "routes"]
