@@ -32,6 +32,7 @@ from coditect.relay import metrics
 from coditect.relay.auth import (
     RELAY_SUBPROTOCOL,
     Refusal,
+    Target,
     check_origin,
     parse_path,
     relay_cookie,
@@ -42,6 +43,7 @@ from coditect.relay.headers import request_id, upstream_request_headers
 from coditect.relay.limits import Live
 from coditect.relay.revocation import flush_bytes
 from coditect.relay.state import RelayState
+from coditect.relay.wsraw import Pair, UpstreamRefused, open_upstream
 
 log = logging.getLogger("coditect.relay")
 Scope = dict[str, Any]
@@ -91,6 +93,9 @@ async def proxy_websocket(scope: Scope, receive: Any, send: Any, state: RelaySta
         live = state.connections.admit(grant)
     except Refusal as refusal:
         return await deny(scope, send, refusal, rid)
+    server = _takeover_target(receive)
+    if server is not None:
+        return await _relay_frames(scope, send, state, live, target, query, offered, rid, server)
     try:
         upstream = await _connect(
             scope, state, live, target.upstream_path, query, offered, rid, target.prefix
@@ -109,6 +114,77 @@ async def proxy_websocket(scope: Scope, receive: Any, send: Any, state: RelaySta
         flush_bytes(live)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(upstream.close(1001 if live.close_code else 1000), 5)
+
+
+def _takeover_target(receive: Any) -> Any | None:
+    """uvicorn's websockets-sansio connection behind `receive`, whose socket the relay can take
+    over after the 101 (the fast path); None for any other server (the message pump is used)."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:  # pragma: no cover - uvicorn is a dependency
+        return None
+    server = getattr(receive, "__self__", None)
+    return server if type(server) is WebSocketsSansIOProtocol else None
+
+
+def _upstream_target(state: RelayState, live: Live, path: bytes, query: bytes) -> tuple[str, str]:
+    endpoint = live.grant.endpoint
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    target = path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+    return f"{host}:{endpoint.port}", target
+
+
+def _refusal(exc: UpstreamRefused | None, live: Live) -> Refusal:
+    status = exc.status if exc is not None else None
+    if status is None:
+        log.warning("relay: workspace %s unreachable", live.grant.workspace_id)
+        return Refusal(502, "bad_gateway", "upstream")
+    log.info("relay: workspace %s refused the upgrade with %d", live.grant.workspace_id, status)
+    code = "not_found" if status == 404 else "bad_gateway"
+    return Refusal(status if 400 <= status < 600 else 502, code, "upstream_status")
+
+
+async def _relay_frames(
+    scope: Scope, send: Any, state: RelayState, live: Live, target: Target, query: bytes,
+    offered: list[str], rid: str, server: Any,
+) -> None:  # fmt: skip
+    """The fast path: both sockets owned by a `Pair` that forwards frames (wsraw.py)."""
+    config = state.config
+    netloc, path = _upstream_target(state, live, target.upstream_path, query)
+    client = scope.get("client")
+    forwarded = upstream_request_headers(
+        scope["headers"], target_host=netloc, prefix=target.prefix,
+        peer=client[0] if client else "unknown", rid=rid, fwd=config.forwarding, websocket=True,
+    )  # fmt: skip
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in forwarded]
+    pair = Pair(live, config.max_message_size, config.ping_interval, config.ping_interval)
+    endpoint = live.grant.endpoint
+    try:
+        chosen = await open_upstream(pair, endpoint.host, endpoint.port, path, headers,
+                                     [p for p in offered if p != RELAY_SUBPROTOCOL], config.connect_timeout)  # fmt: skip
+    except (UpstreamRefused, OSError, TimeoutError) as exc:
+        state.connections.release(live)
+        return await deny(scope, send, _refusal(exc if isinstance(exc, UpstreamRefused) else None, live), rid)
+    metrics.CONNECTIONS.inc()
+    try:
+        chosen = chosen or (RELAY_SUBPROTOCOL if RELAY_SUBPROTOCOL in offered else None)
+        await send({"type": "websocket.accept", "subprotocol": chosen})
+        transport = server.transport
+        if transport.is_closing() or server.disconnected:
+            return None
+        if pair.done.done():  # the workspace hung up during the accept
+            return await _close_client(send, 1011, "")
+        if not server.queue.empty() or server.conn.reader.buffer:
+            # The client sent frames before it saw the 101 (RFC 6455 forbids it): not relayable.
+            return await _close_client(send, 1002, "protocol error")
+        server.stop_keepalive()  # the pair pings the client from now on
+        pair.start(transport, server.connection_lost)
+        await pair.done
+    finally:
+        pair.abort()
+        state.connections.release(live)
+        metrics.CONNECTIONS.dec()
+        flush_bytes(live)
 
 
 async def _connect(

@@ -1,0 +1,418 @@
+"""Frame forwarding: the relay's WebSocket fast path (CHP's model, with the relay's rules).
+
+Once both handshakes are done, neither side negotiated an extension, so a frame read from one
+socket is a valid frame for the other: client frames arrive masked, which is what the workspace
+(a server) expects, and workspace frames arrive unmasked, which is what the client expects. So
+the relay passes bytes through and parses only frame *headers*, never re-encoding a message:
+
+- limits: a message whose running size passes `limit` is refused when its header is read
+  (1009 to the side that sent it; the rest of its bytes are dropped, never buffered);
+- protocol: reserved bits, unknown opcodes, wrong masking, bad fragmentation or oversized control
+  frames end the connection with 1002 (nothing malformed is forwarded);
+- control frames: peers' pings/pongs pass through; the relay's own keepalive pongs are taken
+  out; close frames pass through once and end the pair when both sides have sent one;
+- injection (keepalive pings, the relay's own close frames: revocation 4401, idle 1001, 1009)
+  happens only between two frames of the stream it joins;
+- backpressure: a side whose write buffer passes the high-water mark pauses reading on the
+  other side, so buffering is bounded by the transports' limits plus one read.
+
+`Pair` owns the two `Side`s. The workspace connection is opened here (`open_upstream`, the
+handshake via websockets' sans-I/O `ClientProtocol`); the client connection is taken over from
+the ASGI server after the 101 (see wsproxy.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from typing import Any
+
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import OPEN
+from websockets.uri import parse_uri
+
+from coditect.relay import metrics
+from coditect.relay.limits import Live
+
+try:  # websockets' C masking (only used for control frames: data is forwarded still masked)
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover
+    from websockets.utils import apply_mask
+
+PROTOCOL_ERROR, GOING_AWAY, TOO_BIG, INTERNAL = 1002, 1001, 1009, 1011
+_CLOSE, _PING, _PONG = 8, 9, 10
+_MAX_HEAD = 64 * 1024  # bytes of the workspace's handshake response we are willing to read
+_LINGER = 5.0  # seconds a closing pair waits for the peers' close replies
+
+
+class UpstreamRefused(Exception):
+    def __init__(self, status: int | None) -> None:
+        super().__init__(status)
+        self.status = status  # the workspace's HTTP status, None when it was not an HTTP answer
+
+
+def close_frame(code: int, reason: str, *, mask: bool) -> bytes:
+    return Frame(Opcode.CLOSE, Close(code, reason).serialize()).serialize(mask=mask)
+
+
+class Side(asyncio.Protocol):
+    """One TCP connection of a relayed pair: reads frames from it and forwards them to `peer`."""
+
+    __slots__ = (
+        "dropping", "got_close", "head", "in_message", "masked", "need", "pair", "peer", "ping",
+        "ping_at", "queued", "sent_close", "size", "transport",
+    )  # fmt: skip
+
+    def __init__(self, pair: Pair, masked: bool) -> None:
+        self.pair = pair
+        self.masked = masked  # frames read from this side are masked (the client side)
+        self.peer: Side = self
+        self.transport: asyncio.Transport | None = None
+        self.head = b""  # an incomplete frame header (or control frame) not yet forwarded
+        self.need = 0  # payload bytes of the current frame still to come
+        self.dropping = False  # those bytes are discarded, not forwarded
+        self.in_message = False  # inside a fragmented message
+        self.size = 0  # bytes of the current message so far
+        self.got_close = False  # this side sent us a close frame
+        self.sent_close = False  # a close frame was written to this side
+        self.queued: list[bytes] = []  # frames for this side, waiting for a frame boundary
+        self.ping: bytes | None = None  # payload of our unanswered keepalive ping to this side
+        self.ping_at = 0.0
+
+    # -- writing to this side ------------------------------------------------------------------
+    def at_boundary(self) -> bool:
+        """Whether the stream written to this side is between two frames."""
+        reader = self.peer
+        return reader.need == 0 or reader.dropping
+
+    def inject(self, frame: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.at_boundary():
+            self.transport.write(frame)
+        else:
+            self.queued.append(frame)
+
+    def send_close(self, code: int, reason: str = "") -> None:
+        if not self.sent_close:
+            self.sent_close = True
+            self.inject(close_frame(code, reason, mask=not self.masked))
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pair.lost(self)
+
+    def pause_writing(self) -> None:  # our writes to this side back up: stop reading the other
+        peer = self.peer.transport
+        if peer is not None and not peer.is_closing():
+            peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self.peer.transport
+        if peer is not None and not peer.is_closing():
+            peer.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.got_close:  # nothing after a close frame matters
+            return
+        pair = self.pair
+        if self is pair.client:
+            pair.live.bytes_in += len(data)
+        else:
+            pair.live.bytes_out += len(data)
+        out = self.peer
+        write = out.transport.write  # type: ignore[union-attr]
+        if self.head:
+            data = self.head + data
+            self.head = b""
+        n = len(data)
+        pos = start = 0  # start: first byte not yet written (or skipped)
+        if self.need:  # the rest of a frame begun in an earlier read
+            if self.need >= n:
+                self.need -= n
+                if not self.dropping:
+                    write(data)
+                return
+            pos = self.need
+            self.need = 0
+            if self.dropping:
+                start = pos
+            elif out.queued:
+                write(data[:pos])
+                start = pos
+            if out.queued:
+                self._flush_queued(out)
+        activity = False
+        while pos < n:
+            if n - pos < 2:
+                break
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            size = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+                size = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                size = 10
+            if b1 & 0x80:
+                size += 4
+            opcode = b0 & 0x0F
+            end = pos + size + length
+            drop = out.sent_close  # the other side is closing: it gets no more frames
+            closed = too_big = False
+            if b0 & 0x70 or bool(b1 & 0x80) != self.masked or 2 < opcode < 8 or opcode > 10:
+                error = True
+            elif opcode >= _CLOSE:
+                error = length > 125 or not b0 & 0x80
+                if not error:
+                    if end > n:  # keep the (small) incomplete control frame until it is whole
+                        break
+                    if opcode == _PONG and self.ping is not None:
+                        payload = data[pos + size : end]
+                        if self.masked:
+                            payload = apply_mask(payload, data[pos + size - 4 : pos + size])
+                        if payload == self.ping:  # our keepalive's answer: the relay's alone
+                            self.ping = None
+                            drop = True
+                    elif opcode == _CLOSE:
+                        closed = True
+            else:
+                if opcode == 0:
+                    error = not self.in_message
+                    self.size += length
+                else:
+                    error = self.in_message
+                    self.size = length
+                self.in_message = not b0 & 0x80
+                too_big = self.size > pair.limit
+                drop = drop or too_big
+                activity = True
+            if error or too_big or closed:  # the pair is told below: write what precedes first
+                if pos > start:
+                    write(data[start:pos])
+                start = pos
+            if error:
+                self.got_close = True  # the stream is garbage from here on
+                return pair.fail(self, PROTOCOL_ERROR, "protocol error")
+            if too_big:
+                metrics.CLOSED.labels(cause="too_big").inc()
+                pair.fail(self, TOO_BIG, "message too big")
+            if drop:
+                if pos > start:
+                    write(data[start:pos])
+                if end > n:
+                    self.need = end - n
+                    self.dropping = True
+                    start = pos = n
+                    break
+                start = pos = end
+            else:
+                if end > n:
+                    self.need = end - n
+                    self.dropping = False
+                    pos = n
+                    break
+                pos = end
+            if closed:
+                write(data[start:pos]) if pos > start else None
+                if not drop:
+                    out.sent_close = True
+                self.got_close = True
+                return pair.closing()
+            if out.queued:  # a frame just ended: room for the relay's own frames
+                if pos > start:
+                    write(data[start:pos])
+                start = pos
+                self._flush_queued(out)
+        if pos > start:
+            write(data[start:pos] if start or pos < n else data)
+        if pos < n:
+            self.head = data[pos:]
+        if activity:
+            pair.live.last_activity = pair.loop.time()
+
+    @staticmethod
+    def _flush_queued(out: Side) -> None:
+        frames, out.queued = out.queued, []
+        for frame in frames:
+            out.transport.write(frame)  # type: ignore[union-attr]
+
+
+class Pair:
+    """A relayed WebSocket: the client's and the workspace's sockets, their keepalive, the end."""
+
+    def __init__(
+        self, live: Live, limit: int, ping_interval: float | None, ping_timeout: float | None
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.live = live
+        self.limit = limit
+        self.client = Side(self, masked=True)
+        self.upstream = Side(self, masked=False)
+        self.client.peer, self.upstream.peer = self.upstream, self.client
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.ping_interval = ping_interval
+        self.ping_timeout: float = ping_timeout or ping_interval or 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._lingering = False
+        self._lost_hook: Callable[[Exception | None], None] | None = None
+
+    def start(self, client_transport: Any, lost_hook: Callable[[Exception | None], None]) -> None:
+        """Take over the client's transport (the upstream one is already ours)."""
+        self._lost_hook = lost_hook
+        self.client.transport = client_transport
+        client_transport.set_protocol(self.client)
+        upstream = self.upstream
+        if upstream.head:
+            upstream.data_received(b"")
+        if upstream.transport is not None:
+            upstream.transport.resume_reading()
+        if self.ping_interval:
+            self._timer = self.loop.call_later(self.ping_interval, self._keepalive)
+        self.live.on_close(lambda: self.shut(self.live.close_code or GOING_AWAY, self.live.close_reason))
+        if self.live.close_code is not None:  # revoked while the handshake was in flight
+            self.shut(self.live.close_code, self.live.close_reason)
+
+    # -- endings -------------------------------------------------------------------------------
+    def shut(self, client_code: int, reason: str, upstream_code: int = GOING_AWAY) -> None:
+        """End the pair from the relay: close frames to both sides, then wait for their replies."""
+        self.client.send_close(client_code, reason)
+        self.upstream.send_close(upstream_code)
+        self.closing()
+
+    def fail(self, side: Side, code: int, reason: str) -> None:
+        """`side` broke a rule: it gets `code`; the other side is told the relay is going away."""
+        other = GOING_AWAY if code == PROTOCOL_ERROR else (1000 if side is self.client else code)
+        side.send_close(code, reason)
+        side.peer.send_close(other, "")
+        self.closing()
+
+    def closing(self) -> None:
+        if self.client.got_close and self.upstream.got_close:
+            return self._finish()
+        if not self._lingering:
+            self._lingering = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_later(_LINGER, self._finish)
+
+    def lost(self, side: Side) -> None:
+        """One socket is gone: tell the other (1011 for a vanished workspace) and close it."""
+        other = side.peer
+        if side is self.client and self._lost_hook is not None:
+            hook, self._lost_hook = self._lost_hook, None
+            hook(None)  # let the ASGI server forget the connection
+        other.send_close(INTERNAL if side is self.upstream else 1000)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for side in (self.client, self.upstream):
+            if side.transport is not None and not side.transport.is_closing():
+                side.transport.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def abort(self) -> None:
+        self._finish()
+
+    # -- keepalive -----------------------------------------------------------------------------
+    def _keepalive(self) -> None:
+        now = self.loop.time()
+        for side in (self.client, self.upstream):
+            if side.ping is not None:
+                if now - side.ping_at >= self.ping_timeout - 0.01:
+                    metrics.CLOSED.labels(cause="keepalive").inc()
+                    return self.fail(side, INTERNAL, "keepalive ping timeout")
+                continue
+            if side.at_boundary():
+                side.ping = os.urandom(4)
+                side.ping_at = now
+                side.inject(Frame(Opcode.PING, side.ping).serialize(mask=not side.masked))
+        wait = self.ping_interval or 0.0
+        if any(s.ping is not None for s in (self.client, self.upstream)):
+            wait = min(wait, self.ping_timeout)
+        self._timer = self.loop.call_later(wait, self._keepalive)
+
+
+# -- the workspace handshake ---------------------------------------------------------------------
+class _Handshake(asyncio.Protocol):
+    """Collects the workspace's response head; whatever follows it is kept for the Side."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.result: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.result.done():
+            self.buffer += data  # early frames: kept until the pair starts (reading is paused)
+            return
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            head, self.buffer = self.buffer[: end + 4], self.buffer[end + 4 :]
+            self.transport.pause_reading()
+            self.result.set_result((head, b""))
+        elif len(self.buffer) > _MAX_HEAD:
+            self.result.set_exception(UpstreamRefused(None))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.result.done():
+            self.result.set_exception(UpstreamRefused(None))
+
+
+async def open_upstream(
+    pair: Pair, host: str, port: int, target: str, headers: list[tuple[str, str]],
+    subprotocols: list[str], timeout: float,
+) -> str | None:  # fmt: skip
+    """Open the workspace's WebSocket for `pair`; its chosen subprotocol. Raises UpstreamRefused,
+    OSError or TimeoutError."""
+    loop = pair.loop
+    hostpart = f"[{host}]" if ":" in host else host
+    proto = ClientProtocol(parse_uri(f"ws://{hostpart}:{port}{target}"), subprotocols=subprotocols or None,  # type: ignore[arg-type]
+                           extensions=None, max_size=None)  # fmt: skip
+    request = proto.connect()
+    request.headers.update(headers)
+    proto.send_request(request)
+    shake = _Handshake()
+    transport = None
+    try:
+        async with asyncio.timeout(timeout):
+            transport, _ = await loop.create_connection(lambda: shake, host, port)
+            transport.write(b"".join(proto.data_to_send()))
+            head, _ = await shake.result
+    except BaseException:
+        if transport is not None:
+            transport.abort()
+        raise
+    status_line = head.split(b"\r\n", 1)[0].split(b" ", 2)
+    status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else None
+    if status != 101:
+        transport.abort()
+        raise UpstreamRefused(status)
+    proto.receive_data(head)
+    if proto.state is not OPEN or proto.handshake_exc is not None:
+        transport.abort()
+        raise UpstreamRefused(None)
+    side = pair.upstream
+    side.transport = transport
+    side.head = shake.buffer  # frames sent right after the 101: parsed once the pair starts
+    transport.set_protocol(side)
+    return proto.subprotocol
