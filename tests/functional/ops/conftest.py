@@ -66,11 +66,15 @@ def populate(accounts: Any, data_dir: Path) -> Populated:
         if who is alice:
             p.sessions[name] = sid
     sid = p.sessions["main"]
-    r = c("conversations").post(f"/api/v5/sessions/{sid}/conversations", json={"title": "t"}, headers=alice.headers)
+    r = c("conversations").post(
+        f"/api/v5/sessions/{sid}/conversations", json={"title": "t"}, headers=alice.headers
+    )
     p.conversation = check_envelope(r, 201)["id"]
     for i in range(5):
         body = {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i} " + "x" * (i * 4000)}
-        r = c("messages").post(f"/api/v5/conversations/{p.conversation}/messages", json=body, headers=alice.headers)
+        r = c("messages").post(
+            f"/api/v5/conversations/{p.conversation}/messages", json=body, headers=alice.headers
+        )
         check_envelope(r, 201)
     p.files = {"src/app.py": b"print('hello')\n", "data/big.bin": os.urandom(150_000), "README.md": b"# r\n"}
     for path, data in p.files.items():

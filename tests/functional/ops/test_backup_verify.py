@@ -32,7 +32,9 @@ def rewrite_manifest_sums(info: BackupInfo) -> BackupInfo:
     """Pretend the damage happened before the file checksums were taken (e.g. a bug in the
     snapshot): recompute them, so only the deeper checks can notice."""
     assert info.manifest is not None
-    files = [archive.file_sum(info.path / f.name).model_copy(update={"name": f.name}) for f in info.manifest.files]
+    files = [
+        archive.file_sum(info.path / f.name).model_copy(update={"name": f.name}) for f in info.manifest.files
+    ]
     manifest = info.manifest.model_copy(update={"files": files})
     archive.write_manifest(info.path, manifest)
     return archive.find(info.path.parent, info.id)
@@ -83,13 +85,17 @@ def test_a_flipped_byte_in_the_backup_file_fails_naming_the_file(populated: Popu
     assert SNAPSHOT in recorded["verify_reason"]
 
 
-def test_a_flipped_byte_inside_a_value_fails_on_its_checksum_range(populated: Populated, tmp_path: Path) -> None:
+def test_a_flipped_byte_inside_a_value_fails_on_its_checksum_range(
+    populated: Populated, tmp_path: Path
+) -> None:
     info = backup(populated)
     raw = tmp_path / "store.db"
     with (info.path / SNAPSHOT).open("rb") as src, raw.open("wb") as out:
         zstandard.ZstdDecompressor().copy_stream(src, out)
     conn = sqlite3.connect(raw)
-    key, value = conn.execute("SELECT key, value FROM kv WHERE length(value) > 8 ORDER BY key LIMIT 1 OFFSET 7").fetchone()
+    key, value = conn.execute(
+        "SELECT key, value FROM kv WHERE length(value) > 8 ORDER BY key LIMIT 1 OFFSET 7"
+    ).fetchone()
     flipped = bytearray(value)
     flipped[-1] ^= 0x01
     conn.execute("UPDATE kv SET value = ? WHERE key = ?", (bytes(flipped), key))
@@ -117,7 +123,9 @@ def test_a_dangling_session_index_entry_fails_the_record_checks(populated: Popul
     db = populated.db()
     t = keys.tenant(populated.alice.tenant_id)
     ghost = "00000000-0000-4000-8000-000000000001"
-    db.transact(lambda tr: tr.set(t.sub(keys.SESSIONS_BY_OWNER).key(populated.alice.user_id, 1, ghost, "rec"), b""))
+    db.transact(
+        lambda tr: tr.set(t.sub(keys.SESSIONS_BY_OWNER).key(populated.alice.user_id, 1, ghost, "rec"), b"")
+    )
     report = verify_backup(backup(populated))
     assert not report.ok and "session index entry without a live session" in report.reason
 
@@ -134,7 +142,9 @@ def test_logical_backup_verifies_and_a_truncated_export_fails(populated: Populat
     damaged = verify_backup(info)
     assert not damaged.ok and part.name in damaged.reason
     truncated = verify_backup(rewrite_manifest_sums(info))
-    assert not truncated.ok and part.name in truncated.reason and "truncated" in truncated.reason, truncated.reason
+    assert not truncated.ok and part.name in truncated.reason and "truncated" in truncated.reason, (
+        truncated.reason
+    )
 
 
 def test_verify_without_any_backup_warns(populated: Populated) -> None:
