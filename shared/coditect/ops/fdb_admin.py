@@ -54,4 +54,6 @@ def backup_report(db: Database, settings: Settings, *, now: float) -> dict[str, 
         report = fdb_status.assess_backup(json.loads(done.stdout), now=now)
     except ValueError as exc:
         return {"outcome": "fail", "detail": f"unreadable fdbbackup status: {exc}"}
-    return report.to_dict()
+    out = report.to_dict()
+    out["detail"] = "; ".join(f"{c.name}: {c.detail}" for c in report.problems) or "backup healthy"
+    return out
