@@ -127,6 +127,26 @@ class Side(asyncio.Protocol):
             pair.live.bytes_out += len(data)
         out = self.peer
         write = out.transport.write  # type: ignore[union-attr]
+        n = len(data)
+        if n > 6 and not (self.head or self.need or self.in_message or out.sent_close or out.queued):
+            # Fast path, the common read: exactly one whole unfragmented text/binary frame.
+            b0 = data[0]
+            b1 = data[1]
+            length = b1 & 0x7F
+            size = 6 if self.masked else 2
+            if length == 126:
+                length = (data[2] << 8) | data[3]
+                size += 2
+            if (
+                (b0 == 0x81 or b0 == 0x82)
+                and (b1 >= 0x80) == self.masked
+                and length < 65536
+                and size + length == n
+                and length <= pair.limit
+            ):
+                write(data)
+                pair.live.last_activity = pair.loop.time()
+                return
         if self.head:
             data = self.head + data
             self.head = b""

@@ -135,6 +135,22 @@ def test_frames_pass_through_byte_for_byte_in_any_chunking(chunk: int | None) ->
     run(body)
 
 
+def test_one_frame_per_read_takes_the_fast_path_and_keeps_every_check() -> None:
+    def body() -> None:
+        rig = Rig()
+        rig.pair.limit = 1000
+        for opcode, data, fin in STREAM[:6]:
+            rig.from_client(frame(opcode, data, masked=True, fin=fin))
+        sent = [(op, fin, d) for op, d, fin in STREAM[:6]]
+        assert decode(bytes(rig.upstream_t.written)) == sent
+        rig.from_client(frame(Opcode.BINARY, b"x" * 1001, masked=True))  # one frame, over the limit
+        (kind, _, payload), = decode(bytes(rig.client_t.written))  # fmt: skip
+        assert kind == Opcode.CLOSE and close_code(payload) == 1009
+        assert decode(bytes(rig.upstream_t.written))[-1][0] == Opcode.CLOSE
+
+    run(body)
+
+
 def test_message_over_the_limit_across_fragments_closes_1009_and_forwards_none_of_it() -> None:
     def body() -> None:
         rig = Rig()
