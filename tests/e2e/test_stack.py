@@ -145,6 +145,7 @@ def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: 
         assert running.state()["functions"]["health"]["restarts"] == 1
         assert "health exited with signal SIGKILL" in running.output()
         wait_for(lambda: "health restarted" in running.output(), 30, "the restart report")
+        assert "exited with signal SIGKILL; restarting" in running.log("health")
         assert new != old
         pgids = {info["pid"] for info in running.state()["functions"].values() if info["pid"]}
         assert _group_members(pgids), "the function process groups are alive before the stop"
@@ -156,3 +157,23 @@ def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: 
     assert not (running.data_dir / "devstack.json").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(running.url + "/api/v5/health")
+
+
+def _relay_running(stack: RunningStack) -> bool:
+    relays = [spec.name for spec in registry.FUNCTIONS if spec.kind == "asgi"]
+    return bool(relays) and stack.state()["functions"][relays[0]]["pid"] is not None
+
+
+def test_workspace_http_and_websocket_go_to_the_relay(stack: RunningStack) -> None:
+    """Without credentials the relay answers 401, also to a WebSocket upgrade (api-v5.md, relay)."""
+    if not _relay_running(stack):
+        pytest.skip("no relay function in this checkout yet")
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    path = f"/workspaces/{uuid.uuid4()}/index.html"
+    with stack.client() as http:
+        assert http.get(path).status_code == 401
+    with pytest.raises(InvalidStatus) as caught:
+        connect(stack.url.replace("http", "ws") + path, open_timeout=10).close()
+    assert caught.value.response.status_code == 401

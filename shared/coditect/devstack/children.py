@@ -129,6 +129,8 @@ class Child:
             signal_group(self.proc.pid, signal.SIGKILL)
             if time.monotonic() - self.started_at > 60:
                 delay = 1.0
+            with self.log_path.open("a") as log:
+                log.write(f"=== {datetime.now(UTC).isoformat()} exited with {_describe(code)}; restarting\n")
             self.report(
                 f"{self.name} exited with {_describe(code)}; restarting in {delay:.0f}s (see {self.log_path})"
             )
