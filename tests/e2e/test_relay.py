@@ -16,7 +16,6 @@ from tests.e2e.stack import RunningStack, wait_for
 from tests.helpers import check_envelope
 
 pytestmark = pytest.mark.e2e
-ORIGIN = "http://localhost:8080"  # in the default cors_origins
 
 
 def register(http: httpx.Client) -> dict[str, str]:
@@ -49,6 +48,7 @@ def ticket(http: httpx.Client, headers: dict[str, str], wid: str) -> str:
 
 def test_relay_end_to_end(stack: RunningStack) -> None:
     ws_base = "ws" + stack.url.removeprefix("http")
+    origin = stack.url.rstrip("/")  # the stack allows exactly the gateway's own origin
     with stack.client() as http:
         headers = register(http)
         wid = ready_workspace(stack, http, headers)
@@ -57,16 +57,16 @@ def test_relay_end_to_end(stack: RunningStack) -> None:
             url = f"{ws_base}/workspaces/{wid}"
             # No credentials: refused by the relay before the upgrade, passed on by the gateway.
             with pytest.raises(InvalidStatus) as info:
-                async with connect(f"{url}/echo", origin=ORIGIN, proxy=None):  # type: ignore[arg-type]
+                async with connect(f"{url}/echo", origin=origin, proxy=None):  # type: ignore[arg-type]
                     pass
             assert info.value.response.status_code == 401
             protos = [f"coditect.ticket.{ticket(http, headers, wid)}", "coditect.relay"]
-            async with connect(f"{url}/echo", origin=ORIGIN, subprotocols=protos, proxy=None) as echo:  # type: ignore[arg-type]
+            async with connect(f"{url}/echo", origin=origin, subprotocols=protos, proxy=None) as echo:  # type: ignore[arg-type]
                 assert echo.subprotocol == "coditect.relay"
                 await echo.send("through the gateway and the relay")
                 assert await echo.recv() == "through the gateway and the relay"
             protos = [f"coditect.ticket.{ticket(http, headers, wid)}"]
-            async with connect(f"{url}/terminal", origin=ORIGIN, subprotocols=protos, proxy=None) as term:  # type: ignore[arg-type]
+            async with connect(f"{url}/terminal", origin=origin, subprotocols=protos, proxy=None) as term:  # type: ignore[arg-type]
                 await term.send("echo hel''lo\n")  # the quotes keep the typed command from matching
                 seen = b""
                 async with asyncio.timeout(15):
