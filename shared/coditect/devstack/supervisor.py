@@ -117,6 +117,13 @@ class Stack:
         broker_url = f"http://{LOOPBACK}:{self.broker_server.port}/"
         base_env = dict(os.environ)
         base_env.setdefault("CODITECT_TRUSTED_PROXY_HOPS", "1")  # the gateway is one proxy hop
+        # The browser sees one origin, the gateway's: ticket URLs, CORS and the relay's Origin
+        # check must name its real port, not the default 8080.
+        port = gateway_sock.getsockname()[1]
+        base_env.setdefault("CODITECT_PUBLIC_BASE_URL", f"http://localhost:{port}")
+        base_env.setdefault(
+            "CODITECT_CORS_ORIGINS", json.dumps([f"http://localhost:{port}", f"http://127.0.0.1:{port}"])
+        )
         # Every function's loopback URL: the cron function's health job checks their readiness.
         base_env.setdefault("CODITECT_FUNCTION_URLS", json.dumps({p.name: p.url for p in present}))
         for p in present:
