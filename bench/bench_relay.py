@@ -1,6 +1,6 @@
 """Relay benchmark: WebSocket echo through the relay vs configurable-http-proxy vs direct.
 
-    python bench/bench_relay.py --out bench/results/relay.json [--seconds 8] [--connections 50]
+    python bench/bench_relay.py --out bench/results/relay.json [--seconds 8] [--connections 50] [--rounds 3]
 
 One workspace program (its /echo) is the echo server for all three paths; the relay runs as
 `python -m coditect.relay` (uvicorn + uvloop, its own process) over a SQLite store; CHP (npm
@@ -8,7 +8,9 @@ One workspace program (its /echo) is the echo server for all three paths; the re
 with --default-target pointing at the same echo server. The load generator is a separate
 process (uvloop, websockets, no compression): `connections` sockets each send a 1 KiB message
 and wait for its echo, back to back; we report round trips per second and the p50/p99 round
-trip. Then 1,000 idle relayed sockets are opened and the relay's RSS delta / 1000 is reported.
+trip. CHP and the relay are measured in `rounds` interleaved slices (CHP, relay / relay, CHP /
+...; `seconds` in total each) and their samples pooled, so load from anything else on the machine
+falls on both alike; the per-round ratios are reported too. Then 1,000 idle relayed sockets are opened and the relay's RSS delta / 1000 is reported.
 Goals (issue 7): relay ≥ 1.0x CHP messages/s with a p99 no worse; < 64 KiB per idle socket.
 """
 
@@ -28,6 +30,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -113,6 +117,8 @@ async def _load(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "samples": len(rtts),
+        "elapsed_s": elapsed,
+        "rtts_us": [round(r * 1e6) for r in rtts],  # pooled across rounds by the parent
     }
 
 
@@ -147,20 +153,59 @@ def load_main(spec_path: str) -> None:
         pass
     if spec["mode"] == "load":
         result = asyncio.run(_load(spec["urls"], spec["protocols"], spec["seconds"], spec["warmup"]))
-        print(json.dumps(result), flush=True)
+        Path(spec_path + ".out").write_text(json.dumps(result))  # samples: too big for a pipe line
     else:
         asyncio.run(_idle(spec["urls"], spec["protocols"], "stdin"))
 
 
-def run_load(tmp: Path, urls: list[str], protocols: list[list[str]], seconds: float) -> dict[str, float]:
+def run_load(tmp: Path, urls: list[str], protocols: list[list[str]], seconds: float) -> dict[str, Any]:
     spec = tmp / f"load-{uuid.uuid4().hex}.json"
     spec.write_text(
-        json.dumps({"mode": "load", "urls": urls, "protocols": protocols, "seconds": seconds, "warmup": 1.0})
+        json.dumps({"mode": "load", "urls": urls, "protocols": protocols, "seconds": seconds, "warmup": 0.5})
     )
-    out = subprocess.run(
-        [sys.executable, __file__, "--load", str(spec)], check=True, capture_output=True, text=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    proc = subprocess.run([sys.executable, __file__, "--load", str(spec)], capture_output=True, text=True)
+    out = Path(f"{spec}.out")
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"load client failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def pooled(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """One figure from several slices: total round trips / total time, percentiles of all samples."""
+    rtts = sorted(r for run in runs for r in run["rtts_us"])
+    elapsed = sum(run["elapsed_s"] for run in runs)
+
+    def pct(p: float) -> float:
+        return rtts[min(len(rtts) - 1, int(p * len(rtts)))] / 1000
+
+    return {
+        "messages_per_s": len(rtts) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "samples": len(rtts),
+    }
+
+
+def interleaved(
+    setup: Setup, n: int, seconds: float, rounds: int
+) -> tuple[dict[str, dict[str, float]], list[dict[str, float]]]:
+    """CHP and the relay in alternating slices; pooled figures and each round's ratios."""
+    chp_urls = [f"ws://127.0.0.1:{setup.chp_port}/echo"] * n
+    runs: dict[str, list[dict[str, Any]]] = {"chp": [], "relay": []}
+    per_round = []
+    for r in range(rounds):
+        order = ("chp", "relay") if r % 2 == 0 else ("relay", "chp")
+        for name in order:
+            if name == "chp":
+                runs[name].append(run_load(setup.tmp, chp_urls, [[]] * n, seconds / rounds))
+            else:
+                runs[name].append(
+                    run_load(setup.tmp, setup.relay_urls(n), setup.tickets(n), seconds / rounds)
+                )
+        chp, relay = runs["chp"][-1], runs["relay"][-1]
+        per_round.append({"messages_ratio": relay["messages_per_s"] / chp["messages_per_s"],
+                          "p99_ratio": relay["p99_ms"] / chp["p99_ms"]})  # fmt: skip
+    return {name: pooled(slices) for name, slices in runs.items()}, per_round
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -272,10 +317,16 @@ def run_idle(setup: Setup, urls: list[str], protocols: list[list[str]], measure:
     return value
 
 
-def markdown(results: dict[str, dict[str, float]], idle: dict[str, float], connections: int) -> str:
+def markdown(
+    results: dict[str, dict[str, float]],
+    idle: dict[str, float],
+    connections: int,
+    per_round: list[dict[str, float]],
+) -> str:
     chp = results["chp"]
     lines = [
-        f"WebSocket echo, {connections} connections, 1 KiB text messages, one round trip in flight per socket:",
+        f"WebSocket echo, {connections} connections, 1 KiB text messages, one round trip in flight per socket "
+        f"(CHP and relay: {len(per_round)} interleaved rounds, pooled):",
         "",
         "| path | messages/s | vs CHP | p50 ms | p99 ms | p99 vs CHP |",
         "|---|---:|---:|---:|---:|---:|",
@@ -288,7 +339,11 @@ def markdown(results: dict[str, dict[str, float]], idle: dict[str, float], conne
         r = results[name]
         lines.append(f"| {label} | {r['messages_per_s']:,.0f} | {r['messages_per_s'] / chp['messages_per_s']:.2f}x | "
                      f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ms'] / chp['p99_ms']:.2f}x |")  # fmt: skip
+    rounds = ", ".join(f"{r['messages_ratio']:.2f}x / {r['p99_ratio']:.2f}x" for r in per_round)
     lines += [
+        "",
+        f"Relay vs CHP per round (messages/s / p99): {rounds}; median "
+        f"{median(r['messages_ratio'] for r in per_round):.2f}x / {median(r['p99_ratio'] for r in per_round):.2f}x.",
         "",
         f"Idle relayed WebSockets held by one relay process: {idle['connections']:,}; relay RSS "
         f"{idle['rss_before_bytes'] / 2**20:.1f} → {idle['rss_after_bytes'] / 2**20:.1f} MiB = "
@@ -303,6 +358,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
@@ -311,15 +367,11 @@ def main() -> None:
         setup = Setup(Path(tmpdir), per_user=args.idle + 100)
         try:
             n = args.connections
-            results = {
-                "direct": run_load(
-                    setup.tmp, [f"ws://127.0.0.1:{setup.echo_port}/echo"] * n, [[]] * n, args.seconds
-                ),
-                "chp": run_load(
-                    setup.tmp, [f"ws://127.0.0.1:{setup.chp_port}/echo"] * n, [[]] * n, args.seconds
-                ),
-                "relay": run_load(setup.tmp, setup.relay_urls(n), setup.tickets(n), args.seconds),
-            }
+            direct = run_load(
+                setup.tmp, [f"ws://127.0.0.1:{setup.echo_port}/echo"] * n, [[]] * n, args.seconds
+            )
+            proxied, per_round = interleaved(setup, n, args.seconds, args.rounds)
+            results = {"direct": pooled([direct]), **proxied}
             idle = idle_memory(setup, args.idle)
         finally:
             setup.close()
@@ -328,13 +380,16 @@ def main() -> None:
     report = {
         "title": f"Relay: {ratio:.2f}x CHP messages/s, p99 {p99_ratio:.2f}x CHP, "
         f"{idle['per_connection_kib']:.1f} KiB per idle socket",
-        "markdown": markdown(results, idle, args.connections),
+        "markdown": markdown(results, idle, args.connections, per_round),
         "goals": {"messages_ratio_min": 1.0, "p99_ratio_max": 1.0, "idle_kib_max": 64},
         "met": {"messages": ratio >= 1.0, "p99": p99_ratio <= 1.0, "idle": idle["per_connection_kib"] < 64},
         "results": results,
+        "per_round": per_round,
+        "median_round": {k: median(r[k] for r in per_round) for k in ("messages_ratio", "p99_ratio")},
         "idle": idle,
         "connections": args.connections,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,15 @@ offered to the workspace. The client gets back the workspace's choice, else `cod
 when it offered that (browsers fail a handshake that offered protocols and got none back), else
 nothing. The ticket is never echoed.
 
-Frames: one task per direction, each awaiting the other side's send before reading the next
-message, so at most one message per direction is in the relay's hands, plus the websockets
+Frames, fast path (uvicorn's websockets-sansio server, what production and the local stack run):
+after the 101 the relay takes the client's socket over from uvicorn and a `wsraw.Pair` forwards
+frames between it and a raw connection to the workspace, parsing headers only (limits, close
+codes, keepalive, revocation and backpressure as described in wsraw.py). Relying on uvicorn's
+protocol object is deliberate (it is what makes the relay as fast as a byte pipe) and guarded: any
+other server, or a client that spoke before the 101, never reaches it.
+
+Frames, portable path (any other ASGI server): one task per direction, each awaiting the other
+side's send before reading the next message, so at most one message per direction is in the relay's hands, plus the websockets
 client's bounded receive queue (`relay_max_queue`) and uvicorn's one-message read buffer: a slow
 reader stalls the writer instead of growing memory. A message above `relay_max_message_size`
 closes the client with 1009 (uvicorn's --ws-max-size should equal it, so oversized frames are
