@@ -31,8 +31,35 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _model_or_mapping(value: Any) -> Any:
+    """json.dumps' hook: what to_jsonable does for models and non-dict mappings, on demand."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(payload: Any) -> str:
+    """The compact JSON text of `payload`, models in their JSON form.
+
+    The encoder calls back only for what it cannot write itself (a model, a non-dict mapping),
+    so a payload is not copied first; dict keys json cannot write (say a UUID) fall back to the
+    copying `to_jsonable` path, which turns every key into str.
+    """
+    try:
+        return _ENCODER.encode(payload)
+    except TypeError:
+        return _PLAIN.encode(to_jsonable(payload))
+
+
+# json.dumps with any option builds a new encoder per call; these are built once (stateless).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_model_or_mapping)
+_PLAIN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(to_jsonable(payload), separators=(",", ":"), ensure_ascii=False)
+    body = dumps(payload)
     response = Response(body, status=status, mimetype="application/json")
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -103,11 +103,24 @@ LATENCY = histogram(
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+# The labelled children per (function, route, method, status): `labels()` builds a key and takes
+# a lock on every call; the set is bounded (route names x methods x statuses), so keep them.
+_children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(function: str, route: str, method: str, status: int, seconds: float) -> None:
     """Record one answered request (called by FunctionApp.serve)."""
     method = method if method in _METHODS else "other"  # a client can send any token as a method
-    REQUESTS.labels(function=function, route=route, method=method, status=str(status)).inc()
-    LATENCY.labels(function=function, route=route, method=method).observe(seconds)
+    key = (function, route, method, status)
+    children = _children.get(key)
+    if children is None:
+        children = (
+            REQUESTS.labels(function=function, route=route, method=method, status=str(status)),
+            LATENCY.labels(function=function, route=route, method=method),
+        )
+        _children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

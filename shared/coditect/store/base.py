@@ -349,6 +349,16 @@ class Database(ABC):
     def close(self) -> None:  # noqa: B027 — optional for backends without resources
         """Release connections."""
 
+    def read(self, key: bytes) -> bytes | None:
+        """The committed value of `key`: a transaction of exactly this one read.
+
+        The same answer as `transact(lambda tr: tr.get(key))` (a single read in its own
+        transaction is trivially serializable, and nothing is written, so nothing can conflict);
+        backends may answer it without a transaction object. For a request that reads exactly
+        one key — more reads that must agree with each other belong in one `transact`.
+        """
+        return self.transact(_get, key)
+
     def transact(self, fn: Callable[Concatenate[Transaction, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn(tr, …)` in FoundationDB's retry loop, commit, and return its result.
 
@@ -373,6 +383,10 @@ class Database(ABC):
             time.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
+
+
+def _get(tr: Transaction, key: bytes) -> bytes | None:
+    return tr.get(key)
 
 
 def transactional(fn: Callable[Concatenate[Transaction, P], R]) -> Callable[Concatenate[Any, P], R]:

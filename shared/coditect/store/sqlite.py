@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coditect.store import errors as E
-from coditect.store.base import Database, KeyValue, Transaction, add_le
+from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
 from coditect.store.versionstamp import fill, make_stamp
 
@@ -44,6 +44,7 @@ _RANGE_SQL = {
     reverse: f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?"  # noqa: S608
     for reverse, order in ((False, "ASC"), (True, "DESC"))
 }
+_GET_SQL = "SELECT value FROM kv WHERE key = ?"
 _POINT_SQL = "SELECT (SELECT value FROM kv WHERE key = ?), (SELECT value FROM meta WHERE name = 'version')"
 LOG_RETENTION_SECONDS = 10.0
 _UNSET = object()
@@ -285,6 +286,13 @@ class SQLiteDatabase(Database):
             local.reader, local.reader_pid = self._open(), _pid[0]
         reader: sqlite3.Connection = local.reader
         return reader
+
+    def read(self, key: bytes) -> bytes | None:
+        # One autocommit SELECT is one WAL snapshot: the value at the latest committed version,
+        # as a one-read transaction's would be (no BEGIN, no read version, no commit needed).
+        _check_key(key)
+        row = self._reader().execute(_GET_SQL, (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def _checkout(self) -> sqlite3.Connection:
         free = self._pool()
