@@ -18,9 +18,9 @@ Two roots:
 | `EMAIL_INDEX`            | `("g", "email", normalised_email)`  | unique index email → user / tenant  |
 | `TOKEN_DIGESTS`          | `("g", "token", kind, digest)`      | token digest → owner lookup         |
 | `OPS`                    | `("g", "ops", ...)`                 | operational markers (backups, jobs) |
+| `PURGE_QUEUE` "purge"    | `("g", "purge", due_us, tid, sid)`  | sessions waiting to be purged       |
 | `WORKSPACE_INDEX`        | `("g", "workspaces", kind, ...)`    | live workspace → tenant; expiries   |
 | `FILES_GC`               | `("g", "files_gc", kind, tid, ...)` | files GC work: uploads, candidates  |
-| `PURGE_QUEUE` "purge"    | `("g", "purge", due_us, tid, sid)`  | sessions waiting to be purged       |
 
 Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBSPACES`
 (`tenant(tid).sub(USERS)` → `("t", tid, "users", ...)`):
@@ -72,6 +72,7 @@ __all__ = [
     "AUDIT",
     "AUTH_SESSIONS",
     "AUTH_SESSIONS_BY_USER",
+    "CONVERSATION_INDEX",
     "COUNTERS",
     "DEDUPE",
     "EMAIL_INDEX",
@@ -85,7 +86,6 @@ __all__ = [
     "GLOBAL_SUBSPACES",
     "INVITES",
     "LIVE_SESSIONS",
-    "CONVERSATION_INDEX",
     "OPS",
     "OUTBOX",
     "PROBE",
@@ -175,9 +175,9 @@ THROTTLE = GLOBAL.sub("throttle")  # (bucket, subject...) → rate-limit counter
 EMAIL_INDEX = GLOBAL.sub("email")  # (normalised email,) → user id: unique across tenants
 TOKEN_DIGESTS = GLOBAL.sub("token")  # (kind, digest) → owner of a refresh/reset/ticket token
 OPS = GLOBAL.sub("ops")  # (job, ...) → operational markers: backups, reconciles, migrations
+PURGE_QUEUE = GLOBAL.sub("purge")  # (due_us, tid, sid) → kind: sessions to purge (coditect.sessions.purge)
 WORKSPACE_INDEX = GLOBAL.sub("workspaces")  # (kind, ...) → live workspace → tenant, ticket expiries
 FILES_GC = GLOBAL.sub("files_gc")  # (kind, tid, ...) → files GC work list (coditect.files.gc)
-PURGE_QUEUE = GLOBAL.sub("purge")  # (due_us, tid, sid) → kind: sessions to purge (coditect.sessions.purge)
 
 GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "probe": PROBE,
@@ -187,8 +187,8 @@ GLOBAL_SUBSPACES: dict[str, Subspace] = {
     "email": EMAIL_INDEX,
     "token": TOKEN_DIGESTS,
     "ops": OPS,
-    "workspaces": WORKSPACE_INDEX,
     "purge": PURGE_QUEUE,
+    "workspaces": WORKSPACE_INDEX,
     "files_gc": FILES_GC,
 }
 
@@ -201,6 +201,7 @@ AUTH_SESSIONS = "auth_sessions"  # ("auth_sessions", sid) → login session = on
 AUTH_SESSIONS_BY_USER = "auth_sessions_by_user"  # (.., user_id, sid) → b"": a user's login sessions
 LIVE_SESSIONS = "live"  # ("live", sid) → pack((user_id, role)); present only while the sid is usable
 INVITES = "invites"  # ("invites", invite_id) → invite record (the token itself only as a digest)
+WORKSPACES = "workspaces"  # ("workspaces", kind, ...) → workspace records + indexes (workspaces.repository)
 SESSIONS = "s"  # ("s", sid, ...) → everything scoped to one workspace session: use session(tid, sid)
 SESSIONS_BY_OWNER = "s_by_owner"  # (owner, updated_us, sid, "rec") → b"": live sessions by recency
 SESSIONS_BY_OWNER_ARCHIVED = "s_by_owner_arch"  # (owner, archived, updated_us, sid, "rec") → b""
@@ -212,7 +213,6 @@ FILE_CHUNK_REFS = "fchunkrefs"  # (sha256,) → references to the chunk (manifes
 FILE_MANIFESTS = "fmanifests"  # (sha256 of a whole file,) → its chunk list (repo.blobs)
 FILE_MANIFEST_REFS = "fmanifestrefs"  # (sha256 of a whole file,) → file versions referencing it
 FILE_UPLOADS = "fuploads"  # (upload_id,) → staged upload; (upload_id, i) → its i-th staged chunk
-WORKSPACES = "workspaces"  # ("workspaces", kind, ...) → workspace records + indexes (workspaces.repository)
 
 TENANT_SUBSPACES: tuple[str, ...] = (
     TENANT_RECORD,
@@ -223,13 +223,13 @@ TENANT_SUBSPACES: tuple[str, ...] = (
     AUTH_SESSIONS_BY_USER,
     LIVE_SESSIONS,
     INVITES,
+    WORKSPACES,
     SESSIONS,
     SESSIONS_BY_OWNER,
     SESSIONS_BY_OWNER_ARCHIVED,
     SESSIONS_BY_PARENT,
     CONVERSATION_INDEX,
     SETTINGS,
-    WORKSPACES,
     FILE_CHUNKS,
     FILE_CHUNK_REFS,
     FILE_MANIFESTS,

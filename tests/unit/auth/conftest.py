@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from coditect.auth.keys import KeyRing, generate_key
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from coditect.auth.access_tokens import (
     MAX_ACCESS_TOKEN_TTL,
     REQUIRED_CLAIMS,
@@ -23,8 +26,6 @@ from coditect.auth.access_tokens import (
 )
 from coditect.auth.keys import KeyRing, KeyRingError, generate_key
 from coditect.errors import Unauthorized
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ISS = "https://coditect.test/api/v5/auth"
 AUD = "coditect-v5-api"

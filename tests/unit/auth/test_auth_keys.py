@@ -10,10 +10,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from coditect.auth.keys import KeyRing, KeyRingError, ensure_keys, generate_key, is_valid_kid
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from coditect.auth.keys import KeyRing, KeyRingError, ensure_keys, generate_key, is_valid_kid
 
 
 def pub_only_copy(source: Path, target: Path) -> Path:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import argon2
 import pytest
+
 from coditect.auth.passwords import (
     OWASP_MIN_MEMORY_KIB,
     Argon2Params,

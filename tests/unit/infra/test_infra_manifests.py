@@ -283,11 +283,7 @@ def test_overlay_renders_and_every_rendered_object_is_valid(overlay: str, tmp_pa
     ).stdout
     rendered = [(f"overlays/{overlay}", d) for d in load_all(out)]
     assert len(rendered) == len(
-        [
-            o
-            for o in OBJECTS
-            if "/overlays/" not in o[0] and not o[0].endswith(".example.yaml")
-        ]
+        [o for o in OBJECTS if "/overlays/" not in o[0] and not o[0].endswith(".example.yaml")]
     )
     for where, doc in rendered:
         check_object(where, doc)
