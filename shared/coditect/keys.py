@@ -63,6 +63,7 @@ checks it).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -148,7 +149,10 @@ class Subspace:
 
     def sub(self, *parts: Any) -> Subspace:
         """The nested subspace `prefix + parts`."""
-        return Subspace(self.prefix + parts)
+        # pack(a + b) == pack(a) + pack(b) for top-level elements: only `parts` is packed.
+        child = Subspace.__new__(Subspace)
+        child.prefix, child._packed = self.prefix + parts, self._packed + fdbtuple.pack(parts)
+        return child
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, bytes) and key.startswith(self._packed) and len(key) > len(self._packed)
@@ -242,6 +246,11 @@ def tenant(tenant_id: str) -> Subspace:
     """The subspace `("t", tenant_id)`; `tenant_id` must be a canonical (lowercase) UUID string."""
     if not isinstance(tenant_id, str):
         raise ValueError(f"tenant id must be a UUID string, not {type(tenant_id).__name__}")
+    return _tenant(tenant_id)
+
+
+@functools.lru_cache(maxsize=4096)  # called several times per request: check and pack once per tenant
+def _tenant(tenant_id: str) -> Subspace:
     try:
         canonical = str(uuid.UUID(tenant_id))
     except ValueError:

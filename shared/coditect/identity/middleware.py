@@ -17,6 +17,8 @@ Every failure raises `Unauthorized`, which the runtime renders as 401 with
 
 from __future__ import annotations
 
+from typing import cast
+
 import jwt
 
 from coditect.auth.access_tokens import MAX_LEEWAY, AccessClaims, verify_access_token
@@ -27,6 +29,7 @@ from coditect.errors import Unauthorized
 from coditect.http.call import Call
 from coditect.identity import clock, keyring
 from coditect.identity import repositories as repo
+from coditect.store import Database, Transaction
 
 # Logging out twice answers 204 twice: this route alone accepts a revoked session's token
 # (its handler can only revoke, which is idempotent).
@@ -113,10 +116,24 @@ def _verify(call: Call, token: str) -> AccessClaims:
         return verify(reloaded)
 
 
+class _PointRead:
+    """`repo.read_live`'s one `get` answered by `Database.read`: a transaction of exactly that one
+    read (what `db.transact(repo.read_live, …)` ran, without a Transaction object and commit)."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, key: bytes, *, snapshot: bool = False) -> bytes | None:
+        return self.db.read(key)
+
+
 def authenticate(call: Call) -> TenantContext:
     token = bearer_token(call)
     claims = _verify(call, token)
-    live = call.db.transact(repo.read_live, claims.tid, claims.sid)
+    # Never cached: the revocation read happens on every request.
+    live = repo.read_live(cast(Transaction, _PointRead(call.db)), claims.tid, claims.sid)
     if live is None or live[0] != claims.sub:
         if live is None and call.route.name == LOGOUT_ROUTE:
             return mint(tenant_id=claims.tid, user_id=claims.sub, session_id=claims.sid, role=claims.role)

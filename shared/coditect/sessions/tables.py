@@ -18,6 +18,8 @@ otherwise), so marking it deleted or pending removes it from every listing in th
 
 from __future__ import annotations
 
+import functools
+
 from coditect import keys
 from coditect.keys import Subspace
 from coditect.repo import Index, RecordCodec, Table
@@ -50,6 +52,7 @@ def _by_parent(r: SessionRecord) -> tuple[object, ...] | None:
     return (r.parent_id, micros(r.created_at)) if r.state == "live" and r.parent_id else None
 
 
+@functools.lru_cache(maxsize=1024)  # a Table is immutable; building one costs 4 subspaces per request
 def sessions(tid: str) -> Table[SessionRecord]:
     """Session records at `session(tid, sid).key("rec")`, i.e. pk `(sid, "rec")`."""
     t = keys.tenant(tid)
