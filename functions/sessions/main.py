@@ -7,7 +7,6 @@ from coditect.sessions import extensions, fork, related, service
 from coditect.sessions.models import Related, Session, SessionRecord
 
 app = FunctionApp("sessions")
-extensions.load()  # the purge and fork hooks of the areas that attach data to sessions
 
 # Seconds a DELETE request spends purging before leaving the rest to the ops gc job.
 PURGE_BUDGET_SECONDS = 2.0
@@ -41,11 +40,13 @@ def update_session(call: Call) -> Reply:
 
 @app.route("sessions.delete")
 def delete_session(call: Call) -> None:
+    extensions.load()  # the purge hooks of the areas that attach data to sessions (first use)
     service.delete(call.db, call.ctx, call.uuid_param("id"), budget_seconds=PURGE_BUDGET_SECONDS)
 
 
 @app.route("sessions.fork")
 def fork_session(call: Call) -> Reply:
+    extensions.load()  # the fork hooks of the areas that attach data to sessions (first use)
     return _tagged(fork.fork(call.db, call.ctx, call.uuid_param("id"), call.body.name))
 
 

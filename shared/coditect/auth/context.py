@@ -9,8 +9,10 @@ say so in their name), nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from coditect.auth.access_tokens import Role
+if TYPE_CHECKING:  # only the type: access_tokens imports PyJWT and cryptography
+    from coditect.auth.access_tokens import Role
 
 _MINT = object()
 

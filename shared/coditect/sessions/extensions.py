@@ -1,7 +1,12 @@
-"""The areas that attach data to workspace sessions: importing this module registers their hooks.
+"""The areas that attach data to workspace sessions: `load()` registers their hooks.
 
 One list, one place: add your area's hooks module here. A module that does not exist yet (its area
 has not landed) is skipped, so the sessions code works before and after it does.
+
+`load()` runs once per process (later calls return the first answer) and only where hooks run —
+the sessions function calls it before a delete (purge) or a fork — because the hook modules
+import their whole areas (the files store, the workspaces lifecycle and its event publisher),
+which a read of a session never needs: importing them at start doubled the sessions cold start.
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ def _present(name: str) -> bool:
         return False
 
 
+_loaded: list[str] | None = None
+
+
 def load() -> list[str]:
-    """Import every area hooks module present; return the names imported."""
-    loaded = []
-    for name in AREA_HOOK_MODULES:
-        if _present(name):
-            importlib.import_module(name)
-            loaded.append(name)
-    return loaded
-
-
-LOADED = load()
+    """Import every area hooks module present (once); return the names imported."""
+    global _loaded
+    if _loaded is None:
+        loaded = []
+        for name in AREA_HOOK_MODULES:
+            if _present(name):
+                importlib.import_module(name)
+                loaded.append(name)
+        _loaded = loaded
+    return list(_loaded)
