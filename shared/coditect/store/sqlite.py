@@ -259,7 +259,8 @@ class SQLiteDatabase(Database):
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._checkout()
-        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
+            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._checkin(conn)
         _notice()
 
@@ -344,6 +345,18 @@ class SQLiteDatabase(Database):
         if getattr(self._local, "reader_pid", None) is not None:
             self._local.reader.close()
             self._local.reader_pid = None
+
+
+def _has_schema(conn: sqlite3.Connection) -> bool:
+    """Whether SCHEMA was applied already: its tables and both meta rows exist (one snapshot)."""
+    try:
+        (tables, rows) = conn.execute(
+            "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+            "('kv', 'commits', 'meta')), (SELECT count(*) FROM meta WHERE name IN ('version', 'pruned'))"
+        ).fetchone()
+    except sqlite3.OperationalError:  # no meta table yet
+        return False
+    return int(tables) == 3 and int(rows) == 2
 
 
 def _notice() -> None:
