@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -25,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from coditect.devstack.routing import RouteTable
 from coditect.errors import ApiError, NotFound, ServiceUnavailable
 from coditect.http import envelope
+from coditect.http.asgi import HOP_BY_HOP_NAMES, ClientGone, drain, request_id, stream_body
 
 log = logging.getLogger("coditect.devstack.gateway")
 Scope = dict[str, Any]
@@ -32,12 +31,7 @@ Message = dict[str, Any]
 Receive = Any  # Callable[[], Awaitable[Message]]
 Send = Any  # Callable[[Message], Awaitable[None]]
 
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")  # as coditect.http.app accepts
-# RFC 9110 §7.6.1 hop-by-hop headers: they describe one connection, never forwarded.
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-     "trailers", "transfer-encoding", "upgrade", "proxy-connection"}
-)  # fmt: skip
+HOP_BY_HOP = HOP_BY_HOP_NAMES
 # Made anew by the websockets client for the upstream handshake.
 WS_HANDSHAKE = frozenset(
     {"host", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
@@ -49,15 +43,6 @@ class BadGateway(ApiError):
     status = 502
     default_code = "bad_gateway"
     default_message = "The function answered with something that is not HTTP."
-
-
-def request_id(headers: list[tuple[bytes, bytes]]) -> str:
-    for name, value in headers:
-        if name.lower() == b"x-request-id":
-            given = value.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(given):
-                return given
-    return uuid.uuid4().hex
 
 
 def forward_headers(scope: Scope, rid: str, drop: frozenset[str] = HOP_BY_HOP) -> list[tuple[str, str]]:
@@ -138,7 +123,7 @@ class Gateway:
         try:
             base = self.upstream(scope)
         except ApiError as exc:
-            await _drain(receive)
+            await drain(receive)
             return await _send_error(send, exc, rid)
         target = base + scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
@@ -147,7 +132,7 @@ class Gateway:
         has_body = any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers) or any(
             n == b"transfer-encoding" for n, _ in scope["headers"]
         )
-        content = _stream_body(receive) if has_body else None
+        content = stream_body(receive) if has_body else None
         request = self.client.build_request(scope["method"], target, headers=headers, content=content)
         try:
             upstream = await self.client.send(request, stream=True)
@@ -155,7 +140,7 @@ class Gateway:
             return await _send_error(
                 send, ServiceUnavailable("The function is starting.", headers={"Retry-After": "1"}), rid
             )
-        except _ClientGone:
+        except ClientGone:
             return None
         except httpx.HTTPError as exc:
             log.warning("gateway: upstream %s failed: %r", target, exc)
@@ -212,30 +197,6 @@ class Gateway:
             return await _deny(scope, send, *error_message(unavailable, rid))
         await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
         await _pump(receive, send, upstream)
-
-
-class _ClientGone(Exception):
-    """The client disconnected while its body was being forwarded."""
-
-
-async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone()
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _drain(receive: Receive) -> None:
-    """Read and drop a request body we will not forward (so the connection stays usable)."""
-    more = True
-    while more:
-        message = await receive()
-        more = message["type"] == "http.request" and message.get("more_body", False)
 
 
 async def _send_error(send: Send, exc: ApiError, rid: str) -> None:

@@ -14,16 +14,12 @@ workspace cannot overwrite its user's relay session).
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 
+from coditect.http.asgi import HOP_BY_HOP, connection_tokens
 from coditect.relay.auth import Headers, without_relay_cookie
 from coditect.workspaces.tickets import COOKIE_NAME
 
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
-     b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"}
-)  # fmt: skip
 _DROP = frozenset(
     {b"host", b"authorization", b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
      b"x-forwarded-host", b"x-forwarded-port", b"x-forwarded-prefix", b"x-forwarded-server",
@@ -33,7 +29,6 @@ WS_HANDSHAKE = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
      b"sec-websocket-protocol", b"sec-websocket-accept", b"content-length"}
 )  # fmt: skip
-_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{8,128}")
 
 
 @dataclass(frozen=True)
@@ -43,13 +38,6 @@ class Forwarding:
     proto: str  # "https" | "http"
     host: str  # public host[:port]
     trusted_hops: int  # proxies in front of the relay whose X-Forwarded-For entries we trust
-
-
-def request_id(headers: Headers) -> str:
-    for key, value in headers:
-        if key == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
-            return value.decode()
-    return uuid.uuid4().hex
 
 
 def client_ip(headers: Headers, peer: str, trusted_hops: int) -> str:
@@ -67,12 +55,7 @@ def client_ip(headers: Headers, peer: str, trusted_hops: int) -> str:
 def upstream_request_headers(
     headers: Headers, *, target_host: str, prefix: str, peer: str, rid: str, fwd: Forwarding, websocket: bool
 ) -> list[tuple[bytes, bytes]]:
-    named = {
-        t.strip().lower().encode()
-        for k, v in headers
-        if k == b"connection"
-        for t in v.decode("latin-1").split(",")
-    }
+    named = connection_tokens(headers)
     drop = HOP_BY_HOP | _DROP | named | (WS_HANDSHAKE if websocket else frozenset())
     out: list[tuple[bytes, bytes]] = []
     for key, value in headers:
@@ -97,12 +80,7 @@ _RELAY_SET_COOKIE = re.compile(rb"^\s*" + re.escape(COOKIE_NAME.encode()) + rb"\
 
 
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    named = {
-        t.strip().lower().encode()
-        for k, v in raw
-        if k.lower() == b"connection"
-        for t in v.decode("latin-1").split(",")
-    }
+    named = connection_tokens(raw)
     out = []
     for key, value in raw:
         lower = key.lower()

@@ -9,41 +9,18 @@ ticket removed from the query and the cookie set on the workspace's answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from coditect.http.asgi import ClientGone, drain, request_id, stream_body
 from coditect.relay.auth import Refusal, check_origin, parse_path, relay_cookie, split_query
-from coditect.relay.headers import request_id, response_headers, upstream_request_headers
+from coditect.relay.headers import response_headers, upstream_request_headers
 from coditect.relay.state import RelayState
 
 log = logging.getLogger("coditect.relay")
 Scope = dict[str, Any]
 _NO_STORE = [(b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")]
-
-
-class _ClientGone(Exception):
-    pass
-
-
-async def _body(receive: Any) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone()
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
-
-
-async def _drain(receive: Any) -> None:
-    more = True
-    while more:
-        message = await receive()
-        more = message["type"] == "http.request" and message.get("more_body", False)
 
 
 async def refuse(send: Any, refusal: Refusal, rid: str) -> None:
@@ -67,7 +44,7 @@ async def proxy_http(scope: Scope, receive: Any, send: Any, state: RelayState) -
             target.workspace_id, ticket, None if ticket is not None else relay_cookie(headers)
         )
     except Refusal as refusal:
-        await _drain(receive)
+        await drain(receive)
         return await refuse(send, refusal, rid)
 
     extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode())]
@@ -76,7 +53,7 @@ async def proxy_http(scope: Scope, receive: Any, send: Any, state: RelayState) -
         extra.append((b"set-cookie", cookie.header().encode()))
         if scope["method"] in ("GET", "HEAD"):
             location = raw_path + (b"?" + query if query else b"")
-            await _drain(receive)
+            await drain(receive)
             await send({"type": "http.response.start", "status": 303,
                         "headers": [(b"location", location), (b"content-length", b"0"), *_NO_STORE, *extra]})  # fmt: skip
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -96,12 +73,12 @@ async def proxy_http(scope: Scope, receive: Any, send: Any, state: RelayState) -
     )  # fmt: skip
     has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in headers)
     request = httpx.Request(
-        scope["method"], url, headers=forwarded, content=_body(receive) if has_body else None
+        scope["method"], url, headers=forwarded, content=stream_body(receive) if has_body else None
     )
     pool = state.pool(endpoint)
     try:
         upstream = await pool.send(request, stream=True)
-    except _ClientGone:
+    except ClientGone:
         return None
     except httpx.HTTPError as exc:
         log.warning("relay: workspace %s did not answer: %s", target.workspace_id, type(exc).__name__)

@@ -35,6 +35,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from coditect.http.asgi import request_id
 from coditect.relay import metrics
 from coditect.relay.auth import (
     RELAY_SUBPROTOCOL,
@@ -46,7 +47,7 @@ from coditect.relay.auth import (
     split_query,
     split_subprotocols,
 )
-from coditect.relay.headers import request_id, upstream_request_headers
+from coditect.relay.headers import upstream_request_headers
 from coditect.relay.limits import Live
 from coditect.relay.revocation import flush_bytes
 from coditect.relay.state import RelayState
