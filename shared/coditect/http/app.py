@@ -139,12 +139,7 @@ class FunctionApp:
         except Exception:
             log.exception("unhandled error", extra={"fields": fields})
             response = envelope.error_response(ApiError(), rid)
-        response.headers["X-Request-Id"] = rid
-        if fields.get("enveloped", True):
-            for header, value in envelope.API_HEADERS.items():
-                response.headers.setdefault(header, value)
-        else:
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        _standard_headers(response, rid, fields.get("enveloped", True))
         self._cors(request, response)
         fields.update(
             status=response.status_code, latency_ms=round((time.perf_counter() - started) * 1000, 2)
@@ -236,6 +231,26 @@ class FunctionApp:
                 "ETag, X-Request-Id, X-File-Version, Retry-After, Content-Range"
             )
         response.headers.add("Vary", "Origin")
+
+
+_ENVELOPED_DEFAULTS = tuple((name, name.lower(), value) for name, value in envelope.API_HEADERS.items())
+_RAW_DEFAULTS = (("X-Content-Type-Options", "x-content-type-options", "nosniff"),)
+
+
+def _standard_headers(response: Response, rid: str, enveloped: bool) -> None:
+    """X-Request-Id (always ours), then the default headers the handler did not set itself
+    (enveloped answers: `envelope.API_HEADERS`; raw ones: nosniff).
+
+    One pass over the few headers present instead of a scan per `set`/`setdefault`."""
+    headers = response.headers
+    present = {name.lower() for name, _ in headers}
+    if "x-request-id" in present:
+        headers["X-Request-Id"] = rid
+    else:
+        headers.add("X-Request-Id", rid)
+    for name, lowered, value in _ENVELOPED_DEFAULTS if enveloped else _RAW_DEFAULTS:
+        if lowered not in present:
+            headers.add(name, value)
 
 
 def _from_werkzeug(exc: HTTPException) -> ApiError:
