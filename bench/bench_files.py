@@ -6,8 +6,8 @@
    chunks, refcounts, publish) and read (manifest + chunks), against raw `sqlite3` inserting and
    then selecting the same bytes in the same 64 KiB chunks (sequential keys) into a table of the
    same shape, same file settings (WAL, same `synchronous`). Same number of transactions for the
-   bytes: the raw writer commits `upload.BATCH_CHUNKS` chunks per transaction like the store's
-   staging transactions (the store then commits one publish transaction more), the raw reader
+   bytes: the raw writer commits the chunks in the store's staging transactions
+   (`upload.staging_plan`: 1, 1, 2, then 4 MiB; the store then commits one publish more), the raw reader
    reads `store.READ_BATCH` chunks per transaction like `iter_content` (the store opens the file
    in one read transaction more). Best of `--rounds`, the two sides alternating in each round.
    Goal: ratio ≥ 0.5 both ways.
@@ -63,11 +63,13 @@ def raw_sqlite(path: Path, data: bytes, synchronous: str) -> tuple[float, float]
     prefix = uuid.uuid4().bytes
     pieces = [data[i : i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
     started = time.perf_counter()
-    for first in range(0, len(pieces), upload.BATCH_CHUNKS):
+    first = 0
+    for n in upload.staging_plan(len(pieces)) or [len(pieces)]:  # the store's staging transactions
         conn.execute("BEGIN IMMEDIATE")
-        for i, piece in enumerate(pieces[first : first + upload.BATCH_CHUNKS], start=first):
+        for i, piece in enumerate(pieces[first : first + n], start=first):
             conn.execute("INSERT INTO kv VALUES (?, ?)", (prefix + i.to_bytes(4, "big"), piece))
         conn.execute("COMMIT")
+        first += n
     write = time.perf_counter() - started
     started = time.perf_counter()
     out = []
@@ -113,10 +115,10 @@ def in_process(rounds: int, synchronous: str) -> dict[str, Any]:
             w, rd = file_store(Path(tmp) / f"files{r}.db", data, synchronous)
             best["files_write"], best["files_read"] = min(best["files_write"], w), min(best["files_read"], rd)
     mbps = {k: round(16 / v, 1) for k, v in best.items()}
-    n = len(data) // CHUNK_SIZE
-    transactions = {"raw_write": -(-n // upload.BATCH_CHUNKS), "files_write": -(-n // upload.BATCH_CHUNKS) + 1,
+    n, plan = len(data) // CHUNK_SIZE, upload.staging_plan(len(data) // CHUNK_SIZE)
+    transactions = {"raw_write": len(plan), "files_write": len(plan) + 1,
                      "raw_read": -(-n // store.READ_BATCH), "files_read": -(-n // store.READ_BATCH) + 1}  # fmt: skip
-    return {"size_mib": 16, "chunk_bytes": CHUNK_SIZE, "chunks_per_transaction": upload.BATCH_CHUNKS,
+    return {"size_mib": 16, "chunk_bytes": CHUNK_SIZE, "chunks_per_write_transaction": plan,
             "read_chunks_per_transaction": store.READ_BATCH, "transactions": transactions,
             "synchronous": synchronous, "rounds": rounds, "mib_per_s": mbps,
             "write_ratio": round(mbps["files_write"] / mbps["raw_write"], 3),
@@ -255,7 +257,7 @@ def markdown(result: dict[str, Any]) -> str:
     m, t = ip["mib_per_s"], ip["transactions"]
     lines = [
         f"Machine: {result['machine']}. In-process: 16 MiB, {ip['chunk_bytes']} B chunks, "
-        f"{ip['chunks_per_transaction']} chunks per write transaction, {ip['read_chunks_per_transaction']} "
+        f"chunks per write transaction {ip['chunks_per_write_transaction']}, {ip['read_chunks_per_transaction']} "
         f"per read transaction, synchronous={ip['synchronous']}, best of {ip['rounds']}. Transactions: "
         f"raw write {t['raw_write']}, files write {t['files_write']} (staging + publish), "
         f"raw read {t['raw_read']}, files read {t['files_read']} (open + chunks).",

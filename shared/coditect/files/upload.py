@@ -1,18 +1,22 @@
 """Streaming writes: staged chunks over several transactions, published by one flip.
 
-    PUT body ──read 64 KiB at a time, hashing as it goes──▶ batch of ≤ 16 chunks (1 MiB)
-       │ small file (one batch): chunks, manifest, version and entry in ONE transaction
-       ▼ larger: each batch is a staging transaction — chunk written (or its refs bumped when the
-         tenant has it) + one staged-reference entry `fuploads/(upload_id, first_index)` per batch; then ONE publish
-         transaction takes the manifest reference, writes the version, flips the entry.
+    PUT body ──read 64 KiB at a time, hashing as it goes──▶ chunks
+       │ small file (≤ BATCH_CHUNKS = 16 chunks, 1 MiB): chunks, manifest, version and entry in
+       │ ONE transaction
+       ▼ larger: staging transactions of 1, 1, 2, then 4 MiB (`staging_plan`) — chunks written (or
+         their refs bumped when the tenant has them) + one staged-reference entry
+         `fuploads/(upload_id, first_index)` per 16 chunks; then ONE publish transaction takes
+         the manifest reference, writes the version, flips the entry.
 
-The process never holds more than one batch of the body. Readers see the old version until
-the publish commits and the new one after: never a mix. Staged chunks are referenced by the
-upload (their refcount includes the staged entries), so GC cannot take them mid-upload; an
-upload that dies (client gone, process killed) leaves only staged entries, which nobody can
-read, and `gc` releases them once the upload has been silent for `files_upload_stale_seconds`
-(`keys.FILES_GC` ("upload", tid, id) carries its last-touched time). The handler releases them at
-once when it sees the failure itself.
+A staging transaction runs on a helper thread while the request thread reads and hashes the next
+group; at most one is in flight, so the process holds at most two groups of the body (≤ 8 MiB).
+Readers see the old version until the publish commits and the new one after: never a mix.
+Staged chunks are referenced by the upload (their refcount includes the staged entries), so GC
+cannot take them mid-upload; an upload that dies (client gone, process killed) leaves only
+staged entries, which nobody can read, and `gc` releases them once the upload has been silent
+for `files_upload_stale_seconds` (`keys.FILES_GC` ("upload", tid, id) carries its last-touched
+time). The handler releases them at once when it sees the failure itself (after the staging in
+flight has landed).
 
 Reaping marks the upload record `aborted` in its first transaction; staging and publish read the
 record, so a slow upload that GC gave up on fails instead of publishing references that were
@@ -25,7 +29,6 @@ import hashlib
 import json
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +53,27 @@ from coditect.files.tree import (
 from coditect.files.versions import Preconditions, commit_version
 from coditect.store import Database, Transaction
 
-BATCH_CHUNKS = 16  # chunks per staging transaction: 1 MiB, well inside FoundationDB's 10 MB / 5 s
+BATCH_CHUNKS = 16  # chunks per staged entry (1 MiB); a body of at most this many is one transaction
+MAX_GROUP = 4  # staged entries per staging transaction at full speed: 4 MiB, inside FDB's 10 MB / 5 s
+
+
+def group_size(staged_chunks: int) -> int:
+    """Chunks in the next staging transaction: 1, 1, 2, then MAX_GROUP batches (a slow start, so
+    a short upload is staged in small steps and a long one commits 4 MiB per transaction)."""
+    return min(MAX_GROUP, max(1, staged_chunks // BATCH_CHUNKS)) * BATCH_CHUNKS
+
+
+def staging_plan(n_chunks: int) -> list[int]:
+    """Chunks per staging transaction for a body of `n_chunks` (empty: one transaction in all)."""
+    plan: list[int] = []
+    if n_chunks <= BATCH_CHUNKS:
+        return plan
+    staged = 0
+    while n_chunks - staged > group_size(staged):
+        plan.append(group_size(staged))
+        staged += plan[-1]
+    plan.append(n_chunks - staged)
+    return plan
 
 
 class UploadAborted(ApiError):
@@ -78,17 +101,6 @@ class Written:
     entry: Entry
     created: bool
     path: FilePath
-
-
-@dataclass
-class _Body:
-    """What has been read so far: whole-file hash, chunk hashes, the batch not yet staged."""
-
-    sha: hashlib._Hash
-    hashes: list[bytes]
-    pending: list[tuple[bytes, bytes]]
-    size: int = 0
-    staged: int = 0  # chunks already written by staging transactions
 
 
 def read_exactly(stream: IO[bytes], n: int) -> bytes:
@@ -121,11 +133,12 @@ def _stage(
     elif record is None or json.loads(record)["state"] != "active":
         raise UploadAborted()
     if tr.get(space.key(upload_id, first)) is not None:
-        return  # this batch committed already (a retry after commit_unknown_result)
+        return  # this group committed already (a retry after commit_unknown_result)
     for h, data in sorted(batch, key=lambda item: item[0]):
         chunks.add_chunk_ref(tr, fs.tenant_id, h, data)  # in key order: B-tree locality
-    # One staged-reference entry per batch (its hashes concatenated), not one per chunk.
-    tr.set(space.key(upload_id, first), b"".join(h for h, _ in batch))
+    # One staged-reference entry per BATCH_CHUNKS (their hashes concatenated), not one per chunk.
+    for i in range(0, len(batch), BATCH_CHUNKS):
+        tr.set(space.key(upload_id, first + i), b"".join(h for h, _ in batch[i : i + BATCH_CHUNKS]))
     tr.set(gc_marker(fs.tenant_id, upload_id), _stamp(now))
 
 
@@ -238,9 +251,16 @@ def _precheck(
         quota.check(tr, fs.tenant_id, announced, policy)
 
 
-def _finish(hasher: ThreadPoolExecutor, body: _Body) -> str:
-    hasher.shutdown(wait=True)
-    return body.sha.hexdigest()
+def _stage_async(
+    db: Database,
+    fs: FileSpace,
+    upload_id: str,
+    path: str,
+    first: int,
+    batch: list[tuple[bytes, bytes]],
+    now: float,
+) -> None:
+    db.transact(_stage, fs, upload_id, path, first, batch, now)
 
 
 def write_stream(
@@ -255,58 +275,73 @@ def write_stream(
     policy: Policy,
     clock: Callable[[], float] = time.time,
 ) -> Written:
-    """Store the body of `stream` as the next version of `path` (see the module docstring)."""
+    """Store the body of `stream` as the next version of `path` (see the module docstring).
+
+    A staging transaction runs on a helper thread while this one reads and hashes the next group
+    (the store and hashlib release the GIL). At most one is in flight: it is waited for as soon
+    as the next group is full, so when a group is handed over every earlier group is committed.
+    """
     if content_length is not None and content_length > policy.max_file_size:
         raise quota.too_large()
     db.transact(_precheck, fs, path, conditions, content_length, policy)
     used = db.transact(lambda tr: quota.logical_used(tr, fs.tenant_id))
     upload_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(len(path.segments))]
-    body = _Body(hashlib.sha256(), [], [])
-    # The whole-file hash runs on a helper thread (hashlib releases the GIL), overlapping the
-    # store writes; one worker keeps the updates in order.
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-sha256")
-    pending: deque[Future[None]] = deque()
-    staged = False
+    sha = hashlib.sha256()
+    hashes: list[bytes] = []
+    pending: list[tuple[bytes, bytes]] = []
+    size = staged_chunks = 0
+    stager: ThreadPoolExecutor | None = None  # started with the first staging transaction
+    in_flight: Future[None] | None = None
     try:
         while True:
             data = read_exactly(stream, chunks.CHUNK_SIZE)
             if not data:
                 break
-            body.size += len(data)
-            if body.size > policy.max_file_size:
+            size += len(data)
+            if size > policy.max_file_size:
                 raise quota.too_large()
-            if content_length is None and used + body.size > policy.quota_bytes:
+            if content_length is None and used + size > policy.quota_bytes:
                 raise quota.over_quota()
             h = hashlib.sha256(data).digest()
-            pending.append(hasher.submit(body.sha.update, data))
-            if len(pending) > BATCH_CHUNKS:  # backpressure: at most one batch waits for hashing
-                pending.popleft().result()
-            body.hashes.append(h)
-            body.pending.append((h, data))
-            if len(body.pending) > BATCH_CHUNKS:  # more than one batch: stage the full one
-                batch, body.pending = body.pending[:BATCH_CHUNKS], body.pending[BATCH_CHUNKS:]
-                db.transact(_stage, fs, upload_id, path.text, body.staged, batch, clock())
-                body.staged += len(batch)
-                staged = True
+            sha.update(data)
+            hashes.append(h)
+            pending.append((h, data))
+            group = group_size(staged_chunks)
+            if len(pending) > group:  # more than one group: stage the full one
+                batch, pending = pending[:group], pending[group:]
+                if in_flight is not None:
+                    in_flight.result()  # backpressure, and its error surfaces here
+                if stager is None:
+                    stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-stage")
+                in_flight = stager.submit(
+                    _stage_async, db, fs, upload_id, path.text, staged_chunks, batch, clock()
+                )
+                staged_chunks += len(batch)
             if len(data) < chunks.CHUNK_SIZE:
                 break
-        if content_length is not None and body.size != content_length:
+        if content_length is not None and size != content_length:
             raise BadRequest("The request body ended before its Content-Length.", code="incomplete_body")
-        if staged and body.pending:
-            db.transact(_stage, fs, upload_id, path.text, body.staged, body.pending, clock())
-            body.staged += len(body.pending)
-            body.pending = []
+        if in_flight is not None:
+            in_flight.result()
+            if pending:
+                db.transact(_stage, fs, upload_id, path.text, staged_chunks, pending, clock())
+                staged_chunks += len(pending)
+                pending = []
         now = datetime.fromtimestamp(clock(), UTC)
         entry, created = db.transact(
             _publish, fs, path,
-            upload_id=upload_id, staged=staged, inline=body.pending, hashes=body.hashes,
-            sha256=_finish(hasher, body), size=body.size, content_type=content_type,
+            upload_id=upload_id, staged=staged_chunks > 0, inline=pending, hashes=hashes,
+            sha256=sha.hexdigest(), size=size, content_type=content_type,
             conditions=conditions, ids=ids, now=now, policy=policy,
         )  # fmt: skip
     except BaseException:
-        hasher.shutdown(wait=False, cancel_futures=True)
-        if staged:
+        if stager is not None:
+            stager.shutdown(wait=True)  # the staging in flight lands first, then all is released
+        if staged_chunks:
             abort(db, fs.tenant_id, upload_id)
         raise
+    finally:
+        if stager is not None:
+            stager.shutdown(wait=True)
     return Written(entry, created, path)
