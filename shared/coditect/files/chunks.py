@@ -28,6 +28,7 @@ identical files and identical aligned 64 KiB runs are stored once.
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from dataclasses import dataclass
@@ -46,12 +47,23 @@ def _space(tid: str, name: str) -> keys.Subspace:
     return keys.tenant(tid).sub(name)
 
 
+@functools.lru_cache(maxsize=1024)  # two keys per chunk, hundreds of chunks per request
+def _chunk_prefixes(tid: str) -> tuple[bytes, bytes]:
+    return _space(tid, keys.FILE_CHUNKS).raw_prefix, _space(tid, keys.FILE_CHUNK_REFS).raw_prefix
+
+
+def _packed(h: bytes) -> bytes:
+    # fdb.tuple's encoding of the 1-tuple (h,): type code 0x01, NULs escaped as 00 FF, 00 ends it
+    # (what Subspace.key(h) returns, without the generic packer's per-call cost).
+    return b"\x01" + h.replace(b"\x00", b"\x00\xff") + b"\x00"
+
+
 def chunk_key(tid: str, h: bytes) -> bytes:
-    return _space(tid, keys.FILE_CHUNKS).key(h)
+    return _chunk_prefixes(tid)[0] + _packed(h)
 
 
 def chunk_refs_key(tid: str, h: bytes) -> bytes:
-    return _space(tid, keys.FILE_CHUNK_REFS).key(h)
+    return _chunk_prefixes(tid)[1] + _packed(h)
 
 
 def manifest_key(tid: str, sha: bytes) -> bytes:
@@ -175,6 +187,7 @@ LOGICAL = "files.logical_bytes"  # sizes of every stored file version, in every 
 PHYSICAL = "files.physical_bytes"  # bytes of stored chunks (after dedup)
 
 
+@functools.lru_cache(maxsize=1024)  # bumped once per new chunk
 def usage_key(tid: str, name: str) -> bytes:
     return keys.tenant(tid).sub(keys.COUNTERS).key(name)
 
