@@ -337,11 +337,19 @@ def write_stream(
         )  # fmt: skip
     except BaseException:
         if stager is not None:
-            stager.shutdown(wait=True)  # the staging in flight lands first, then all is released
+            _stop(db, stager)  # the staging in flight lands first, then all is released
+            stager = None
         if staged_chunks:
             abort(db, fs.tenant_id, upload_id)
         raise
     finally:
         if stager is not None:
-            stager.shutdown(wait=True)
+            _stop(db, stager)
     return Written(entry, created, path)
+
+
+def _stop(db: Database, stager: ThreadPoolExecutor) -> None:
+    # After the work queued before it: close the helper thread's own store connections now
+    # rather than whenever the garbage collector finds them.
+    stager.submit(db.close)
+    stager.shutdown(wait=True)
