@@ -1,9 +1,10 @@
 """GET /api/v5/health — 200 healthy, or 503 unhealthy when the store cannot be read."""
 
+from flask import Response
+
 from coditect.http import Call, FunctionApp
 from coditect.http.envelope import json_response
 from coditect.platform import health
-from flask import Response
 
 app = FunctionApp("health")
 

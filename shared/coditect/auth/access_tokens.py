@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import jwt
+
 from coditect.auth.keys import KeyRing
 from coditect.errors import Unauthorized
 

@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
+
 from coditect.errors import ValidationFailed
 
 MIN_PASSWORD_CODE_POINTS = 15

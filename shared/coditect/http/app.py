@@ -23,6 +23,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flask import Request, Response
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
+from werkzeug.exceptions import NotFound as WzNotFound
+from werkzeug.routing import Map, Rule
+
 from coditect import registry
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
@@ -31,11 +37,6 @@ from coditect.http import body, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.registry.spec import FunctionSpec, Route, resolve
 from coditect.store import Database, open_store
-from flask import Request, Response
-from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
-from werkzeug.exceptions import NotFound as WzNotFound
-from werkzeug.routing import Map, Rule
 
 log = logging.getLogger("coditect.http")
 Handler = Callable[[Call], Any]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from coditect.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from flask import Request
 from pydantic import BaseModel, ValidationError
+
+from coditect.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 
 def validation_details(exc: ValidationError, where: str) -> list[dict[str, Any]]:

@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import Request
+
 from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import NotFound, Unauthorized
 from coditect.registry.spec import Route
 from coditect.store import Database
-from flask import Request
 
 
 @dataclass

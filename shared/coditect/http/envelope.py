@@ -10,9 +10,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from coditect.errors import ApiError
 from flask import Response
 from pydantic import BaseModel
+
+from coditect.errors import ApiError
 
 API_HEADERS = {
     "Cache-Control": "no-store",

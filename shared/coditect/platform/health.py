@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from pydantic import BaseModel
+
 from coditect.errors import ServiceUnavailable
 from coditect.keys import PROBE
 from coditect.store import Database
-from pydantic import BaseModel
 
 SERVICE = "coditect-v5-api"
 log = logging.getLogger(__name__)
