@@ -3,7 +3,7 @@
 from typing import Any
 
 from coditect.http import Call, FunctionApp, Reply, page
-from coditect.sessions import extensions, fork, related, service
+from coditect.sessions import fork, related, service
 from coditect.sessions.models import Related, Session, SessionRecord
 
 app = FunctionApp("sessions")
@@ -40,13 +40,11 @@ def update_session(call: Call) -> Reply:
 
 @app.route("sessions.delete")
 def delete_session(call: Call) -> None:
-    extensions.load()  # the purge hooks of the areas that attach data to sessions (first use)
     service.delete(call.db, call.ctx, call.uuid_param("id"), budget_seconds=PURGE_BUDGET_SECONDS)
 
 
 @app.route("sessions.fork")
 def fork_session(call: Call) -> Reply:
-    extensions.load()  # the fork hooks of the areas that attach data to sessions (first use)
     return _tagged(fork.fork(call.db, call.ctx, call.uuid_param("id"), call.body.name))
 
 

@@ -4,7 +4,8 @@ One list, one place: add your area's hooks module here. A module that does not e
 has not landed) is skipped, so the sessions code works before and after it does.
 
 `load()` runs once per process (later calls return the first answer) and only where hooks run —
-the sessions function calls it before a delete (purge) or a fork — because the hook modules
+`hooks.purge_hooks()` and `hooks.fork_hooks()` call it, so the sessions function and the cron
+gc job alike see every area's hooks — because the hook modules
 import their whole areas (the files store, the workspaces lifecycle and its event publisher),
 which a read of a session never needs: importing them at start doubled the sessions cold start.
 """

@@ -66,9 +66,20 @@ def unregister(fn: object) -> None:
         _fork_hooks.remove(fn)
 
 
+def _load_areas() -> None:
+    # Every caller of the hooks — the sessions function, the cron gc's purge_pending, a test —
+    # must see every area's hooks, or a purge would leave that area's data behind. Imported
+    # here, not at module level: the area hook modules import this module to register.
+    from coditect.sessions import extensions
+
+    extensions.load()
+
+
 def purge_hooks() -> tuple[PurgeHook, ...]:
+    _load_areas()
     return tuple(_purge_hooks)
 
 
 def fork_hooks() -> tuple[ForkHook, ...]:
+    _load_areas()
     return tuple(_fork_hooks)
