@@ -24,70 +24,31 @@ hello-world function bench/hello/main.py as the baseline.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import os
 import platform
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from coditect import registry
 from coditect.config import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtime import HELLO, ROOT, Bench  # bench/ is not a package
+import loadgen  # bench/ is not a package
+from bench_runtime import HELLO, ROOT, Bench
 
 CLIENTS = 16
 PASSWORD = "bench-identity-passphrase-42"
 
 
-def wrk_rps(url: str, headers: dict[str, str], connections: int, seconds: float) -> float:
-    argv = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s"]
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*argv, url], check=True, capture_output=True, text=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return (total - (int(bad.group(1)) if bad else 0)) / duration
-
-
-async def python_rps(url: str, headers: dict[str, str], connections: int, seconds: float) -> float:
-    parts = urlsplit(url)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}\r\n".encode()
-    deadline = time.perf_counter() + seconds
-    counts = [0] * connections
-
-    async def worker(i: int) -> None:
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        while time.perf_counter() < deadline:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-            await reader.readexactly(length)
-            counts[i] += 200 <= int(head.split(b" ", 2)[1]) < 300
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(connections)))
-    return sum(counts) / (time.perf_counter() - started)
-
-
 def rps(url: str, headers: dict[str, str], seconds: float) -> float:
-    if shutil.which("wrk"):
-        return wrk_rps(url, headers, CLIENTS, seconds)
-    return asyncio.run(python_rps(url, headers, CLIENTS, seconds))
+    return loadgen.measure(url, CLIENTS, seconds, headers)
 
 
 def post(port: int, path: str, body: dict[str, Any], conn: http.client.HTTPConnection | None = None) -> Any:
@@ -190,7 +151,7 @@ def main() -> None:
         "area": "identity",
         "title": "Authenticated GET /users/me vs hello-world; login under 16 concurrent clients",
         "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}",
-        "tool": "wrk" if shutil.which("wrk") else "python-asyncio",
+        "tool": loadgen.tool(),
         "throughput": {"connections": CLIENTS, "seconds": args.seconds, "runs": runs,
                        "hello_rps": med["hello"], "users_me_rps": med["users_me"],
                        "round_ratios": [round(r, 3) for r in ratios],

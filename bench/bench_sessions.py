@@ -21,20 +21,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -59,39 +55,8 @@ import loadgen
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# -- load with an Authorization header (bench/loadgen.py sends none) ---------------------------
 def measure(url: str, headers: dict[str, str], connections: int, seconds: float) -> float:
-    if loadgen.tool() == "wrk":
-        args = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s"]
-        for name, value in headers.items():
-            args += ["-H", f"{name}: {value}"]
-        out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
-        total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-        duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
-        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        return (total - (int(bad.group(1)) if bad else 0)) / duration
-    return asyncio.run(_python(url, headers, connections, seconds))
-
-
-async def _python(url: str, headers: dict[str, str], connections: int, seconds: float) -> float:
-    parts = urlsplit(url)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}\r\n".encode()
-    deadline, counts = time.perf_counter() + seconds, [0] * connections
-
-    async def worker(i: int) -> None:
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        while time.perf_counter() < deadline:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-            await reader.readexactly(length)
-            counts[i] += 200 <= int(head.split(b" ", 2)[1]) < 300
-        writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(connections)))
-    return sum(counts) / (time.perf_counter() - started)
+    return loadgen.measure(url, connections, seconds, headers)
 
 
 # -- 1 and 3: over HTTP against real function processes -----------------------------------------
