@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from coditect.config import Settings
 from coditect.ratelimit import Policy
 
@@ -31,15 +33,9 @@ def login_ip(s: Settings) -> Policy:
 
 
 def password_change(s: Settings) -> Policy:
-    """Current-password checks per user: a stolen access token cannot brute-force the password."""
-    return Policy(
-        "password-change",
-        s.login_account_limit,
-        s.login_account_window,
-        s.login_account_backoff,
-        s.login_account_backoff_cap,
-        probe_after_block=True,
-    )
+    """Current-password checks per user: a stolen access token cannot brute-force the password.
+    The same numbers as the per-account login limit, counted separately."""
+    return replace(login_account(s), name="password-change")
 
 
 def register_ip(s: Settings) -> Policy:
