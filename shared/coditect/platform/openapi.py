@@ -10,6 +10,7 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
   403 `forbidden` for admin routes;
 - 404 for routes with path parameters (a missing object, another tenant's, or a non-UUID id);
 - 400 invalid_json, 413, 415 and 422 for routes with a JSON body; 422 for routes with a query;
+- 400 invalid_cursor for paged routes (their `cursor` is opaque and bound to the query);
 - 405 (wrong method on a known path), 429 and 500 on every operation.
 
 `build(functions)` is pure; `document()` caches the registry's document for the openapi function.
@@ -95,6 +96,8 @@ def error_answers(route: Route) -> dict[int, list[str]]:
         answers[415] = ["unsupported_media_type"]
     if route.body or route.query:
         answers[422] = ["validation_failed"]
+    if route.paged:
+        answers.setdefault(400, []).append("invalid_cursor")
     for status, code in route.errors:
         answers.setdefault(status, [])
         if code not in answers[status]:

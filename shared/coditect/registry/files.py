@@ -90,7 +90,7 @@ FUNCTIONS = (
                     "walks the subtree depth-first. Each page is one consistent view. A file as prefix "
                     "lists that file; a missing prefix is 404."
                 ),
-                errors=(*_PATH, (400, "invalid_cursor")),
+                errors=_PATH,
             ),
         ),
     ),
@@ -137,7 +137,7 @@ FUNCTIONS = (
                 response=f"{M}:VersionInfo",
                 paged=True,
                 summary="Versions of a file, newest first (retention: newest N and/or T days)",
-                errors=(*_PATH, (400, "invalid_cursor"), (409, "is_a_directory")),
+                errors=(*_PATH, (409, "is_a_directory")),
             ),
             Route(
                 "files.restore",

@@ -30,7 +30,6 @@ FUNCTIONS = (
                 query=f"{M}:SessionListQuery",
                 response=f"{M}:Session",
                 paged=True,
-                errors=((400, "invalid_cursor"),),
             ),
             Route(
                 "sessions.create",
@@ -108,7 +107,6 @@ FUNCTIONS = (
                 query=f"{M}:PageQuery",
                 response=f"{M}:Conversation",
                 paged=True,
-                errors=((400, "invalid_cursor"),),
             ),
             Route(
                 "conversations.create",
@@ -151,7 +149,6 @@ FUNCTIONS = (
                 query=f"{M}:PageQuery",
                 response=f"{M}:Message",
                 paged=True,
-                errors=((400, "invalid_cursor"),),
             ),
             Route(
                 "messages.append",

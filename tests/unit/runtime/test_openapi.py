@@ -150,3 +150,13 @@ def test_two_routes_on_the_same_method_and_path_are_refused() -> None:
     clash = FunctionSpec(name="clash", routes=(Route("clash.get", "GET", "/api/v5/things"),))
     with pytest.raises(ValueError, match="two routes answer GET"):
         openapi.build((*SPECS, clash))
+
+
+def test_every_paged_route_documents_invalid_cursor() -> None:
+    # Derived from `paged`, not declared per route: a paged route that forgot it is still right.
+    for _spec, route in registry.routes():
+        answers = openapi.error_answers(route)
+        assert ("invalid_cursor" in answers.get(400, [])) == route.paged or route.name in {
+            "files.changes",
+            "sessions.related",
+        }, route.name
