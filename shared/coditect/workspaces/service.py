@@ -86,7 +86,8 @@ def allocate(
         replay = db.transact(_replay, ctx, idempotency_key, digest)
         if replay is not None:
             return replay
-    decision = db.transact(ratelimit.hit, allocation_policy(settings), f"{ctx.tenant_id}/{ctx.user_id}", at)
+    policy, subject = allocation_policy(settings), f"{ctx.tenant_id}/{ctx.user_id}"
+    decision = db.transact(ratelimit.hit, policy, subject, at)
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
     # Ids, times and the event are made once, outside the retry loop.
@@ -104,7 +105,7 @@ def allocate(
         request_digest=digest,
     )
     event = event_for(lifecycle.REQUESTED, record)
-    result, created = db.transact(_allocate, ctx, record, event, settings)
+    result, created = db.transact(_allocate, ctx, record, event, settings, (policy, subject))
     if created:
         publish_after_commit(db, [event])
     return result
@@ -122,16 +123,21 @@ def _replay(tr: Transaction, ctx: TenantContext, key: str, digest: str) -> Works
 
 
 def _allocate(
-    tr: Transaction, ctx: TenantContext, record: WorkspaceRecord, event: OutboxEvent, settings: Settings
+    tr: Transaction,
+    ctx: TenantContext,
+    record: WorkspaceRecord,
+    event: OutboxEvent,
+    settings: Settings,
+    counted: tuple[ratelimit.Policy, str],
 ) -> tuple[WorkspaceRecord, bool]:
     require_session(tr, ctx, record.session_id)  # 404 for a missing, foreign or deleted session
+    existing = None
     if record.idempotency_key is not None:  # a concurrent request with the same key got there first
-        replay = _replay(tr, ctx, record.idempotency_key, record.request_digest or "")
-        if replay is not None:
-            return replay, False
-    current = repository.active_for_session(tr, ctx.tenant_id, record.session_id)
-    if current is not None:
-        return current, False
+        existing = _replay(tr, ctx, record.idempotency_key, record.request_digest or "")
+    existing = existing or repository.active_for_session(tr, ctx.tenant_id, record.session_id)
+    if existing is not None:
+        ratelimit.forgive(tr, *counted)  # nothing allocated: the attempt does not count
+        return existing, False
     if repository.count_active(tr, ctx.tenant_id, ctx.user_id, stop_at=settings.workspace_max_per_user) >= (
         settings.workspace_max_per_user
     ):

@@ -162,6 +162,20 @@ def test_allocation_rate_limit_answers_429_with_retry_after(ws, monkeypatch: pyt
     check_envelope(ws.allocate(bob, ws.session_for(bob)), 202)
 
 
+def test_allocating_an_already_active_session_again_is_never_throttled(
+    ws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ws.allocate_app.settings.model_copy(update={"workspace_allocate_per_minute": 2})
+    monkeypatch.setattr(ws.allocate_app, "settings", settings)
+    alice = ws.accounts.register()
+    sid = ws.session_for(alice)
+    first = check_envelope(ws.allocate(alice, sid), 202)
+    for _ in range(5):  # a browser re-posting for the same session gets the same workspace
+        assert check_envelope(ws.allocate(alice, sid), 202)["id"] == first["id"]
+    check_envelope(ws.allocate(alice, ws.session_for(alice)), 202)  # one real allocation left
+    check_envelope(ws.allocate(alice, ws.session_for(alice)), 429, "rate_limited")
+
+
 def test_stop_answers_202_stopping_and_publishes_once(ws) -> None:
     alice = ws.accounts.register()
     wid = check_envelope(ws.allocate(alice, ws.session_for(alice)), 202)["id"]
