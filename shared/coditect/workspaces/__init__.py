@@ -17,7 +17,6 @@ For the relay, `tickets` is the whole API (see its docstring for 401/403 reasons
     check_cookie(db, token, workspace_id, *, now=None) -> RelayGrant           raises RelayDenied
     close_cookie_session(db, token) -> None
     grant_still_valid(db, grant, *, now=None) -> bool                          one transaction
-    revocation_keys(grant) -> (live_session_key, workspace_state_key)          db.watch either
     record_activity(db, tenant_id, workspace_id, *, now=None) -> bool          throttled per workspace
     RelayGrant(tenant_id, user_id, session_id, workspace_id, endpoint: Endpoint(host, port), expires)
     RelayDenied(reason).status in (401, 403); COOKIE_NAME; TICKET_SUBPROTOCOL_PREFIX

@@ -7,7 +7,6 @@ The relay (its own ASGI app) calls only what is listed here; nothing else of thi
     check_cookie(db, token, workspace_id, *, now=None) -> RelayGrant             raises RelayDenied
     close_cookie_session(db, token) -> None
     grant_still_valid(db, grant, *, now=None) -> bool                            one transaction
-    revocation_keys(grant) -> tuple[bytes, bytes]                                keys to db.watch
     record_activity(db, tenant_id, workspace_id, *, now=None) -> bool            throttled
     COOKIE_NAME, TICKET_SUBPROTOCOL_PREFIX
 
@@ -37,8 +36,8 @@ Grant lifetime: `RelayGrant.expires` = min(now + workspace_cookie_ttl, the login
 absolute expiry). `grant_still_valid` reads, in one transaction, identity's live-session marker
 (`coditect.identity.repositories.read_live`: present exactly while the login session is usable;
 logout, password change, refresh-token reuse and user removal clear it) and the workspace's small
-state key (must be `ready`). `revocation_keys(grant)` are those two keys: `db.watch` either and
-re-check `grant_still_valid` when it fires — any revocation or stop changes one of them.
+state key (must be `ready`); the relay re-checks every open connection's grant this way about once
+a second (coditect.relay.revocation).
 """
 
 from __future__ import annotations
@@ -285,30 +284,18 @@ def close_cookie_session(db: Database, token: str) -> None:
 
 
 # -- revocation ----------------------------------------------------------------------------------
-def _live_session_key(tenant_id: str, sid: str) -> bytes:
-    # identity's live-session marker (coditect.identity.repositories._live_key): the same tuple.
-    return keys.tenant(tenant_id).sub(keys.LIVE_SESSIONS).key(sid)
-
-
-def revocation_keys(grant: RelayGrant) -> tuple[bytes, bytes]:
-    """(identity's live-session key, the workspace state key): watch both; either change means
-    re-check with `grant_still_valid`."""
-    return _live_session_key(grant.tenant_id, grant.session_id), repository.state_key(
-        grant.tenant_id, grant.workspace_id
-    )
-
-
 def grant_still_valid(db: Database, grant: RelayGrant, *, now: float | None = None) -> bool:
-    """True while the login session is live (same user) and the workspace is `ready`."""
+    """True while the login session is live (same user) and the workspace is `ready`: identity's
+    live-session marker (what logout, password change, reuse detection and disabling clear) and the
+    workspace's state key, two point reads in one transaction."""
     if _now(now) >= grant.expires:
         return False
-    live_key, state_key = revocation_keys(grant)
 
     def check(tr: Transaction) -> bool:
-        live, state = tr.snapshot.get(live_key), tr.snapshot.get(state_key)
-        if live is None or state is None:
+        live = identity.read_live(tr, grant.tenant_id, grant.session_id)
+        if live is None or live[0] != grant.user_id:
             return False
-        return bool(fdbtuple.unpack(live)[0] == grant.user_id and fdbtuple.unpack(state)[0] == "ready")
+        return repository.status_of(tr, grant.tenant_id, grant.workspace_id) == "ready"
 
     return db.transact(check)
 

@@ -173,19 +173,6 @@ def test_revoked_login_session_and_stopped_workspace_refuse(db) -> None:
     assert not tickets.grant_still_valid(db, grant2, now=grant2.expires)
 
 
-def test_revocation_keys_change_on_logout_and_stop(db) -> None:
-    ctx = login(db)
-    ws = workspace(db, ctx)
-    grant = tickets.consume_ticket(db, tickets.issue_ticket(db, ctx, ws.id, now=T0).ticket, ws.id, now=T0)
-    live_key, state_key = tickets.revocation_keys(grant)
-    before = db.transact(lambda tr: (tr.get(live_key), tr.get(state_key)))
-    assert None not in before
-    stop(db, ws)
-    db.transact(lambda tr: identity.clear_live(tr, ctx.tenant_id, ctx.session_id))
-    after = db.transact(lambda tr: (tr.get(live_key), tr.get(state_key)))
-    assert after[0] is None and after[1] != before[1]
-
-
 def test_cookie_session_is_bound_like_the_ticket(db) -> None:
     ctx = login(db)
     ws, other = workspace(db, ctx), workspace(db, ctx)
