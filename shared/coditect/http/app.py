@@ -35,6 +35,7 @@ from coditect.config import Settings, get_settings
 from coditect.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
 from coditect.http import body, envelope, logs, metrics
 from coditect.http.call import Call, Reply
+from coditect.http.client_ip import client_ip
 from coditect.registry.spec import FunctionSpec, Route, resolve
 from coditect.store import Database, open_store
 
@@ -54,18 +55,6 @@ def request_id_of(request: Request) -> str:
     given = request.headers.get("X-Request-Id", "")
     # A new id is 128 random bits in hex (uuid4().hex's shape, without building a UUID).
     return given if _SANE_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
-
-
-def client_ip(request: Request, trusted_hops: int) -> str:
-    """The socket peer, or the address `trusted_hops` proxies back in X-Forwarded-For.
-
-    With 0 trusted hops (the default) a client-sent X-Forwarded-For is ignored entirely.
-    """
-    peer = request.remote_addr or "unknown"
-    if trusted_hops <= 0:
-        return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-    return hops[-trusted_hops] if len(hops) >= trusted_hops else peer
 
 
 def build_map(routes: list[Route]) -> Map:
@@ -179,7 +168,11 @@ class FunctionApp:
             request_id=rid,
             db=self.db,
             settings=self.settings,
-            client_ip=client_ip(request, self.settings.trusted_proxy_hops),
+            client_ip=client_ip(
+                request.remote_addr or "unknown",
+                request.headers.getlist("X-Forwarded-For"),
+                self.settings.trusted_proxy_hops,
+            ),
         )
         if route.auth != "none":
             call.auth = self.authenticator()(call)

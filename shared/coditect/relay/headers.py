@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from coditect.http.asgi import HOP_BY_HOP, connection_tokens
+from coditect.http.client_ip import client_ip as forwarded_client_ip
 from coditect.relay.auth import Headers, without_relay_cookie
 from coditect.workspaces.tickets import COOKIE_NAME
 
@@ -41,15 +42,9 @@ class Forwarding:
 
 
 def client_ip(headers: Headers, peer: str, trusted_hops: int) -> str:
-    """The client address: the socket peer, or the entry `trusted_hops` from the right of
-    X-Forwarded-For when that many trusted proxies sit in front (the gateway/ingress)."""
-    if trusted_hops <= 0:
-        return peer
-    entries = [
-        e.strip() for k, v in headers if k == b"x-forwarded-for" for e in v.decode("latin-1").split(",")
-    ]
-    entries = [e for e in entries if e]
-    return entries[-trusted_hops] if len(entries) >= trusted_hops else (entries[0] if entries else peer)
+    """The client address by the platform's one rule (coditect.http.client_ip)."""
+    values = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
+    return forwarded_client_ip(peer, values, trusted_hops)
 
 
 def upstream_request_headers(

@@ -93,6 +93,10 @@ def test_forwarded_headers() -> None:
                                    fwd=fwd, websocket=False)  # fmt: skip
     assert [v for k, v in out if k == b"host"] == [b"10.0.0.5:8000"]
     assert client_ip([(b"x-forwarded-for", b"6.6.6.6, 5.5.5.5")], "127.0.0.1", 1) == "5.5.5.5"
+    # Fewer entries than trusted hops: the header did not come through our proxies, so the
+    # address is the peer's, never the client-chosen first entry.
+    assert client_ip([(b"x-forwarded-for", b"6.6.6.6")], "127.0.0.1", 2) == "127.0.0.1"
+    assert client_ip([(b"x-forwarded-for", b"6.6.6.6")], "127.0.0.1", 0) == "127.0.0.1"
     kept = response_headers([(b"Set-Cookie", b"coditect_relay=stolen; Path=/"), (b"Set-Cookie", b"a=1"),
                              (b"Transfer-Encoding", b"chunked"), (b"Content-Type", b"text/html")])  # fmt: skip
     assert kept == [(b"set-cookie", b"a=1"), (b"content-type", b"text/html")]
