@@ -117,9 +117,12 @@ def clear_live(tr: Transaction, tid: str, sid: str) -> None:
     tr.clear(_live_key(tid, sid))
 
 
-def read_live(tr: Transaction, tid: str, sid: str) -> tuple[str, Role] | None:
-    """(user id, current role) while the login session is usable; the middleware's one read."""
-    raw = tr.get(_live_key(tid, sid), snapshot=True)
+def read_live(tr: Transaction, tid: str, sid: str, *, snapshot: bool = True) -> tuple[str, Role] | None:
+    """(user id, current role) while the login session is usable; the middleware's one read.
+
+    A transaction that writes the marker back must read with `snapshot=False`, so that a logout
+    committing meanwhile makes it conflict instead of being undone."""
+    raw = tr.get(_live_key(tid, sid), snapshot=snapshot)
     if raw is None:
         return None
     uid, role = fdbtuple.unpack(raw)

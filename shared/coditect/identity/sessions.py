@@ -107,7 +107,7 @@ def revoke_user(
 def set_role(tr: Transaction, tid: str, uid: str, role: Role) -> None:
     """Carry a role change into every live marker of the user: effective on the next request."""
     for sid in repo.user_session_ids(tr, tid, uid):
-        if repo.read_live(tr, tid, sid) is not None:
+        if repo.read_live(tr, tid, sid, snapshot=False) is not None:  # a racing logout must win
             repo.set_live(tr, tid, sid, uid, role)
 
 

@@ -129,3 +129,24 @@ def test_another_users_auth_session_is_not_found(accounts: Accounts, store: Data
     check_envelope(users.delete("/api/v5/users/me/auth-sessions/not-a-uuid", headers=bob.headers), 404)
     assert store.transact(repo.read_live, alice.tenant_id, alice.session_id) is not None
     check_envelope(me(accounts, alice.access_token), 200)
+
+
+def test_a_role_change_racing_a_logout_cannot_bring_the_session_back(
+    accounts: Accounts, store: Database
+) -> None:
+    from coditect.identity import sessions as login_sessions
+    from coditect.store import StoreError
+
+    alice = accounts.register()
+    racing = store.create_transaction()
+    login_sessions.set_role(racing, alice.tenant_id, alice.user_id, "admin")  # reads the live marker
+    check_envelope(accounts.client("logout").post("/api/v5/auth/logout", headers=alice.headers), 204)
+    try:
+        racing.commit()
+        committed = True
+    except StoreError as exc:
+        committed = False
+        assert exc.code == 1020  # the role change conflicts with the logout and would be retried
+    assert not committed
+    assert store.transact(repo.read_live, alice.tenant_id, alice.session_id) is None
+    check_envelope(me(accounts, alice.access_token), 401, "session_revoked")
