@@ -277,6 +277,8 @@ def login(call: Call) -> AuthOut:
         tenant = repo.get_tenant(tr, known.tenant_id)
         if current is None or current.disabled or tenant is None:
             return None
+        if current.password_hash not in (known.password_hash, new_hash):
+            return None  # the password changed after we verified the old one: no new session
         if new_hash is not None and current.password_hash == known.password_hash:
             current = current.model_copy(update={"password_hash": new_hash})
             repo.put_user(tr, current)
