@@ -154,6 +154,19 @@ def test_non_bytes_key_or_value_is_type_error(store: Store, call: str) -> None:
             tr.set(store.k(b"a"), "text")  # type: ignore[arg-type]
 
 
+def test_snapshot_reads_never_fail_and_see_one_point_in_time(store: Store) -> None:
+    a, b = store.k(b"a"), store.k(b"b")
+    store.db.transact(lambda tr: (tr.set(a, b"1"), tr.set(b, b"1")))
+    tr = store.db.create_transaction()
+    assert tr.snapshot.get(a) == b"1"
+    store.db.transact(lambda t: (t.set(a, b"2"), t.set(b, b"2")))  # commits between two reads
+    # Later snapshot reads still see the first read's point in time, and nothing fails.
+    assert tr.snapshot.get(b) == b"1"
+    assert [kv.value for kv in tr.snapshot.get_range(a, b + b"\x00")] == [b"1", b"1"]
+    tr.set(store.k(b"out"), b"x")
+    tr.commit()
+
+
 def test_snapshot_read_adds_no_conflict_but_normal_read_does(store: Store) -> None:
     watched = store.k(b"watched")
     store.db.transact(lambda tr: tr.set(watched, b"0"))

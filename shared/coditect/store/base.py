@@ -101,8 +101,9 @@ class Transaction(ABC):
 
     # -- primitives a backend implements ------------------------------------------------
     @abstractmethod
-    def _read(self, key: bytes) -> bytes | None:
-        """The committed value at this transaction's read version."""
+    def _read(self, key: bytes, snapshot: bool = False) -> bytes | None:
+        """The committed value at this transaction's read version (`snapshot`: the caller takes no
+        read conflict on it, so the backend must not fail the transaction over it)."""
 
     @abstractmethod
     def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
@@ -148,8 +149,8 @@ class Transaction(ABC):
         if not snapshot:
             self._read_ranges.append((key, key + b"\x00"))
         if op is None:  # the common case, kept short: a plain committed read
-            return self._read(key)
-        return self._resolve(key, lambda: self._read(key))
+            return self._read(key, snapshot)
+        return self._resolve(key, lambda: self._read(key, snapshot))
 
     def get_range(
         self, begin: bytes, end: bytes, *, limit: int = 0, reverse: bool = False, snapshot: bool = False

@@ -101,8 +101,8 @@ class FDBTransaction(Transaction):
         self._stamp_future: Any = None
 
     # The primitives are FoundationDB's own; the public methods below never call them.
-    def _read(self, key: bytes) -> bytes | None:
-        return self.get(key)
+    def _read(self, key: bytes, snapshot: bool = False) -> bytes | None:
+        return self.get(key, snapshot=snapshot)
 
     def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
         return iter(self.get_range(begin, end, limit=limit, reverse=reverse))

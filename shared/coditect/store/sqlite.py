@@ -122,11 +122,14 @@ class SQLiteTransaction(Transaction):
             self._conn.execute("ROLLBACK")
         self._reading = False
 
-    def _read(self, key: bytes) -> bytes | None:
-        if self._read_version is None:
+    def _read(self, key: bytes, snapshot: bool = False) -> bytes | None:
+        if self._read_version is None and not snapshot:
             # The transaction's first read: one autocommit statement is a snapshot by itself and
             # also returns the read version, so a one-read transaction costs one statement
-            # (no BEGIN/ROLLBACK). A later read re-validates it in `_rebase`.
+            # (no BEGIN/ROLLBACK). A later read re-validates it in `_rebase`: if its key changed
+            # in between, that raises 1020 at the read, where FoundationDB would fail the commit
+            # (a conflicting non-snapshot read) — retried the same way by `transact`. A snapshot
+            # first read takes no conflict, so it must never cause one: it uses the pinned snapshot.
             value, version = self._sqlite._reader().execute(_POINT_SQL, (key,)).fetchone()
             self._read_version, self._first_key = int(version), key
         else:
