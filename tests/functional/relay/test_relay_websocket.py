@@ -30,6 +30,11 @@ async def refused(stack: Stack, workspace_id: str, **kwargs: object) -> int:
     return info.value.response.status_code
 
 
+# Issue 7: revocation closes the user's relayed sockets within 5 s. A requirement bound, not a
+# speed measurement (the relay re-checks grants about once a second).
+REVOCATION_BOUND = 5.0
+
+
 async def closed_with(conn: ClientConnection, timeout: float) -> int | None:
     """Wait (reading) until the connection closes; its close code."""
     try:
@@ -215,7 +220,7 @@ def test_logout_closes_the_open_socket(stack: Stack) -> None:
         await conn.send("before")
         assert await conn.recv() == "before"
         await asyncio.to_thread(stack.logout, login)
-        assert await closed_with(conn, timeout=10) in (4401, 1008)
+        assert await closed_with(conn, timeout=REVOCATION_BOUND) in (4401, 1008)
         await other.send("still here")  # the other user's socket is untouched
         assert await other.recv() == "still here"
         await other.close()
@@ -232,7 +237,7 @@ def test_stopping_the_workspace_closes_the_open_socket(stack: Stack) -> None:
         await conn.send("before")
         assert await conn.recv() == "before"
         await asyncio.to_thread(stack.stop, record)
-        assert await closed_with(conn, timeout=10) in (4401, 1008)
+        assert await closed_with(conn, timeout=REVOCATION_BOUND) in (4401, 1008)
 
     asyncio.run(main())
 
