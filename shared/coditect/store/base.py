@@ -16,6 +16,7 @@ Transactional functions take `tr` first so they compose (FoundationDB's conventi
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import random
@@ -93,6 +94,10 @@ class Transaction(ABC):
     db: Database
     started: float = field(default_factory=time.monotonic)
     _writes: dict[bytes, _Op] = field(default_factory=dict)
+    # The keys of `_writes`, sorted: range clears and range reads find theirs by bisection
+    # instead of scanning every buffered write (a transaction writing many blobs clears a chunk
+    # range per value, which made that scan quadratic).
+    _write_keys: list[bytes] = field(default_factory=list)
     _cleared: list[tuple[bytes, bytes]] = field(default_factory=list)
     _stamped: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     _read_ranges: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -161,14 +166,17 @@ class Transaction(ABC):
         self._check_age()
         if begin >= end:
             return []
-        if not self._cleared and not any(begin <= k < end for k in self._writes):
+        lo, hi = self._local_span(begin, end)
+        if not self._cleared and lo == hi:
             # Nothing of ours in the range (the common case): the committed pairs as they are.
             rows = self._read_range(begin, end, reverse, limit)
             plain = list(itertools.islice(rows, limit) if limit else rows)
             if not snapshot:
                 self._add_range_conflict(begin, end, plain, bool(limit) and len(plain) >= limit, reverse)
             return plain
-        local = sorted((k for k in self._writes if begin <= k < end), reverse=reverse)
+        local = self._write_keys[lo:hi]
+        if reverse:
+            local.reverse()
         out: list[KeyValue] = []
         li = 0
 
@@ -222,6 +230,16 @@ class Transaction(ABC):
         """Reads through this view add no read conflict (FoundationDB's snapshot reads)."""
         return SnapshotView(self)
 
+    # -- the write buffer ----------------------------------------------------------------------
+    def _record(self, key: bytes, op: _Op) -> None:
+        if key not in self._writes:
+            bisect.insort(self._write_keys, key)
+        self._writes[key] = op
+
+    def _local_span(self, begin: bytes, end: bytes) -> tuple[int, int]:
+        """Indexes of this transaction's buffered keys in [begin, end)."""
+        return bisect.bisect_left(self._write_keys, begin), bisect.bisect_left(self._write_keys, end)
+
     # -- writes ----------------------------------------------------------------------------
     def _grow(self, n: int) -> None:
         self._size += n
@@ -233,12 +251,12 @@ class Transaction(ABC):
         _check_value(value)
         self._check_age()
         self._grow(len(key) + len(value))
-        self._writes[key] = ("set", value)
+        self._record(key, ("set", value))
 
     def clear(self, key: bytes) -> None:
         _check_key(key)
         self._grow(len(key))
-        self._writes[key] = ("clear", None)
+        self._record(key, ("clear", None))
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
         _check_key(begin)
@@ -246,8 +264,10 @@ class Transaction(ABC):
         if begin >= end:
             return
         self._grow(len(begin) + len(end))
-        for k in [k for k in self._writes if begin <= k < end]:
+        lo, hi = self._local_span(begin, end)
+        for k in self._write_keys[lo:hi]:
             del self._writes[k]
+        del self._write_keys[lo:hi]
         self._cleared.append((begin, end))
 
     def clear_range_startswith(self, prefix: bytes) -> None:
@@ -260,7 +280,7 @@ class Transaction(ABC):
         self._grow(len(key) + 8)
         op = self._writes.get(key)
         if op is None:
-            self._writes[key] = ("set", operand) if self._cleared_at(key) else ("add", operand)
+            self._record(key, ("set", operand) if self._cleared_at(key) else ("add", operand))
         elif op[0] == "add":
             assert op[1] is not None
             self._writes[key] = ("add", add_le(op[1], operand))
