@@ -45,8 +45,17 @@ def test_window_expiry_and_request_limits_reset_after_a_block(db: Database) -> N
     denied = hit(db, RATE, 2)
     assert not denied.allowed and denied.retry_after == 60
     assert hit(db, RATE, 62).allowed and hit(db, RATE, 63).allowed  # a full allowance again
-    # A quiet window after the block forgets the strike.
-    assert hit(db, LOCK, 10_000).allowed
+
+
+def test_strikes_double_the_block_until_a_quiet_window_forgets_them(db: Database) -> None:
+    assert hit(db, RATE, 0).allowed and hit(db, RATE, 1).allowed
+    assert hit(db, RATE, 2).retry_after == 60
+    assert hit(db, RATE, 62).allowed and hit(db, RATE, 63).allowed
+    again = hit(db, RATE, 64)  # blocked again within a window of the last block: doubled
+    assert not again.allowed and again.retry_after == 120
+    t = 64 + 120 + RATE.window  # a whole quiet window after that block ended
+    assert hit(db, RATE, t).allowed and hit(db, RATE, t + 1).allowed
+    assert hit(db, RATE, t + 2).retry_after == 60  # strikes forgotten: back to the base backoff
 
 
 def test_subjects_are_independent_and_stored_only_as_digests(db: Database) -> None:
