@@ -21,7 +21,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
-import fdb.tuple as fdbtuple
 from pydantic import BaseModel, ConfigDict
 
 from coditect import keys
@@ -110,9 +109,3 @@ def list_events(
             seen.add(event.id)
             events.append(event)
     return events, next_cursor
-
-
-def unpack_stamp(tenant_id: str, key: bytes) -> fdbtuple.Versionstamp:
-    """The versionstamp of an event key (for tools and tests)."""
-    stamp: fdbtuple.Versionstamp = _subspace(tenant_id).unpack(key)[0]
-    return stamp

@@ -194,6 +194,3 @@ def usage_key(tid: str, name: str) -> bytes:
 
 def read_stamp(value: bytes) -> float:
     return float(struct.unpack(">d", value[:8])[0])
-
-
-count = _count

@@ -42,9 +42,6 @@ FAILED = "com.coditect.workspace.failed"
 STOPPED = "com.coditect.workspace.stopped"
 EMITS: dict[str, str] = {"ready": READY, "failed": FAILED, "stopped": STOPPED}
 
-# Why a workspace stops (status_reason of stopping/stopped).
-STOP_REASONS = frozenset({"stopped_by_user", "idle_timeout", "max_lifetime", "session_deleted"})
-
 
 class IllegalTransition(Exception):
     """A transition the state machine does not have (a concurrent writer got there first)."""
