@@ -19,8 +19,8 @@ Policy (settings in `coditect.config`, all in seconds):
   `idle_stopped`.
 - `stopping` for longer than `STOPPING_GRACE` (the provisioner function missed it) is finished
   here: `stops_finished`.
-- Outbox events left by a failed flush are published (`outbox_published`), and expired tickets
-  and relay cookies are swept (`tokens_swept`).
+- Outbox events left by a failed flush are published (`outbox_published`). Expired tickets and
+  relay cookies are the ops `gc` job's (coditect.ops.maintenance), not swept here too.
 
 Work stops when `budget_seconds` is spent (`budget_exhausted` = 1); the next run continues. A
 backend that cannot be listed skips the workload checks for this run (`backend_unavailable` = 1).
@@ -62,7 +62,7 @@ def reconcile(
     deadline = time.monotonic() + budget_seconds
     counts = dict.fromkeys(
         ("orphans_stopped", "crashed", "start_timeouts", "idle_stopped", "lifetime_stopped", "stops_finished",
-         "outbox_published", "tokens_swept", "budget_exhausted", "backend_unavailable"),
+         "outbox_published", "budget_exhausted", "backend_unavailable"),
         0,
     )  # fmt: skip
     try:
@@ -102,7 +102,6 @@ def reconcile(
             counts["outbox_published"] = drain_outbox(db, default_publisher(), min_age=outbox_min_age)
         except PublishError as exc:
             log.warning("workspaces: outbox drain failed: %s", exc)
-    counts["tokens_swept"] = tickets.sweep_expired(db, now=at)
     return counts
 
 
