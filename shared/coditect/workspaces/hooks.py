@@ -22,7 +22,7 @@ BATCH = 20  # workspaces per purge step: each is a record, ~8 index keys and may
 
 
 def purge_session_workspaces(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    records = repository.by_session(tr, tenant_id, session_id)
+    records = repository.by_session(tr, tenant_id, session_id, limit=BATCH + 1)  # one more: done?
     for record in records[:BATCH]:
         if record.status in LIVE:
             data = {"workspace_id": record.id, "tenant_id": tenant_id, "reason": "session_deleted"}

@@ -149,10 +149,11 @@ def count_active(tr: Transaction, tenant_id: str, user_id: str | None, *, stop_a
     return len(tr.get_range(begin, end, limit=stop_at))
 
 
-def by_session(tr: Transaction, tenant_id: str, session_id: str) -> list[WorkspaceRecord]:
+def by_session(tr: Transaction, tenant_id: str, session_id: str, *, limit: int = 0) -> list[WorkspaceRecord]:
+    """The session's workspaces (the first `limit` by id when given: bounded steps read only those)."""
     t = table(tenant_id)
     out = []
-    for pk in t.find(tr, "by_session", session_id):
+    for pk in t.find(tr, "by_session", session_id, limit=limit):
         record = t.get(tr, *pk)
         if record is not None:
             out.append(record)
