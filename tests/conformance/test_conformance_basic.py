@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 import time
+from typing import Any
 
 import pytest
 
@@ -152,6 +154,24 @@ def test_non_bytes_key_or_value_is_type_error(store: Store, call: str) -> None:
             tr.add(("t",), 1)  # type: ignore[arg-type]
         else:
             tr.set(store.k(b"a"), "text")  # type: ignore[arg-type]
+
+
+def test_mutations_apply_in_the_order_they_were_issued(store: Store) -> None:
+    stamped_param = store.k(b"vs/") + b"\xff" * 10 + struct.pack("<I", len(store.k(b"vs/")))
+    value_key, kept = store.k(b"v"), store.k(b"w")
+
+    def body(tr: Any) -> None:
+        tr.set_versionstamped_key(stamped_param, b"x")
+        tr.clear_range(store.k(b"vs/"), store.k(b"vs0"))  # issued after: removes the stamped key
+        tr.set_versionstamped_value(value_key, b"\x00" * 10 + struct.pack("<I", 0))
+        tr.clear(value_key)  # issued after: the key ends up absent
+        tr.set(kept, b"1")
+        tr.set_versionstamped_value(kept, b"\x00" * 10 + struct.pack("<I", 0))  # issued after: wins
+
+    store.db.transact(body)
+    rows = store.db.transact(lambda tr: tr.get_range_startswith(store.prefix))
+    assert [kv.key for kv in rows] == [kept]
+    assert len(rows[0].value) == 10 and rows[0].value != b"\x00" * 10
 
 
 def test_snapshot_reads_never_fail_and_see_one_point_in_time(store: Store) -> None:

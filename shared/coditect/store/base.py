@@ -99,7 +99,9 @@ class Transaction(ABC):
     # range per value, which made that scan quadratic).
     _write_keys: list[bytes] = field(default_factory=list)
     _cleared: list[tuple[bytes, bytes]] = field(default_factory=list)
-    _stamped: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    # (kind, key param, value, how many range clears preceded it): mutations apply in the order
+    # issued, so a later clear_range must remove a stamped key that falls inside it.
+    _stamped: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     _read_ranges: list[tuple[bytes, bytes]] = field(default_factory=list)
     _size: int = 0
     _versionstamp: bytes | None = None
@@ -236,6 +238,12 @@ class Transaction(ABC):
             bisect.insort(self._write_keys, key)
         self._writes[key] = op
 
+    def _supersede_stamped(self, begin: bytes, end: bytes) -> None:
+        """A later set/clear replaces earlier SET_VERSIONSTAMPED_VALUEs of keys in [begin, end)
+        (their keys are known now; stamped *keys* are checked against later clears at commit)."""
+        if self._stamped:
+            self._stamped = [s for s in self._stamped if not (s[0] == "value" and begin <= s[1] < end)]
+
     def _local_span(self, begin: bytes, end: bytes) -> tuple[int, int]:
         """Indexes of this transaction's buffered keys in [begin, end)."""
         return bisect.bisect_left(self._write_keys, begin), bisect.bisect_left(self._write_keys, end)
@@ -251,11 +259,13 @@ class Transaction(ABC):
         _check_value(value)
         self._check_age()
         self._grow(len(key) + len(value))
+        self._supersede_stamped(key, key + b"\x00")
         self._record(key, ("set", value))
 
     def clear(self, key: bytes) -> None:
         _check_key(key)
         self._grow(len(key))
+        self._supersede_stamped(key, key + b"\x00")
         self._record(key, ("clear", None))
 
     def clear_range(self, begin: bytes, end: bytes) -> None:
@@ -268,6 +278,7 @@ class Transaction(ABC):
         for k in self._write_keys[lo:hi]:
             del self._writes[k]
         del self._write_keys[lo:hi]
+        self._supersede_stamped(begin, end)
         self._cleared.append((begin, end))
 
     def clear_range_startswith(self, prefix: bytes) -> None:
@@ -293,13 +304,13 @@ class Transaction(ABC):
         _check_key(key[:-4])
         _check_value(value)
         self._grow(len(key) + len(value))
-        self._stamped.append(("key", key, value))
+        self._stamped.append(("key", key, value, len(self._cleared)))
 
     def set_versionstamped_value(self, key: bytes, value: bytes) -> None:
         _check_key(key)
         _check_value(value[:-4])
         self._grow(len(key) + len(value))
-        self._stamped.append(("value", key, value))
+        self._stamped.append(("value", key, value, len(self._cleared)))
 
     # -- commit ----------------------------------------------------------------------------
     @property

@@ -230,9 +230,11 @@ class SQLiteTransaction(Transaction):
                 value = add_le(None if row is None else bytes(row[0]), arg)
                 conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
         ranges = self.write_ranges()
-        for kind, key, value in self._stamped:
+        for kind, key, value, clears_before in self._stamped:
             if kind == "key":
                 key = fill(key, stamp)
+                if any(b <= key < e for b, e in self._cleared[clears_before:]):
+                    continue  # a range clear issued after it removes it, as on FoundationDB
             else:
                 value = fill(value, stamp)
             conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
