@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from coditect import keys
 from coditect.auth.context import TenantContext
-from coditect.errors import Conflict
+from coditect.errors import Conflict, NotFound
 from coditect.repo import counters
 from coditect.sessions import access, fork, tables
 from coditect.sessions.ids import uuid7
@@ -99,8 +99,16 @@ def delete(db: Database, ctx: TenantContext, conversation_id: str) -> None:
     """Remove the conversation and all its messages in one transaction (its messages are one
     key range: a single range clear). Refused (409) while the session is being forked."""
 
+    issued = False  # an earlier attempt of this request issued the delete
+
     def write(tr: Transaction) -> None:
-        session, record = access.require_conversation(tr, ctx, conversation_id)
+        nonlocal issued
+        try:
+            session, record = access.require_conversation(tr, ctx, conversation_id)
+        except NotFound:
+            if issued:  # our own commit, retried after commit_unknown_result: already gone
+                return
+            raise
         if fork.forks_in_progress(tr, ctx.tenant_id, session.id):
             raise Conflict("The session is being forked; retry in a moment.", code="fork_in_progress")
         tid = ctx.tenant_id
@@ -110,5 +118,6 @@ def delete(db: Database, ctx: TenantContext, conversation_id: str) -> None:
         tr.clear_range(*space.range(tables.MSGID, conversation_id))
         tr.clear(tables.count_key(tid, session.id, conversation_id))
         counters.add(tr, space.key(tables.NCONV), -1)
+        issued = True
 
     db.transact(write)

@@ -81,12 +81,18 @@ def put(db: Database, ctx: TenantContext, key: str, value: JsonValue) -> Setting
 def delete(db: Database, ctx: TenantContext, key: str) -> None:
     check_key(key)
 
+    issued = False  # an earlier attempt of this request issued the delete
+
     def write(tr: Transaction) -> None:
+        nonlocal issued
         table = tables.settings(ctx.tenant_id)
         record = table.get(tr, ctx.user_id, key)
         if record is None:
+            if issued:  # our own commit, retried after commit_unknown_result: already gone
+                return
             raise NotFound()
         table.delete(tr, (ctx.user_id, key), record)
         counters.add(tr, _count_key(ctx), -1)
+        issued = True
 
     db.transact(write)

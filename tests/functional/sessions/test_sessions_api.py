@@ -262,3 +262,28 @@ def test_session_listing_is_complete_across_pages(accounts: Any, api: Any) -> No
 def test_unauthenticated_is_401(api: Any) -> None:
     r = api.sessions.get("/api/v5/sessions")
     check_envelope(r, 401, "token_missing")
+
+
+def test_deletes_retried_after_commit_unknown_result_still_answer_204(accounts: Any) -> None:
+    """The commit applied, then reported 1021: the retry finds nothing to delete — that is success."""
+    alice = accounts.register()
+    h = alice.headers
+    sid = check_envelope(
+        accounts.client("sessions").post("/api/v5/sessions", json={"name": "s"}, headers=h), 201
+    )["id"]
+    conversations = accounts.client("conversations")
+    cid = check_envelope(
+        conversations.post(f"/api/v5/sessions/{sid}/conversations", json={"title": "t"}, headers=h), 201
+    )["id"]
+    accounts.app("conversations").db.faults.commit_unknown_after = 1
+    check_envelope(conversations.delete(f"/api/v5/conversations/{cid}", headers=h), 204)
+    assert accounts.app("conversations").db.faults.commit_unknown_after == 0  # the fault fired
+    check_envelope(conversations.get(f"/api/v5/conversations/{cid}", headers=h), 404, "not_found")
+
+    settings = accounts.client("settings")
+    check_envelope(settings.put("/api/v5/settings/editor.theme", json={"value": "dark"}, headers=h), 200)
+    accounts.app("settings").db.faults.commit_unknown_after = 1
+    check_envelope(settings.delete("/api/v5/settings/editor.theme", headers=h), 204)
+    assert accounts.app("settings").db.faults.commit_unknown_after == 0
+    check_envelope(settings.get("/api/v5/settings/editor.theme", headers=h), 404, "not_found")
+    check_envelope(settings.delete("/api/v5/settings/editor.theme", headers=h), 404, "not_found")
