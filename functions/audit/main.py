@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from coditect.http import Call, FunctionApp
+from coditect.http import Call, FunctionApp, page
 from coditect.identity import audit_log
 
 app = FunctionApp("audit")
@@ -10,7 +10,7 @@ app = FunctionApp("audit")
 
 @app.route("audit.list")
 def list_events(call: Call) -> dict[str, Any]:
-    return audit_log.list_events(call)
+    return page(*audit_log.list_events(call.db, call.ctx, call.query))
 
 
 handle = app.entrypoint()

@@ -9,7 +9,7 @@ app = FunctionApp("login")
 
 @app.route("auth.login")
 def login(call: Call) -> AuthOut:
-    return accounts.login(call)
+    return accounts.login(call.db, call.settings, call.origin, call.body)
 
 
 handle = app.entrypoint()

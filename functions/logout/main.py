@@ -8,7 +8,7 @@ app = FunctionApp("logout")
 
 @app.route("auth.logout")
 def logout(call: Call) -> None:
-    flows.logout(call)
+    flows.logout(call.db, call.ctx, call.origin)
 
 
 handle = app.entrypoint()

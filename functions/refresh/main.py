@@ -9,7 +9,7 @@ app = FunctionApp("refresh")
 
 @app.route("auth.refresh")
 def refresh(call: Call) -> RefreshOut:
-    return flows.refresh(call)
+    return flows.refresh(call.db, call.settings, call.origin, call.body.refresh_token)
 
 
 handle = app.entrypoint()

@@ -9,7 +9,7 @@ app = FunctionApp("register")
 
 @app.route("auth.register")
 def register(call: Call) -> AuthOut:
-    return accounts.register(call)
+    return accounts.register(call.db, call.settings, call.origin, call.body)
 
 
 handle = app.entrypoint()

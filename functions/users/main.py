@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from coditect.http import Call, FunctionApp
+from coditect.http import Call, FunctionApp, page
 from coditect.identity import users
 from coditect.identity.models import UserOut
 
@@ -11,27 +11,27 @@ app = FunctionApp("users")
 
 @app.route("users.me.get")
 def get_me(call: Call) -> UserOut:
-    return users.get_me(call)
+    return users.get_me(call.db, call.ctx)
 
 
 @app.route("users.me.patch")
 def patch_me(call: Call) -> UserOut:
-    return users.patch_me(call)
+    return users.patch_me(call.db, call.ctx, call.body)
 
 
 @app.route("users.password.put")
 def change_password(call: Call) -> None:
-    users.change_password(call)
+    users.change_password(call.db, call.settings, call.ctx, call.origin, call.body)
 
 
 @app.route("users.auth_sessions.list")
 def list_sessions(call: Call) -> dict[str, Any]:
-    return users.list_sessions(call)
+    return page(*users.list_sessions(call.db, call.settings, call.ctx, call.query))
 
 
 @app.route("users.auth_sessions.delete")
 def delete_session(call: Call) -> None:
-    users.delete_session(call)
+    users.delete_session(call.db, call.ctx, call.origin, call.uuid_param("id"))
 
 
 handle = app.entrypoint()

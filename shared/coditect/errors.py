@@ -23,7 +23,9 @@ raised becomes a generic 500 whose details go only to the log.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -139,3 +141,15 @@ class InsufficientStorage(ApiError):
     status = 507
     default_code = "quota_exceeded"
     default_message = "The storage quota is exceeded."
+
+
+def raise_returned(result: T | ApiError) -> T:
+    """Raise `result` when a transaction body returned an error instead of raising it.
+
+    A body that raises aborts its transaction; one that must still commit what it wrote before
+    refusing (a rate-limit strike, the audit record of a refusal) returns the error instead, and
+    the caller passes the committed result through here: `raise_returned(db.transact(body))`.
+    """
+    if isinstance(result, ApiError):
+        raise result
+    return result

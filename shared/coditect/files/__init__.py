@@ -11,7 +11,7 @@
     quota     limits, retention policy and usage counters
     gc        collect_garbage(db, budget_seconds=...) for the ops cron
     hooks     fork (metadata copy) and purge (reference release) for coditect.sessions
-    http      Range / ETag / conditional-request helpers and the HTTP handlers' glue (api)
+    http      the HTTP glue the files functions share: FileSpace of a session, Range, ETag, conditions
 
 Design notes: docs/files.md.
 """

@@ -1,4 +1,5 @@
-"""HTTP details of raw file answers: ETag, conditional requests, Range, streaming.
+"""The files functions' HTTP glue: the session's FileSpace, ETag headers, conditional requests,
+Range and streaming of raw file answers.
 
 GET answers are the raw bytes (not enveloped; errors still are), streamed from the chunks by a
 generator so a 100 MiB file is never held in memory. One byte range is served as 206 with
@@ -14,11 +15,16 @@ from collections.abc import Iterator
 from flask import Request, Response
 from werkzeug.http import http_date, parse_etags, parse_range_header
 
+from coditect.auth.context import TenantContext
 from coditect.errors import ApiError, BadRequest
+from coditect.files.model import FileInfo
 from coditect.files.paths import FilePath
 from coditect.files.store import Readable, iter_content
+from coditect.files.tree import FileSpace
 from coditect.files.versions import Preconditions
-from coditect.store import Database
+from coditect.http.call import Reply
+from coditect.sessions.access import require_session
+from coditect.store import Database, Transaction
 
 DEFAULT_TYPE = "application/octet-stream"
 
@@ -29,8 +35,27 @@ class RangeNotSatisfiable(ApiError):
     default_message = "The requested range is outside the file."
 
 
+def space(ctx: TenantContext, sid: str) -> FileSpace:
+    """The files of the caller's workspace session `sid`.
+
+    Every route resolves the session through `require_session` inside the same transaction as
+    its work: another user's or tenant's session, a deleted one and a missing one are all 404
+    not_found, on every route."""
+
+    def guard(tr: Transaction) -> None:
+        require_session(tr, ctx, sid)
+
+    return FileSpace(ctx.tenant_id, sid, guard)
+
+
 def quoted(etag: str) -> str:
     return f'"{etag}"'
+
+
+def tagged(info: FileInfo, status: int | None = None) -> Reply:
+    """`info` as the answer, with its ETag and version headers when it is a file."""
+    headers = {"ETag": quoted(info.etag), "X-File-Version": str(info.version)} if info.etag else {}
+    return Reply(info, status=status, headers=headers)
 
 
 def _etag_list(value: str | None) -> tuple[str, ...] | None:

@@ -32,7 +32,7 @@ from werkzeug.routing import Map, Rule
 from coditect import registry
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
-from coditect.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
+from coditect.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
 from coditect.http import body, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.http.client_ip import client_ip
@@ -42,8 +42,10 @@ from coditect.store import Database, open_store
 log = logging.getLogger("coditect.http")
 Handler = Callable[[Call], Any]
 Authenticator = Callable[[Call], TenantContext]
-# Where the identity issue's middleware lives; resolved only by functions with protected routes.
+# Where the identity middleware lives; resolved only by functions with protected routes.
 AUTHENTICATOR = "coditect.identity.middleware:authenticate"
+# The audited 403 for `auth="admin"` routes: (db, ctx, origin, *, reason) -> the error to raise.
+ADMIN_REFUSAL = "coditect.identity.authz:forbidden"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 # Answered by every function before routing, never logged or counted: the readiness probe of the
 # generated Knative Services and the Prometheus scrape. The ingress routes only registry paths,
@@ -104,7 +106,13 @@ class FunctionApp:
         return self._authenticator
 
     def entrypoint(self) -> Callable[[Request], Response]:
-        """The plain function functions-framework wants as its target."""
+        """The plain function functions-framework wants as its target.
+
+        Called at the end of the function's module, after every `@app.route`: a route the
+        registry declares for this function without a handler fails the import here."""
+        unbound = sorted(set(self.routes) - set(self.handlers))
+        if unbound:
+            raise LookupError(f"function {self.spec.name!r} declares routes without a handler: {unbound}")
 
         def handle(request: Request) -> Response:
             return self.serve(request)
@@ -178,16 +186,13 @@ class FunctionApp:
             call.auth = self.authenticator()(call)
             fields.update(tenant_id=call.auth.tenant_id, user_id=call.auth.user_id)
             if route.auth == "admin" and not call.auth.is_admin:
-                raise Forbidden()
+                raise resolve(ADMIN_REFUSAL)(call.db, call.auth, call.origin, reason="role_required")
         if route.query:
             call.query = body.parse_query(request, resolve(route.query))
         if route.body:
             limit = route.max_body or self.settings.max_json_body
             call.body = body.parse_json_body(request, resolve(route.body), limit)
-        handler = self.handlers.get(name)
-        if handler is None:
-            raise NotFound("No such route.")
-        return self._render(route, handler(call))
+        return self._render(route, self.handlers[name](call))
 
     @staticmethod
     def _render(route: Route, result: Any) -> Response:

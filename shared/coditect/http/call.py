@@ -11,6 +11,7 @@ from flask import Request
 from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import NotFound, Unauthorized
+from coditect.origin import Origin
 from coditect.registry.spec import Route
 from coditect.store import Database
 
@@ -34,6 +35,11 @@ class Call:
         if self.auth is None:
             raise Unauthorized(code="token_missing")
         return self.auth
+
+    @property
+    def origin(self) -> Origin:
+        """Where the request came from, for the services that record it."""
+        return Origin(self.request_id, self.client_ip, self.request.headers.get("User-Agent"))
 
     def uuid_param(self, name: str) -> str:
         """A path parameter that must be a UUID: anything else is simply not found."""

@@ -2,7 +2,8 @@
 
 Entry points other areas use:
 
-- `coditect.identity.middleware.authenticate(call) -> TenantContext` — resolved by the runtime.
+- `coditect.identity.middleware.authenticate(call) -> TenantContext` and
+  `coditect.identity.authz.forbidden` (the audited 403 of `auth="admin"` routes) — resolved by the runtime.
 - `coditect.identity.clock` — the one clock identity reads (tests replace it).
 
 Everything else serves the register, login, refresh, logout, jwks, users, tenant and audit

@@ -21,8 +21,7 @@ from coditect import audit, ratelimit
 from coditect.auth.access_tokens import issue_access_token
 from coditect.auth.passwords import check_password_policy
 from coditect.config import Settings
-from coditect.errors import Conflict, RateLimited, Unauthorized, ValidationFailed
-from coditect.http.call import Call
+from coditect.errors import Conflict, RateLimited, Unauthorized, ValidationFailed, raise_returned
 from coditect.identity import clock, hashing, keyring, throttle, tokens
 from coditect.identity import repositories as repo
 from coditect.identity import sessions as ls
@@ -38,7 +37,8 @@ from coditect.identity.models import (
     UserRecord,
     email_key,
 )
-from coditect.store import Transaction
+from coditect.origin import Origin
+from coditect.store import Database, Transaction
 
 log = logging.getLogger("coditect.identity")
 
@@ -69,11 +69,11 @@ def pepper_of(settings: Settings) -> bytes:
     return tokens.load_pepper(settings.token_pepper_file)
 
 
-def user_agent(call: Call) -> str | None:
-    return call.request.headers.get("User-Agent")
-
-
 # -- register ---------------------------------------------------------------------------------------
+def _email_taken() -> Conflict:
+    return Conflict("This email is already registered.", code="email_taken")
+
+
 def _invite_invalid() -> ValidationFailed:
     return ValidationFailed(
         "The invite is not valid.",
@@ -101,40 +101,34 @@ class _Plan:
     invite_id: str | None
 
 
-def register(call: Call) -> AuthOut:
-    body: RegisterBody = call.body
-    settings, now = call.settings, clock.now()
+def register(db: Database, settings: Settings, origin: Origin, body: RegisterBody) -> AuthOut:
+    """A new user (and tenant, unless `body` carries an invite) with a first login session."""
+    now = clock.now()
     ekey = email_key(body.email)
     invite_digest = None if body.invite_token is None else tokens.invite_digest(body.invite_token)
     if body.invite_token is not None and invite_digest is None:
         raise _invite_invalid()
     new_tenant_id = str(uuid.uuid4())
 
-    def precheck(tr: Transaction) -> ratelimit.Decision | str | _Plan:
-        decision = ratelimit.hit(tr, throttle.register_ip(settings), call.client_ip, now)
+    def precheck(tr: Transaction) -> _Plan | RateLimited | Conflict | ValidationFailed:
+        # Refusals are returned, not raised, so that the rate-limit strike commits with them.
+        decision = ratelimit.hit(tr, throttle.register_ip(settings), origin.ip, now)
         if not decision.allowed:
-            return decision
+            return RateLimited(decision.retry_after)
         if repo.email_owner(tr, ekey) is not None:
-            return "email_taken"
+            return _email_taken()
         if invite_digest is None:
             name = body.tenant_name or f"{body.name}'s workspace"[:200]
             return _Plan(new_tenant_id, name, "owner", None)
         invite = repo.lookup_invite(tr, invite_digest)
         if invite is None or not _usable(invite, ekey, now):
-            return "invite_invalid"
+            return _invite_invalid()
         tenant = repo.get_tenant(tr, invite.tenant_id)
         if tenant is None:
-            return "invite_invalid"
+            return _invite_invalid()
         return _Plan(tenant.id, tenant.name, invite.role, invite.id)
 
-    plan = call.db.transact(precheck)
-    if isinstance(plan, ratelimit.Decision):
-        raise RateLimited(plan.retry_after)
-    if plan == "email_taken":
-        raise Conflict("This email is already registered.", code="email_taken")
-    if plan == "invite_invalid":
-        raise _invite_invalid()
-    assert isinstance(plan, _Plan)
+    plan = raise_returned(db.transact(precheck))
     check_password_policy(body.password, email=body.email, tenant_name=plan.tenant_name)
     password_hash = hashing.passwords(settings).hash(body.password)
     pepper = pepper_of(settings)
@@ -152,7 +146,7 @@ def register(call: Call) -> AuthOut:
     material = ls.Material.new()
     event_ids = (str(uuid.uuid4()), str(uuid.uuid4()))
 
-    def create(tr: Transaction) -> tuple[TenantRecord, str] | str:
+    def create(tr: Transaction) -> tuple[TenantRecord, str]:
         owner = repo.email_owner(tr, ekey)
         if owner == (user.tenant_id, user.id):  # our own commit, retried after 1021
             session = repo.get_session(tr, user.tenant_id, material.session_id)
@@ -160,7 +154,7 @@ def register(call: Call) -> AuthOut:
             assert session is not None and tenant is not None
             return tenant, ls.token_of(pepper, session, 0)
         if owner is not None:
-            return "email_taken"
+            raise _email_taken()
         if plan.invite_id is None:
             tenant = TenantRecord(id=user.tenant_id, name=plan.tenant_name, created_at=now)
             repo.put_tenant(tr, tenant)
@@ -168,12 +162,12 @@ def register(call: Call) -> AuthOut:
             invite = repo.invites(user.tenant_id).get(tr, plan.invite_id)
             found = repo.get_tenant(tr, user.tenant_id)
             if invite is None or found is None or not _usable(invite, ekey, now):
-                return "invite_invalid"
+                raise _invite_invalid()
             tenant = found
             repo.put_invite(tr, invite.model_copy(update={"used_at": now, "used_by": user.id}), None)
         repo.create_user(tr, user)
         session, refresh = ls.open_session(
-            tr, user=user, material=material, pepper=pepper, now=now, user_agent=user_agent(call)
+            tr, user=user, material=material, pepper=pepper, now=now, user_agent=origin.user_agent
         )
         for event_id, kind in zip(event_ids, ("register", "invite_used"), strict=True):
             if kind == "invite_used" and plan.invite_id is None:
@@ -184,8 +178,8 @@ def register(call: Call) -> AuthOut:
                 type=kind,
                 actor_id=user.id,
                 session_id=session.id,
-                request_id=call.request_id,
-                ip=call.client_ip,
+                request_id=origin.request_id,
+                ip=origin.ip,
                 outcome="success",
                 target_id=plan.invite_id,
                 event_id=event_id,
@@ -193,13 +187,7 @@ def register(call: Call) -> AuthOut:
             )
         return tenant, refresh
 
-    created = call.db.transact(create)
-    if created == "email_taken":
-        raise Conflict("This email is already registered.", code="email_taken")
-    if created == "invite_invalid":
-        raise _invite_invalid()
-    assert not isinstance(created, str)
-    tenant, refresh = created
+    tenant, refresh = db.transact(create)
     return AuthOut(
         user=UserOut.of(user),
         tenant=TenantOut.of(tenant),
@@ -213,20 +201,20 @@ def _email_hash(ekey: str) -> str:
     return hashlib.sha256(ekey.encode()).hexdigest()[:16]
 
 
-def login(call: Call) -> AuthOut:
-    body: LoginBody = call.body
-    settings, now = call.settings, clock.now()
+def login(db: Database, settings: Settings, origin: Origin, body: LoginBody) -> AuthOut:
+    """A new login session for a correct email and password; every failure is the same 401."""
+    now = clock.now()
     ekey = email_key(body.email)
     account, per_ip = throttle.login_account(settings), throttle.login_ip(settings)
 
     def attempt(tr: Transaction) -> tuple[bool, UserRecord | None]:
         by_account = ratelimit.hit(tr, account, ekey, now)
-        by_ip = ratelimit.hit(tr, per_ip, call.client_ip, now)
+        by_ip = ratelimit.hit(tr, per_ip, origin.ip, now)
         owner = repo.email_owner(tr, ekey)
         user = None if owner is None else repo.get_user(tr, *owner)
         return by_account.allowed and by_ip.allowed, user
 
-    allowed, user = call.db.transact(attempt)
+    allowed, user = db.transact(attempt)
     hasher = hashing.passwords(settings)
     reason = "throttled"
     ok = False
@@ -238,16 +226,15 @@ def login(call: Call) -> AuthOut:
             ok = hasher.verify(user.password_hash, body.password)
             reason = "invalid_credentials" if not ok else ("user_disabled" if user.disabled else "")
             ok = ok and not user.disabled
-    failure_event = str(uuid.uuid4())
     if not ok or user is None:
         if user is None:
             # No tenant to file it under: unknown emails go to the log only (docs/identity.md).
             log.warning(
                 "login failed",
-                extra={"fields": {"reason": reason, "email_hash": _email_hash(ekey), "ip": call.client_ip}},
+                extra={"fields": {"reason": reason, "email_hash": _email_hash(ekey), "ip": origin.ip}},
             )
         else:
-            failed = user
+            failed, failure_event = user, str(uuid.uuid4())
 
             def record_failure(tr: Transaction) -> None:
                 audit.record(
@@ -256,40 +243,40 @@ def login(call: Call) -> AuthOut:
                     type="login",
                     actor_id=failed.id,
                     session_id=None,
-                    request_id=call.request_id,
-                    ip=call.client_ip,
+                    request_id=origin.request_id,
+                    ip=origin.ip,
                     outcome="failure",
                     reason=reason,
                     event_id=failure_event,
                     at=now,
                 )
 
-            call.db.transact(record_failure)
+            db.transact(record_failure)
         raise invalid_credentials()
 
     new_hash = hasher.hash(body.password) if hasher.needs_rehash(user.password_hash) else None
     pepper = pepper_of(settings)
     material = ls.Material.new()
-    known = user
+    known, success_event = user, str(uuid.uuid4())
 
-    def succeed(tr: Transaction) -> tuple[UserRecord, TenantRecord, str] | None:
+    def succeed(tr: Transaction) -> tuple[UserRecord, TenantRecord, str]:
         current = repo.get_user(tr, known.tenant_id, known.id)
         tenant = repo.get_tenant(tr, known.tenant_id)
         if current is None or current.disabled or tenant is None:
-            return None
+            raise invalid_credentials()
         if current.password_hash not in (known.password_hash, new_hash):
-            return None  # the password changed after we verified the old one: no new session
+            raise invalid_credentials()  # the password changed after we verified the old one
         if new_hash is not None and current.password_hash == known.password_hash:
             current = current.model_copy(update={"password_hash": new_hash})
             repo.put_user(tr, current)
         ratelimit.reset(tr, account, ekey)
-        ratelimit.forgive(tr, per_ip, call.client_ip)
+        ratelimit.forgive(tr, per_ip, origin.ip)
         ls.purge_expired(tr, current.tenant_id, current.id, now=now, settings=settings, pepper=pepper)
         existing = repo.get_session(tr, current.tenant_id, material.session_id)
         if existing is not None:  # our own commit, retried after 1021
             return current, tenant, ls.token_of(pepper, existing, 0)
         session, refresh = ls.open_session(
-            tr, user=current, material=material, pepper=pepper, now=now, user_agent=user_agent(call)
+            tr, user=current, material=material, pepper=pepper, now=now, user_agent=origin.user_agent
         )
         audit.record(
             tr,
@@ -297,18 +284,15 @@ def login(call: Call) -> AuthOut:
             type="login",
             actor_id=current.id,
             session_id=session.id,
-            request_id=call.request_id,
-            ip=call.client_ip,
+            request_id=origin.request_id,
+            ip=origin.ip,
             outcome="success",
-            event_id=failure_event,
+            event_id=success_event,
             at=now,
         )
         return current, tenant, refresh
 
-    done = call.db.transact(succeed)
-    if done is None:
-        raise invalid_credentials()
-    current, tenant, refresh = done
+    current, tenant, refresh = db.transact(succeed)
     return AuthOut(
         user=UserOut.of(current),
         tenant=TenantOut.of(tenant),

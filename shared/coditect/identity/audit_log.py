@@ -1,20 +1,17 @@
-"""GET /api/v5/audit: the tenant's events, newest first (owner/admin)."""
+"""GET /api/v5/audit: the tenant's events, newest first (the route is `auth="admin"`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from coditect import audit
-from coditect.http.call import Call
-from coditect.http.envelope import page
-from coditect.identity import authz
+from coditect.auth.context import TenantContext
 from coditect.identity.models import PageQuery
+from coditect.store import Database
 
 
-def list_events(call: Call) -> dict[str, Any]:
-    ctx = authz.require_admin(call)
-    query: PageQuery = call.query
-    events, cursor = call.db.transact(
+def list_events(
+    db: Database, ctx: TenantContext, query: PageQuery
+) -> tuple[list[audit.AuditEvent], str | None]:
+    """One page of the caller's tenant's events and the cursor of the next."""
+    return db.transact(
         lambda tr: audit.list_events(tr, ctx.tenant_id, limit=query.limit, cursor=query.cursor)
     )
-    return page(events, cursor)

@@ -1,4 +1,9 @@
-"""Role checks for owner/admin routes, with every refusal written to the audit log."""
+"""Audit records about the authenticated caller, and the audited 403.
+
+The runtime refuses routes declared `auth="admin"` to callers who are not owner or admin through
+`forbidden` (resolved by name, as the authenticator is); services refuse finer rules (only an
+owner may touch an owner) with `refusal` inside their own transaction, so the record commits.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import uuid
 from coditect import audit
 from coditect.auth.context import TenantContext
 from coditect.errors import Forbidden
-from coditect.http.call import Call
 from coditect.identity import clock
-from coditect.store import Transaction
+from coditect.origin import Origin
+from coditect.store import Database, Transaction
 
 
 def record(
     tr: Transaction,
-    call: Call,
+    ctx: TenantContext,
+    origin: Origin,
     *,
     type: str,
     outcome: audit.Outcome,
@@ -23,16 +29,15 @@ def record(
     event_id: str | None = None,
     at: float | None = None,
 ) -> None:
-    """An audit event about the authenticated caller of `call`, in the caller's transaction."""
-    ctx = call.ctx
+    """An audit event about the caller `ctx`, in the caller's transaction."""
     audit.record(
         tr,
         ctx.tenant_id,
         type=type,
         actor_id=ctx.user_id,
         session_id=ctx.session_id,
-        request_id=call.request_id,
-        ip=call.client_ip,
+        request_id=origin.request_id,
+        ip=origin.ip,
         outcome=outcome,
         reason=reason,
         target_id=target_id,
@@ -41,27 +46,42 @@ def record(
     )
 
 
-def forbidden(call: Call, *, reason: str = "forbidden", target_id: str | None = None) -> Forbidden:
-    """Record an authorization failure and return the 403 to raise."""
-    event_id, now = str(uuid.uuid4()), clock.now()
-    call.db.transact(
-        lambda tr: record(
-            tr,
-            call,
-            type="authorization",
-            outcome="failure",
-            reason=reason,
-            target_id=target_id,
-            event_id=event_id,
-            at=now,
-        )
+def refusal(
+    tr: Transaction,
+    ctx: TenantContext,
+    origin: Origin,
+    *,
+    reason: str = "forbidden",
+    target_id: str | None = None,
+    event_id: str | None = None,
+    at: float | None = None,
+) -> Forbidden:
+    """Record an authorization failure in `tr` and return the 403: the body returns it (so the
+    record commits) and its caller raises it (`errors.raise_returned`)."""
+    record(
+        tr,
+        ctx,
+        origin,
+        type="authorization",
+        outcome="failure",
+        reason=reason,
+        target_id=target_id,
+        event_id=event_id,
+        at=at,
     )
     return Forbidden()
 
 
-def require_admin(call: Call) -> TenantContext:
-    """The caller's context if they are owner or admin (current role), else 403 (audited)."""
-    ctx = call.ctx
-    if not ctx.is_admin:
-        raise forbidden(call, reason="role_required")
-    return ctx
+def forbidden(
+    db: Database,
+    ctx: TenantContext,
+    origin: Origin,
+    *,
+    reason: str = "forbidden",
+    target_id: str | None = None,
+) -> Forbidden:
+    """Record an authorization failure in a transaction of its own and return the 403 to raise."""
+    event_id, now = str(uuid.uuid4()), clock.now()
+    return db.transact(
+        lambda tr: refusal(tr, ctx, origin, reason=reason, target_id=target_id, event_id=event_id, at=now)
+    )

@@ -6,14 +6,16 @@ import logging
 import uuid
 
 from coditect import audit
+from coditect.auth.context import TenantContext
+from coditect.config import Settings
 from coditect.errors import RateLimited, Unauthorized
-from coditect.http.call import Call
 from coditect.identity import clock, throttle, tokens
 from coditect.identity import repositories as repo
 from coditect.identity import sessions as ls
 from coditect.identity.accounts import issue_tokens, pepper_of
-from coditect.identity.models import RefreshBody, RefreshOut
-from coditect.store import Transaction
+from coditect.identity.models import RefreshOut
+from coditect.origin import Origin
+from coditect.store import Database, Transaction
 
 log = logging.getLogger("coditect.identity")
 
@@ -25,13 +27,13 @@ _FAILURES = {
 }
 
 
-def refresh(call: Call) -> RefreshOut:
-    body: RefreshBody = call.body
-    settings, now = call.settings, clock.now()
+def refresh(db: Database, settings: Settings, origin: Origin, refresh_token: str) -> RefreshOut:
+    """Spend `refresh_token` for a new access token and its successor (see `sessions.redeem`)."""
+    now = clock.now()
     pepper = pepper_of(settings)
-    digest = tokens.refresh_digest(pepper, body.refresh_token)
-    info = ls.RequestInfo(request_id=call.request_id, ip=call.client_ip, event_id=str(uuid.uuid4()))
-    result = call.db.transact(
+    digest = tokens.refresh_digest(pepper, refresh_token)
+    info = ls.RequestInfo(request_id=origin.request_id, ip=origin.ip, event_id=str(uuid.uuid4()))
+    result = db.transact(
         ls.redeem,
         digest=digest,
         pepper=pepper,
@@ -56,9 +58,8 @@ def refresh(call: Call) -> RefreshOut:
     )
 
 
-def logout(call: Call) -> None:
+def logout(db: Database, ctx: TenantContext, origin: Origin) -> None:
     """Revoke the caller's login session; a session already revoked answers 204 again."""
-    ctx = call.ctx
     now = clock.now()
     event_id = str(uuid.uuid4())
 
@@ -73,11 +74,11 @@ def logout(call: Call) -> None:
                 type="logout",
                 actor_id=ctx.user_id,
                 session_id=ctx.session_id,
-                request_id=call.request_id,
-                ip=call.client_ip,
+                request_id=origin.request_id,
+                ip=origin.ip,
                 outcome="success",
                 event_id=event_id,
                 at=now,
             )
 
-    call.db.transact(end)
+    db.transact(end)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from coditect import ratelimit
+from coditect.auth.context import TenantContext
 from coditect.auth.passwords import check_password_policy
-from coditect.errors import NotFound, RateLimited
-from coditect.http.call import Call
-from coditect.http.envelope import page
+from coditect.config import Settings
+from coditect.errors import NotFound, RateLimited, raise_returned
 from coditect.identity import authz, clock, hashing, throttle
 from coditect.identity import repositories as repo
 from coditect.identity import sessions as ls
@@ -24,56 +23,58 @@ from coditect.identity.models import (
     UserRecord,
     utc,
 )
+from coditect.origin import Origin
 from coditect.repo.cursor import paginate
-from coditect.store import Transaction
+from coditect.store import Database, Transaction
 
 
-def _me(tr: Transaction, call: Call) -> UserRecord:
-    user = repo.get_user(tr, call.ctx.tenant_id, call.ctx.user_id)
+def _me(tr: Transaction, ctx: TenantContext) -> UserRecord:
+    user = repo.get_user(tr, ctx.tenant_id, ctx.user_id)
     if user is None or user.disabled:
         raise NotFound()
     return user
 
 
-def get_me(call: Call) -> UserOut:
-    return UserOut.of(call.db.transact(_me, call))
+def get_me(db: Database, ctx: TenantContext) -> UserOut:
+    return UserOut.of(db.transact(_me, ctx))
 
 
-def patch_me(call: Call) -> UserOut:
-    body: PatchMeBody = call.body
+def patch_me(db: Database, ctx: TenantContext, body: PatchMeBody) -> UserOut:
     now = clock.now()
 
     def write(tr: Transaction) -> UserRecord:
-        user = _me(tr, call)
+        user = _me(tr, ctx)
         if body.name is None or body.name == user.name:
             return user
         changed = user.model_copy(update={"name": body.name, "updated_at": now})
         repo.put_user(tr, changed)
         return changed
 
-    return UserOut.of(call.db.transact(write))
+    return UserOut.of(db.transact(write))
 
 
-def change_password(call: Call) -> None:
+def change_password(
+    db: Database, settings: Settings, ctx: TenantContext, origin: Origin, body: PasswordBody
+) -> None:
     """Verify the current password (throttled per user), set the new one, end the other sessions."""
-    body: PasswordBody = call.body
-    ctx, settings, now = call.ctx, call.settings, clock.now()
+    now = clock.now()
     policy = throttle.password_change(settings)
 
-    def attempt(tr: Transaction) -> tuple[ratelimit.Decision, UserRecord, TenantRecord | None]:
+    def attempt(tr: Transaction) -> tuple[UserRecord, TenantRecord | None] | RateLimited:
         decision = ratelimit.hit(tr, policy, ctx.user_id, now)
-        return decision, _me(tr, call), repo.get_tenant(tr, ctx.tenant_id)
+        if not decision.allowed:
+            return RateLimited(decision.retry_after)  # returned: the strike commits
+        return _me(tr, ctx), repo.get_tenant(tr, ctx.tenant_id)
 
-    decision, user, tenant = call.db.transact(attempt)
-    if not decision.allowed:
-        raise RateLimited(decision.retry_after)
+    user, tenant = raise_returned(db.transact(attempt))
     hasher = hashing.passwords(settings)
     if not hasher.verify(user.password_hash, body.current_password):
         event_id = str(uuid.uuid4())
-        call.db.transact(
+        db.transact(
             lambda tr: authz.record(
                 tr,
-                call,
+                ctx,
+                origin,
                 type="password_change",
                 outcome="failure",
                 reason="invalid_credentials",
@@ -87,19 +88,20 @@ def change_password(call: Call) -> None:
     event_id = str(uuid.uuid4())
 
     def write(tr: Transaction) -> None:
-        current = _me(tr, call)
+        current = _me(tr, ctx)
         repo.put_user(tr, current.model_copy(update={"password_hash": new_hash, "updated_at": now}))
         ls.revoke_user(tr, ctx.tenant_id, ctx.user_id, now=now, reason="password_change", keep=ctx.session_id)
         ratelimit.reset(tr, policy, ctx.user_id)
-        authz.record(tr, call, type="password_change", outcome="success", event_id=event_id, at=now)
+        authz.record(tr, ctx, origin, type="password_change", outcome="success", event_id=event_id, at=now)
 
-    call.db.transact(write)
+    db.transact(write)
 
 
-def list_sessions(call: Call) -> dict[str, Any]:
+def list_sessions(
+    db: Database, settings: Settings, ctx: TenantContext, query: PageQuery
+) -> tuple[list[AuthSessionOut], str | None]:
     """The caller's usable login sessions (revoked or expired ones are left out of each page)."""
-    ctx, settings, now = call.ctx, call.settings, clock.now()
-    query: PageQuery = call.query
+    now = clock.now()
     index = repo.sessions(ctx.tenant_id).indexes["by_user"].subspace
 
     def read(tr: Transaction) -> tuple[list[AuthSessionOut], str | None]:
@@ -134,30 +136,27 @@ def list_sessions(call: Call) -> dict[str, Any]:
             )
         return items, cursor
 
-    items, cursor = call.db.transact(read)
-    return page(items, cursor)
+    return db.transact(read)
 
 
-def delete_session(call: Call) -> None:
-    ctx, now = call.ctx, clock.now()
-    sid = call.uuid_param("id")
-    event_id = str(uuid.uuid4())
+def delete_session(db: Database, ctx: TenantContext, origin: Origin, sid: str) -> None:
+    """Revoke one of the caller's own login sessions (another user's is not found)."""
+    now, event_id = clock.now(), str(uuid.uuid4())
 
-    def write(tr: Transaction) -> bool:
+    def write(tr: Transaction) -> None:
         session = repo.get_session(tr, ctx.tenant_id, sid)
         if session is None or session.user_id != ctx.user_id:
-            return False
+            raise NotFound()
         if ls.revoke(tr, session, now=now, reason="deleted_by_user"):
             authz.record(
                 tr,
-                call,
+                ctx,
+                origin,
                 type="auth_session_revoked",
                 outcome="success",
                 target_id=sid,
                 event_id=event_id,
                 at=now,
             )
-        return True
 
-    if not call.db.transact(write):
-        raise NotFound()
+    db.transact(write)

@@ -1,7 +1,7 @@
 """Identity functions: register, login, refresh, logout, jwks, users, tenant, audit.
 
-Owner/admin routes are declared `auth="user"` and check the role in the handler
-(`coditect.identity.authz.require_admin`), so that every 403 is written to the audit log.
+Owner/admin routes are declared `auth="admin"`: the runtime refuses other roles with a 403 written
+to the audit log (`coditect.identity.authz.forbidden`); finer owner rules stay in the services.
 """
 
 from coditect.registry.spec import FunctionSpec, Route
@@ -169,6 +169,7 @@ FUNCTIONS = (
                 query=PAGE,
                 paged=True,
                 response=f"{M}:UserOut",
+                auth="admin",
                 errors=(*FORBIDDEN, *TOKEN_401),
             ),
             Route(
@@ -179,6 +180,7 @@ FUNCTIONS = (
                 summary="Invite a user",
                 body=f"{M}:InviteBody",
                 response=f"{M}:InviteOut",
+                auth="admin",
                 errors=(*FORBIDDEN, *TOKEN_401),
             ),
             Route(
@@ -188,6 +190,7 @@ FUNCTIONS = (
                 summary="Change a user's role",
                 body=f"{M}:RoleBody",
                 response=f"{M}:UserOut",
+                auth="admin",
                 errors=((409, "last_owner"), *FORBIDDEN, *TOKEN_401),
             ),
             Route(
@@ -196,6 +199,7 @@ FUNCTIONS = (
                 "/api/v5/tenant/users/<uuid:id>",
                 status=204,
                 summary="Disable a user and revoke their login sessions",
+                auth="admin",
                 errors=((409, "last_owner"), *FORBIDDEN, *TOKEN_401),
             ),
         ),
@@ -212,6 +216,7 @@ FUNCTIONS = (
                 query=PAGE,
                 paged=True,
                 response="coditect.audit:AuditEvent",
+                auth="admin",
                 errors=(*FORBIDDEN, *TOKEN_401),
             ),
         ),

@@ -100,6 +100,8 @@ def test_members_cannot_manage_and_403s_are_audited(accounts: Accounts) -> None:
     assert len(denied) == 5 and all(
         e["actor_id"] == bob.user_id and e["outcome"] == "failure" for e in denied
     )
+    # The runtime refuses the `auth="admin"` routes before any handler runs, with one reason.
+    assert {e["reason"] for e in denied} == {"role_required"}
     check_envelope(accounts.client("users").get("/api/v5/users/me", headers=alice.headers), 200)
 
 
@@ -120,6 +122,14 @@ def test_roles_last_owner_and_admin_limits(accounts: Accounts, store: Database) 
     check_envelope(patch(admin, member, "owner"), 403, "forbidden")
     check_envelope(patch(admin, alice, "member"), 403, "forbidden")
     check_envelope(t.delete(f"/api/v5/tenant/users/{alice.user_id}", headers=admin.headers), 403)
+    owner_refusals = [
+        (e["reason"], e["target_id"], e["actor_id"])
+        for e in audit_types(accounts, alice)
+        if e["type"] == "authorization"
+    ]
+    assert sorted(owner_refusals) == sorted(
+        [("owner_required", target.user_id, admin.user_id) for target in (member, alice, alice)]
+    )
     assert check_envelope(patch(admin, member, "admin"), 200)["role"] == "admin"
     # The new role is effective on the next request, with the old access token.
     check_envelope(t.get("/api/v5/tenant/users", headers=member.headers), 200)

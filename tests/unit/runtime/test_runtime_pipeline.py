@@ -247,3 +247,17 @@ def test_readiness_and_metrics_are_answered_before_routing(client: Any) -> None:
     )
     assert "nope" not in text  # raw paths never become labels
     check_envelope(client.post("/metrics"), 404, "not_found")  # only GET/HEAD are answered there
+
+
+def test_a_route_declared_without_a_handler_fails_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "FUNCTIONS", (*registry.FUNCTIONS, SPEC))
+    app = FunctionApp("runtime-test", settings=Settings())
+
+    @app.route("rt.get")
+    def get(call: Call) -> None:
+        return None
+
+    # `handle = app.entrypoint()` ends every function module: the import fails there, naming
+    # the routes left without a handler, instead of answering 404 after authentication.
+    with pytest.raises(LookupError, match=r"rt\.boom.*rt\.create.*rt\.delete.*rt\.list"):
+        app.entrypoint()
