@@ -7,7 +7,7 @@ One supervisor process runs, on one asyncio loop:
     routing.py     the gateway's route table, built from the registry (werkzeug Maps)
     gateway.py     ASGI reverse proxy: /api/v5/... by the route table, /workspaces/... to the relay
     broker.py      local CloudEvents broker: K_SINK of every function, retries, dead-letter log
-    scheduler.py   fires the cron function's events on the schedules of schedules.py
+    scheduler.py   fires the cron function's events on the schedules of coditect.ops.jobs
     supervisor.py  puts it together: keys, ports, readiness, the table, signals, clean shutdown
 
 Everything is derived from `coditect.registry.FUNCTIONS`; nothing here lists functions by name.

@@ -29,8 +29,9 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 
+from coditect import event_types
+
 log = logging.getLogger("coditect.devstack.broker")
-PING_TYPE = "dev.knative.sources.ping"
 RETRYABLE_STATUS = frozenset({404, 408, 409, 429})
 
 
@@ -42,7 +43,7 @@ class Subscriber:
 
 def logical_type(event: CloudEvent) -> str:
     event_type = str(event["type"])
-    if event_type == PING_TYPE and event.get("coditecttype"):
+    if event_type == event_types.PING and event.get("coditecttype"):
         return str(event.get("coditecttype"))
     return event_type
 

@@ -19,7 +19,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from croniter import croniter
 
-from coditect.devstack.schedules import CRON_EVENT_TYPE
+from coditect import event_types
 
 log = logging.getLogger("coditect.devstack.scheduler")
 SOURCE = "/coditect/devstack/scheduler"
@@ -27,7 +27,7 @@ SOURCE = "/coditect/devstack/scheduler"
 
 def cron_event(job: str, when: datetime) -> CloudEvent:
     attributes = {
-        "type": CRON_EVENT_TYPE,
+        "type": event_types.CRON,
         "source": f"{SOURCE}/{job}",
         "id": str(uuid.uuid4()),
         "time": when.isoformat(),

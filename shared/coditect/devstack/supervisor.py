@@ -22,14 +22,15 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from coditect import event_types
 from coditect.devstack.broker import Broker, Subscriber, subscriptions_of
 from coditect.devstack.children import Child
 from coditect.devstack.gateway import Gateway
 from coditect.devstack.plan import LOOPBACK, Planned, StackSettings, plan
 from coditect.devstack.routing import RouteTable
 from coditect.devstack.scheduler import Scheduler
-from coditect.devstack.schedules import CRON_EVENT_TYPE, SCHEDULES
 from coditect.devstack.servers import PortInUse, Served, bind, log_to_file
+from coditect.ops.jobs import SCHEDULES
 
 log = logging.getLogger("coditect.devstack")
 
@@ -148,7 +149,7 @@ class Stack:
         upstreams = {p.name: (p.url if p.present else None) for p in self.planned}
         self.gateway = Served(Gateway(table, upstreams), gateway_sock)
         await self.gateway.start()
-        if any(CRON_EVENT_TYPE in p.spec.events for p in present):
+        if any(event_types.CRON in p.spec.events for p in present):
             self.scheduler = Scheduler(SCHEDULES, broker_url)
             self.scheduler.start()
         self.write_state()

@@ -5,7 +5,7 @@ goes out twice, or for a transaction that finally failed), and an HTTP call hold
 open. Instead the event is written under keys.OUTBOX in the same transaction as the state change,
 so it exists if and only if the change committed, and is published after the commit:
 
-    event = OutboxEvent.new("com.coditect.workspace.requested", "/workspaces", {...}, subject=ws_id)
+    event = OutboxEvent.new(event_types.WORKSPACE_REQUESTED, "/workspaces", {...}, subject=ws_id)
     db.transact(allocate, ctx, ws_id, event)      # allocate calls record_outbox(tr, event)
     flush_outbox(db, publisher, event)            # fast path, right after the commit
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from coditect.ops.jobs import CRON_EVENT_TYPE, JOBS, PING_EVENT_TYPE
+from coditect.event_types import CRON, PING
+from coditect.ops.jobs import JOBS
 from coditect.ops.runner import run_job
 from coditect.store import Database
 
@@ -30,10 +31,10 @@ class NotACronEvent(ValueError):
 
 def job_of(event: CloudEvent) -> str:
     kind = event["type"]
-    if kind == PING_EVENT_TYPE:
-        if event.get("coditecttype") != CRON_EVENT_TYPE:
-            raise NotACronEvent(f"a ping without coditecttype={CRON_EVENT_TYPE}")
-    elif kind != CRON_EVENT_TYPE:
+    if kind == PING:
+        if event.get("coditecttype") != CRON:
+            raise NotACronEvent(f"a ping without coditecttype={CRON}")
+    elif kind != CRON:
         raise NotACronEvent(f"unexpected event type {kind!r}")
     data: Any = event.data
     if isinstance(data, bytes | str):

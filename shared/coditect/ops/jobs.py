@@ -1,7 +1,7 @@
 """The cron job registry: every job's name, schedule and runner, in ONE table.
 
 Light on purpose (no area is imported here): the local scheduler reads `SCHEDULES` from it
-(`coditect.devstack.schedules`), production runs the same table as Knative PingSources
+(`coditect.devstack.scheduler`), production runs the same table as Knative PingSources
 (infra/base/ping-sources.yaml; a unit test keeps the two in step), and the cron function and the
 CLI (`python -m coditect.ops run <job>`) resolve a runner only when they run it:
 
@@ -16,10 +16,6 @@ A runner is `run(ctx: JobContext) -> Outcome` ("package.module:function"); see
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-CRON_EVENT_TYPE = "com.coditect.ops.cron"
-PING_EVENT_TYPE = "dev.knative.sources.ping"  # what a PingSource always sends (see infra/README.md)
-ALERT_EVENT_TYPE = "com.coditect.ops.alert"
 
 
 @dataclass(frozen=True)

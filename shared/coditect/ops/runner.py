@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from coditect import event_types
 from coditect.config import Settings, get_settings
 from coditect.http import metrics
 from coditect.ops import records
-from coditect.ops.jobs import ALERT_EVENT_TYPE, job
+from coditect.ops.jobs import job
 from coditect.registry.spec import resolve
 from coditect.store import Database
 
@@ -90,7 +91,7 @@ def publish_alert(alert: dict[str, Any]) -> None:
     from coditect.events import PublishError, publish
 
     try:
-        publish(ALERT_EVENT_TYPE, ALERT_SOURCE, alert, subject=str(alert.get("check", "")))
+        publish(event_types.ALERT, ALERT_SOURCE, alert, subject=str(alert.get("check", "")))
     except PublishError as exc:
         log.warning("ops alert not delivered", extra={"fields": {"error": str(exc)}})
 

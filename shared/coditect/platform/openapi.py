@@ -27,9 +27,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from coditect.registry.spec import FunctionSpec, Route, resolve
+from coditect.version import VERSION
 
 OPENAPI_VERSION = "3.1.0"
-API_VERSION = "5.0.0"
 REF = "#/components/schemas/{model}"
 # "<converter(args):name>" or "<name>" in a werkzeug rule.
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[a-zA-Z_]\w*)>")
@@ -277,7 +277,7 @@ def build(functions: Iterable[FunctionSpec]) -> dict[str, Any]:
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Coditect API",
-            "version": API_VERSION,
+            "version": VERSION,
             "description": "Every route of every Coditect V5 function; generated from the route registry.",
         },
         "servers": [{"url": "/"}],

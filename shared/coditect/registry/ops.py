@@ -4,7 +4,7 @@ It runs the workspace reconcile, so it carries the `k8s` extra like the provisio
 are bounded by `ops_job_budget` except the SQLite snapshot/verify, hence the larger memory.
 """
 
-from coditect.ops.jobs import ALERT_EVENT_TYPE, CRON_EVENT_TYPE, PING_EVENT_TYPE
+from coditect import event_types
 from coditect.registry.spec import FunctionSpec
 
 FUNCTIONS = (
@@ -12,12 +12,12 @@ FUNCTIONS = (
         name="cron",
         kind="cloudevent",
         description="Scheduled operations: health, backup, verify, reconcile, gc (one job per event).",
-        events=(CRON_EVENT_TYPE, PING_EVENT_TYPE),
+        events=(event_types.CRON, event_types.PING),
         # alerts; and what reconcile re-drains from the outbox (workspace events)
         publishes=(
-            ALERT_EVENT_TYPE,
-            "com.coditect.workspace.requested",
-            "com.coditect.workspace.stop_requested",
+            event_types.ALERT,
+            event_types.WORKSPACE_REQUESTED,
+            event_types.WORKSPACE_STOP_REQUESTED,
         ),
         extras=("k8s",),
         concurrency=4,

@@ -5,18 +5,19 @@ get, stop and tickets share `workspaces`. The provisioner is the only function w
 extra (the kubernetes client) and a Kubernetes token (infra/base/provisioner-rbac.yaml).
 """
 
+from coditect import event_types
 from coditect.registry.spec import FunctionSpec, Route
 
 M = "coditect.workspaces.models"
 WS = f"{M}:Workspace"
 ID = "/api/v5/workspaces/<uuid:id>"
-EVENTS = ("com.coditect.workspace.requested", "com.coditect.workspace.stop_requested")
+EVENTS = (event_types.WORKSPACE_REQUESTED, event_types.WORKSPACE_STOP_REQUESTED)
 
 FUNCTIONS = (
     FunctionSpec(
         name="workspace-allocate",
         description="Allocate a workspace for a session (records it, publishes workspace.requested).",
-        publishes=("com.coditect.workspace.requested",),
+        publishes=(event_types.WORKSPACE_REQUESTED,),
         routes=(
             Route(
                 "workspaces.allocate",
@@ -41,7 +42,7 @@ FUNCTIONS = (
     FunctionSpec(
         name="workspaces",
         description="List, read and stop your workspaces; issue relay tickets.",
-        publishes=("com.coditect.workspace.stop_requested",),
+        publishes=(event_types.WORKSPACE_STOP_REQUESTED,),
         routes=(
             Route(
                 "workspaces.list",
@@ -78,9 +79,9 @@ FUNCTIONS = (
         description="Starts and stops workspace workloads on workspace.requested / stop_requested.",
         events=EVENTS,
         publishes=(
-            "com.coditect.workspace.ready",
-            "com.coditect.workspace.failed",
-            "com.coditect.workspace.stopped",
+            event_types.WORKSPACE_READY,
+            event_types.WORKSPACE_FAILED,
+            event_types.WORKSPACE_STOPPED,
         ),
         extras=("k8s",),
         concurrency=4,

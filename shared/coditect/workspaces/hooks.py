@@ -12,6 +12,7 @@ outbox is published by the next drain (the cron reconcile) or flush.
 
 from __future__ import annotations
 
+from coditect import event_types
 from coditect.events import OutboxEvent, record_outbox
 from coditect.sessions import hooks
 from coditect.store import Transaction
@@ -27,7 +28,10 @@ def purge_session_workspaces(tr: Transaction, tenant_id: str, session_id: str) -
         if record.status in LIVE:
             data = {"workspace_id": record.id, "tenant_id": tenant_id, "reason": "session_deleted"}
             record_outbox(
-                tr, OutboxEvent.new(lifecycle.STOP_REQUESTED, lifecycle.SOURCE, data, subject=record.id)
+                tr,
+                OutboxEvent.new(
+                    event_types.WORKSPACE_STOP_REQUESTED, lifecycle.SOURCE, data, subject=record.id
+                ),
             )
         repository.delete(tr, record)
     return len(records) <= BATCH

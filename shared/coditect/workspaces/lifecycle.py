@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from coditect import event_types
 from coditect.workspaces.models import HISTORY_LIMIT, Status, Transition, WorkspaceRecord
 from coditect.workspaces.provisioner import Endpoint
 
@@ -35,12 +36,11 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 # CloudEvent types (source SOURCE); `requested`/`stop_requested` go to the provisioner.
 SOURCE = "/coditect/workspaces"
-REQUESTED = "com.coditect.workspace.requested"
-STOP_REQUESTED = "com.coditect.workspace.stop_requested"
-READY = "com.coditect.workspace.ready"
-FAILED = "com.coditect.workspace.failed"
-STOPPED = "com.coditect.workspace.stopped"
-EMITS: dict[str, str] = {"ready": READY, "failed": FAILED, "stopped": STOPPED}
+EMITS: dict[str, str] = {
+    "ready": event_types.WORKSPACE_READY,
+    "failed": event_types.WORKSPACE_FAILED,
+    "stopped": event_types.WORKSPACE_STOPPED,
+}
 
 
 class IllegalTransition(Exception):

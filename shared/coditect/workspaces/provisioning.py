@@ -30,6 +30,7 @@ from typing import Any
 
 from cloudevents.http import CloudEvent
 
+from coditect import event_types
 from coditect.events import OutboxEvent, record_outbox
 from coditect.http import metrics
 from coditect.store import Database, Transaction
@@ -73,9 +74,9 @@ def dispatch(db: Database, provisioner: Provisioner, event: CloudEvent) -> str:
     if ids is None:
         log.warning("workspaces: malformed %s event %s acked", event["type"], event["id"])
         return "malformed"
-    if event["type"] == lifecycle.REQUESTED:
+    if event["type"] == event_types.WORKSPACE_REQUESTED:
         return start(db, provisioner, *ids)
-    if event["type"] == lifecycle.STOP_REQUESTED:
+    if event["type"] == event_types.WORKSPACE_STOP_REQUESTED:
         return stop(db, provisioner, *ids)
     log.warning("workspaces: unexpected event type %s acked", event["type"])
     return "ignored"
@@ -127,7 +128,7 @@ def start(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: 
         endpoint = provisioner.start(spec)
     except ProvisionFailed as failure:
         log.info("workspaces: %s failed: %s", workspace_id, failure)
-        event = emit(lifecycle.FAILED, tenant_id, workspace_id, reason=failure.reason)
+        event = emit(event_types.WORKSPACE_FAILED, tenant_id, workspace_id, reason=failure.reason)
         done = db.transact(
             transition, tenant_id, workspace_id, frozenset({"provisioning"}), "failed", _now(),
             failure.reason, None, event,
@@ -138,7 +139,7 @@ def start(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: 
         return "failed"
     # TransientProvisionError (and any bug) propagates: the record stays `provisioning`, the
     # broker redelivers, and the next attempt resumes here.
-    event = emit(lifecycle.READY, tenant_id, workspace_id)
+    event = emit(event_types.WORKSPACE_READY, tenant_id, workspace_id)
     done = db.transact(
         transition,
         tenant_id,
@@ -174,7 +175,7 @@ def stop(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: s
         return "gone"
     if record.status in TERMINAL:
         return f"already_{record.status}"
-    event = emit(lifecycle.STOPPED, tenant_id, workspace_id, reason=record.status_reason)
+    event = emit(event_types.WORKSPACE_STOPPED, tenant_id, workspace_id, reason=record.status_reason)
     done = db.transact(
         transition, tenant_id, workspace_id, frozenset({"stopping"}), "stopped", _now(), None, None, event
     )

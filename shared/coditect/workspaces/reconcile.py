@@ -33,11 +33,12 @@ import os
 import time
 from datetime import UTC, datetime
 
+from coditect import event_types
 from coditect.config import Settings, get_settings
 from coditect.events import PublishError, default_publisher, drain_outbox
 from coditect.events.publisher import SINK_ENV
 from coditect.store import Database
-from coditect.workspaces import lifecycle, provisioning, repository, tickets
+from coditect.workspaces import provisioning, repository, tickets
 from coditect.workspaces.models import WorkspaceRecord
 from coditect.workspaces.provisioner import Provisioner, TransientProvisionError, WorkloadState
 
@@ -167,7 +168,7 @@ def _check(
 
 
 def _fail(db: Database, record: WorkspaceRecord, reason: str, at: float) -> bool:
-    event = provisioning.emit(lifecycle.FAILED, record.tenant_id, record.id, reason=reason)
+    event = provisioning.emit(event_types.WORKSPACE_FAILED, record.tenant_id, record.id, reason=reason)
     done = db.transact(
         provisioning.transition, record.tenant_id, record.id, frozenset({record.status}), "failed", _stamp(at),
         reason, None, event,

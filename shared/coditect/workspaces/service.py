@@ -27,7 +27,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from coditect import ratelimit
+from coditect import event_types, ratelimit
 from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import Conflict, NotFound, RateLimited, ValidationFailed
@@ -104,7 +104,7 @@ def allocate(
         idempotency_key=idempotency_key,
         request_digest=digest,
     )
-    event = event_for(lifecycle.REQUESTED, record)
+    event = event_for(event_types.WORKSPACE_REQUESTED, record)
     result, created = db.transact(_allocate, ctx, record, event, settings, (policy, subject))
     if created:
         publish_after_commit(db, [event])
@@ -192,7 +192,7 @@ def stop(db: Database, ctx: TenantContext, workspace_id: str, *, now: float | No
     """Ask for the caller's workspace to stop (see the module docstring)."""
     stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC)
     record = get(db, ctx, workspace_id)
-    event = event_for(lifecycle.STOP_REQUESTED, record)
+    event = event_for(event_types.WORKSPACE_STOP_REQUESTED, record)
     result, changed = db.transact(_stop, ctx, workspace_id, event, stamp)
     if changed:
         publish_after_commit(db, [event])

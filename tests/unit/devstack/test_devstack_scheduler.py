@@ -7,13 +7,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
 from croniter import croniter
 
 from coditect.devstack.broker import Broker, Subscriber
 from coditect.devstack.scheduler import Scheduler, next_fire
-from coditect.devstack.schedules import CRON_EVENT_TYPE, SCHEDULES
 from coditect.devstack.servers import Served, bind
+from coditect.event_types import CRON as CRON_EVENT_TYPE
+from coditect.ops.jobs import SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,16 +21,6 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_every_schedule_is_a_valid_cron_expression() -> None:
     assert SCHEDULES
     assert all(croniter.is_valid(expression) for expression in SCHEDULES.values())
-
-
-def test_the_local_schedules_are_the_production_pingsources() -> None:
-    documents = yaml.safe_load_all((ROOT / "infra/base/ping-sources.yaml").read_text())
-    production = {
-        json.loads(doc["spec"]["data"])["job"]: doc["spec"]["schedule"]
-        for doc in documents
-        if doc and doc.get("kind") == "PingSource"
-    }
-    assert production == SCHEDULES
 
 
 def test_next_fire_is_utc_cron() -> None:
