@@ -5,23 +5,18 @@ itself (coditect.ops.jobs) is idempotent, bounded in time, recorded in the store
 subspace and logged in one summary line; failures are published as com.coditect.ops.alert.
 """
 
-import functools
-
 from cloudevents.http import CloudEvent
 
 from coditect.config import get_settings
 from coditect.events import event_handler
 from coditect.ops import cron
-from coditect.store import Database, open_store
+from coditect.store import open_store
 
-
-@functools.cache
-def db() -> Database:
-    return open_store(get_settings().store_url)
+db = open_store(get_settings().store_url)  # at cold start: a bad store URL fails the import
 
 
 # No @functions_framework.cloud_event (see functions/provisioner/main.py): the signature type
 # comes from --signature-type.
 @event_handler(db, function="cron")
 def handle(event: CloudEvent) -> None:
-    cron.handle(db(), event)
+    cron.handle(db, event)

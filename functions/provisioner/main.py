@@ -5,19 +5,14 @@ event's (source, id) is done by `event_handler`; the work itself is idempotent a
 (see coditect.workspaces.provisioning).
 """
 
-import functools
-
 from cloudevents.http import CloudEvent
 
 from coditect.config import get_settings
 from coditect.events import event_handler
-from coditect.store import Database, open_store
+from coditect.store import open_store
 from coditect.workspaces import backends, provisioning
 
-
-@functools.cache
-def db() -> Database:
-    return open_store(get_settings().store_url)
+db = open_store(get_settings().store_url)  # at cold start: a bad store URL fails the import
 
 
 # No @functions_framework.cloud_event: it records the signature type globally under the name
@@ -25,4 +20,4 @@ def db() -> Database:
 # ones. The type comes from --signature-type (the image's CMD, the devstack, create_app).
 @event_handler(db, function="provisioner")
 def handle(event: CloudEvent) -> None:
-    provisioning.dispatch(db(), backends.provisioner(get_settings()), event)
+    provisioning.dispatch(db, backends.provisioner(get_settings()), event)

@@ -1,26 +1,56 @@
 """Typed configuration, read once at cold start from `CODITECT_*` environment variables.
 
-Invalid values fail the process at start (pydantic-settings raises), never at the first request.
-Secrets are never values here: they are files (a mounted Kubernetes Secret) named by a path.
+Invalid values fail the process at start (pydantic-settings raises), never at the first request;
+an unknown `CODITECT_*` variable (a typo, a removed setting) is warned about at start. Secrets are
+never values here: they are files (a mounted Kubernetes Secret) named by a path.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+log = logging.getLogger("coditect.config")
+# `CODITECT_*` variables that programs other than the functions read: the dev stack
+# (coditect.devstack.plan, supervisor) and the workspace program (coditect.workspaces.program).
+OTHER_PROGRAMS_VARIABLES = frozenset(
+    {
+        "CODITECT_PORT",
+        "CODITECT_HOST",
+        "CODITECT_BROKER_PORT",
+        "CODITECT_BROKER_ATTEMPTS",
+        "CODITECT_BROKER_BACKOFF",
+        "CODITECT_DEVSTACK_EXTRA",
+        "CODITECT_DEVSTACK_GRACE",
+        "CODITECT_WORKSPACE_ID",
+        "CODITECT_SHELL",
+    }
+)
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CODITECT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CODITECT_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Where the embedded defaults keep their files (store, keys, backups, workspace state).
     data_dir: Path = Path(".coditect")
     # Store URL; empty means `sqlite://<data_dir>/store.db` (see coditect.store.open_store).
     store: str = ""
+    # Key of the MAC that binds a pagination cursor to its query (coditect.repo.cursor). Not a
+    # secret worth a file: the MAC only stops clients replaying a cursor into another query, and
+    # ranges enforce isolation; empty uses a built-in key (fine on a laptop).
+    cursor_key: str = ""
+    # Where published CloudEvents go: Knative's SinkBinding sets `K_SINK` (no CODITECT_ prefix) in
+    # the functions that publish; the local stack sets it too. Empty: this process cannot publish.
+    sink: str = Field(default="", validation_alias="K_SINK")
     # Directory of Ed25519 PEM files (coditect.auth.keys); private keys only where signing happens.
     keys_dir: Path | None = None
     issuer: str = "https://coditect.local"
@@ -172,7 +202,7 @@ class Settings(BaseSettings):
 
     @property
     def token_pepper_file(self) -> Path:
-        # The server pepper keying refresh-token digests (coditect.identity.secrets).
+        # The server pepper keying refresh-token digests (coditect.identity.tokens.load_pepper).
         return self.resolved_keys_dir / "token-pepper.secret"
 
     @property
@@ -180,7 +210,20 @@ class Settings(BaseSettings):
         return self.backup_dir or (self.data_dir / "backups")
 
 
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """The `CODITECT_*` names among `names` that neither Settings nor another program reads."""
+    read = (
+        f"CODITECT_{name.upper()}" for name, f in Settings.model_fields.items() if f.validation_alias is None
+    )
+    known = {*read, *OTHER_PROGRAMS_VARIABLES}
+    return sorted(n for n in names if n.upper().startswith("CODITECT_") and n.upper() not in known)
+
+
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings (cached: read once). Tests call `get_settings.cache_clear()`."""
-    return Settings()
+    """The process's settings (cached: read once, at cold start). Tests call
+    `get_settings.cache_clear()`."""
+    settings = Settings()
+    for name in unknown_variables(os.environ):
+        log.warning("unknown setting %s is ignored (the settings are coditect.config.Settings)", name)
+    return settings

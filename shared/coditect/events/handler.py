@@ -1,29 +1,17 @@
 """`@event_handler`: dedupe, ack and retry for functions-framework `@cloud_event` handlers.
 
-    @functions_framework.cloud_event
-    @event_handler(lambda: app_db())
-    def on_requested(event: CloudEvent) -> None: ...          # at-least-once effects
-
-    @functions_framework.cloud_event
-    @event_handler(lambda: app_db(), transactional=True)
-    def on_stop(tr: Transaction, event: CloudEvent) -> None: ...  # effects exactly once
+    @event_handler(db, function="provisioner")
+    def handle(event: CloudEvent) -> None: ...   # at-least-once effects
 
 Returning acks the event (functions-framework answers 200); raising makes functions-framework
 answer 500, and Knative redelivers with backoff, then to the dead-letter sink. Every event is
 logged in one JSON line: type, source, id, outcome (handled | duplicate | failed), latency.
 
 Dedupe is on the event's `(source, id)` (keys.DEDUPE), which publishers keep stable across
-their own retries. The two modes trade differently:
-
-- `transactional=True`: the handler gets the transaction; the dedupe check, its effects and the
-  mark commit together, so store effects happen exactly once even when an event is delivered
-  twice, concurrently, or the commit result is unknown (the retried body sees the mark). The
-  handler must do only store work in it (no HTTP, no publishing: record to the outbox instead)
-  and fit FoundationDB's 5 s / 10 MB transaction limits; it may run more than once before commit.
-- default: the handler runs outside any transaction (it may call Kubernetes, publish, take
-  minutes), and the mark is written only after it returns. A crash between its effects and the
-  mark, or two concurrent deliveries, run it twice: effects are at-least-once and must be
-  idempotent (create-if-absent, 409 = already done). The mark only saves repeated work.
+their own retries. The handler runs outside any transaction (it may call Kubernetes, publish,
+take minutes), and the mark is written only after it returns. A crash between its effects and
+the mark, or two concurrent deliveries, run it twice: effects are at-least-once and must be
+idempotent (create-if-absent, 409 = already done). The mark only saves repeated work.
 
 Marks carry the time they were written; `prune_dedupe` (run by the cron gc job) drops those
 older than the Broker's redelivery horizon.
@@ -37,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal, overload
+from typing import Any
 
 from cloudevents.http import CloudEvent
 
@@ -47,7 +35,6 @@ from coditect.store import Database, Transaction
 
 log = logging.getLogger("coditect.events")
 EventFn = Callable[[CloudEvent], None]
-TxEventFn = Callable[[Transaction, CloudEvent], None]
 DbSource = Database | Callable[[], Database]
 
 
@@ -59,24 +46,14 @@ def _mark(event: CloudEvent) -> bytes:
     return json.dumps({"type": event["type"], "at": time.time()}).encode()
 
 
-@overload
-def event_handler(
-    db: DbSource, *, transactional: Literal[False] = False, function: str | None = None
-) -> Callable[[EventFn], EventFn]: ...
-@overload
-def event_handler(
-    db: DbSource, *, transactional: Literal[True], function: str | None = None
-) -> Callable[[TxEventFn], EventFn]: ...
-def event_handler(
-    db: DbSource, *, transactional: bool = False, function: str | None = None
-) -> Callable[[Any], EventFn]:
+def event_handler(db: DbSource, *, function: str | None = None) -> Callable[[EventFn], EventFn]:
     """Wrap a CloudEvent handler with dedupe on `(source, id)`, one log line, ack/raise semantics.
 
     `db` is the store or a zero-argument callable returning it (opened lazily, at first event).
     `function` names the process in the logs (default: `K_SERVICE`, else the handler's module).
     """
 
-    def decorate(handler: Any) -> EventFn:
+    def decorate(handler: EventFn) -> EventFn:
         logs.configure(function or os.environ.get("K_SERVICE") or handler.__module__)
 
         @functools.wraps(handler)
@@ -85,10 +62,7 @@ def event_handler(
             fields: dict[str, Any] = {"type": event["type"], "source": event["source"], "id": event["id"]}
             key = dedupe_key(str(event["source"]), str(event["id"]))
             try:
-                if transactional:
-                    outcome = _db(db).transact(_handle_in_transaction, handler, event, key)
-                else:
-                    outcome = _handle_then_mark(_db(db), handler, event, key)
+                outcome = _handle_then_mark(_db(db), handler, event, key)
             except Exception:
                 fields.update(outcome="failed", latency_ms=_ms(started))
                 log.exception("event", extra={"fields": fields})
@@ -99,14 +73,6 @@ def event_handler(
         return run
 
     return decorate
-
-
-def _handle_in_transaction(tr: Transaction, handler: TxEventFn, event: CloudEvent, key: bytes) -> str:
-    if tr.get(key) is not None:
-        return "duplicate"
-    handler(tr, event)
-    tr.set(key, _mark(event))
-    return "handled"
 
 
 def _handle_then_mark(db: Database, handler: EventFn, event: CloudEvent, key: bytes) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 import uuid
 from typing import Any
@@ -21,8 +20,9 @@ import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from coditect.config import get_settings
+
 log = logging.getLogger("coditect.events")
-SINK_ENV = "K_SINK"
 
 
 class SinkNotConfigured(RuntimeError):
@@ -112,11 +112,11 @@ def _publisher_for(sink: str) -> Publisher:
 
 
 def default_publisher() -> Publisher:
-    """The process's publisher to `K_SINK` (read at each call, so a changed sink is honoured)."""
-    sink = os.environ.get(SINK_ENV, "")
+    """The process's publisher to its sink (the `sink` setting, `K_SINK`)."""
+    sink = get_settings().sink
     if not sink:
         raise SinkNotConfigured(
-            f"{SINK_ENV} is not set: this function publishes CloudEvents but was given no sink "
+            "K_SINK is not set: this function publishes CloudEvents but was given no sink "
             "(declare `publishes=` in its registry entry and re-render the manifests; locally the dev stack sets it)"
         )
     return _publisher_for(sink)

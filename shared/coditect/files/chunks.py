@@ -110,9 +110,6 @@ class Manifest:
             raise ValueError("corrupt file manifest")
         return cls(size, chunk_size, tuple(body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)))
 
-    def chunk_length(self, index: int) -> int:
-        return min(self.chunk_size, self.size - index * self.chunk_size)
-
 
 # -- chunks ------------------------------------------------------------------------------------
 def add_chunk_ref(tr: Transaction, tid: str, h: bytes, data: bytes | None) -> int:

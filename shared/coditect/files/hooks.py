@@ -22,25 +22,18 @@ from coditect.files import chunks
 from coditect.files.model import ENTRY, VERSION
 from coditect.files.tree import FileSpace, get_version, put_version
 from coditect.sessions import hooks
+from coditect.sessions.fork import check_forking
 from coditect.store import Database, Transaction
 
 COPY_STEP = 500
 PURGE_STEP = 500
 
 
-def _check_forking(tr: Transaction, tid: str, source: str, target: str) -> None:
-    try:
-        from coditect.sessions.fork import check_forking
-    except ImportError:  # the sessions area's fork module has not landed: nothing to check
-        return
-    check_forking(tr, tid, source, target)
-
-
 def _copy_step(
     tr: Transaction, tid: str, source: str, target: str, after: bytes | None, check: bool
 ) -> bytes | None:
     if check:
-        _check_forking(tr, tid, source, target)
+        check_forking(tr, tid, source, target)
     src, dst = FileSpace(tid, source), FileSpace(tid, target)
     begin, end = src.space.range("e")
     kvs = tr.get_range(after + b"\x00" if after else begin, end, limit=COPY_STEP)

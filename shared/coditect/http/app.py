@@ -80,15 +80,10 @@ class FunctionApp:
         self._adapter = self.url_map.bind("localhost")
         self._static = {(r.path, r.method): r for r in self.spec.routes if "<" not in r.path}
         self.handlers: dict[str, Handler] = {}
-        self._db = db
-        self._authenticator: Authenticator | None = None
         logs.configure(name, self.settings.log_level)
-
-    @property
-    def db(self) -> Database:
-        if self._db is None:
-            self._db = open_store(self.settings.store_url)
-        return self._db
+        # Opened at cold start: a bad store URL fails the process, not its first request.
+        self.db: Database = db or open_store(self.settings.store_url)
+        self._authenticator: Authenticator | None = None
 
     def route(self, name: str) -> Callable[[Handler], Handler]:
         if name not in self.routes:

@@ -18,9 +18,7 @@ units (`_seconds`, `_bytes`), counters end in `_total` (prometheus-client adds i
 bounded sets (route names, statuses, job names — never ids, paths or emails), and everything
 lives in `REGISTRY` (not prometheus-client's global default, so tests and the process-level
 collectors stay apart). The helpers are idempotent: declaring the same metric twice (a module
-imported twice in tests) returns the first one. Suggested names for the other areas:
-`coditect_workspace_start_seconds`, `coditect_relay_connections` (gauge),
-`coditect_relay_bytes_total{direction}`, `coditect_backup_age_seconds` (gauge).
+imported twice in tests) returns the first one.
 
 One gunicorn worker per container (WORKERS=1, threads for concurrency) keeps a single in-process
 registry correct; with several workers each would report its own share.

@@ -19,7 +19,6 @@ to `K_SINK` and logged at ERROR.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -83,7 +82,7 @@ def rfc3339(ts: float) -> str:
 def publish_alert(alert: dict[str, Any]) -> None:
     """Log an alert at ERROR and publish it to K_SINK (logged, not raised, when undeliverable)."""
     log.error("ops alert", extra={"fields": alert})
-    if not os.environ.get("K_SINK"):
+    if not get_settings().sink:
         log.warning(
             "ops alert not published: K_SINK is not set", extra={"fields": {"check": alert.get("check")}}
         )

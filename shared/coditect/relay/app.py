@@ -51,10 +51,7 @@ class RelayApp:
             return JSONResponse({"status": "ok", "connections": len(state.connections)})
 
         async def metrics_endpoint(request: Request) -> Response:
-            exposed = metrics.exposition()
-            if exposed is None:
-                return Response(status_code=404)
-            body, content_type = exposed
+            body, content_type = metrics.exposition()
             return Response(body, media_type=content_type)
 
         routes = [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]

@@ -8,7 +8,7 @@ range (another tenant), a tampered one or garbage is `BadRequest(code="invalid_c
 A cursor grants no authority: the range is always computed by the caller from its own
 `TenantContext`, and a decoded key outside that range is refused. The MAC only stops clients
 from steering a listing to arbitrary positions or replaying a cursor across queries, so the
-built-in default key (used when `CODITECT_CURSOR_KEY` is unset) is acceptable on a laptop.
+built-in default key (used when the `cursor_key` setting, `CODITECT_CURSOR_KEY`, is empty) is acceptable on a laptop.
 
 Pages resume strictly after the last key returned, so records appended while paging are
 neither lost nor repeated; `limit + 1` pairs are read to know whether a next page exists.
@@ -21,9 +21,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import struct
 
+from coditect.config import get_settings
 from coditect.errors import BadRequest
 from coditect.store.base import KeyValue, Transaction
 
@@ -33,7 +33,7 @@ _DEFAULT_KEY = b"coditect-cursor-default-key-v1"
 
 
 def _secret() -> bytes:
-    return os.environ.get("CODITECT_CURSOR_KEY", "").encode() or _DEFAULT_KEY
+    return get_settings().cursor_key.encode() or _DEFAULT_KEY
 
 
 def _common_prefix(begin: bytes, end: bytes) -> bytes:

@@ -1,7 +1,6 @@
 """The areas that attach data to workspace sessions: `load()` registers their hooks.
 
-One list, one place: add your area's hooks module here. A module that does not exist yet (its area
-has not landed) is skipped, so the sessions code works before and after it does.
+One list, one place: add your area's hooks module here.
 
 `load()` runs once per process (later calls return the first answer) and only where hooks run —
 `hooks.purge_hooks()` and `hooks.fork_hooks()` call it, so the sessions function and the cron
@@ -13,19 +12,11 @@ which a read of a session never needs: importing them at start doubled the sessi
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 AREA_HOOK_MODULES: tuple[str, ...] = (
     "coditect.files.hooks",
     "coditect.workspaces.hooks",
 )
-
-
-def _present(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:  # the parent package itself is missing
-        return False
 
 
 _loaded: list[str] | None = None
@@ -35,10 +26,7 @@ def load() -> list[str]:
     """Import every area hooks module present (once); return the names imported."""
     global _loaded
     if _loaded is None:
-        loaded = []
         for name in AREA_HOOK_MODULES:
-            if _present(name):
-                importlib.import_module(name)
-                loaded.append(name)
-        _loaded = loaded
+            importlib.import_module(name)
+        _loaded = list(AREA_HOOK_MODULES)
     return list(_loaded)

@@ -1,13 +1,12 @@
 """The FoundationDB-semantics store: `open_store(url)` returns a `Database`.
 
 URLs: `sqlite:///abs/path/data.db` (the embedded default; `?synchronous=NORMAL|FULL`),
-`fdb://` (default cluster file) or `fdb:///path/to/fdb.cluster`. `None` reads
-`CODITECT_STORE`, and when that is unset uses `<CODITECT_DATA_DIR or .coditect>/store.db`.
+`fdb://` (default cluster file) or `fdb:///path/to/fdb.cluster`. The configured one is
+`Settings.store_url` (`CODITECT_STORE`, else `<data dir>/store.db`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +19,6 @@ __all__ = [
     "SnapshotView",
     "StoreError",
     "Transaction",
-    "default_url",
     "open_store",
     "strinc",
     "transactional",
@@ -29,14 +27,8 @@ __all__ = [
 SCHEMES = ("sqlite", "fdb")
 
 
-def default_url() -> str:
-    data_dir = Path(os.environ.get("CODITECT_DATA_DIR") or ".coditect").resolve()
-    return f"sqlite://{data_dir / 'store.db'}"
-
-
-def open_store(url: str | None = None) -> Database:
+def open_store(url: str) -> Database:
     """Open the store named by `url` (see the module docstring)."""
-    url = url or os.environ.get("CODITECT_STORE") or default_url()
     parts = urlsplit(url)
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     if parts.scheme == "sqlite":

@@ -29,14 +29,12 @@ backend that cannot be listed skips the workload checks for this run (`backend_u
 from __future__ import annotations
 
 import logging
-import os
 import time
 from datetime import UTC, datetime
 
 from coditect import event_types
 from coditect.config import Settings, get_settings
 from coditect.events import PublishError, default_publisher, drain_outbox
-from coditect.events.publisher import SINK_ENV
 from coditect.store import Database
 from coditect.workspaces import provisioning, repository, tickets
 from coditect.workspaces.models import WorkspaceRecord
@@ -98,7 +96,7 @@ def reconcile(
                 _try_stop(provisioner, workspace_id)
                 counts["orphans_stopped"] += 1
 
-    if os.environ.get(SINK_ENV):
+    if settings.sink:
         try:
             counts["outbox_published"] = drain_outbox(db, default_publisher(), min_age=outbox_min_age)
         except PublishError as exc:

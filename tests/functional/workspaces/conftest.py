@@ -25,6 +25,8 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from coditect.config import get_settings
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -63,6 +65,7 @@ def sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sink]:
     thread.start()
     s = Sink(f"http://127.0.0.1:{server.server_port}/", recorded, lock)
     monkeypatch.setenv("K_SINK", s.url)
+    get_settings.cache_clear()  # the functions started after this read the sink at cold start
     yield s
     server.shutdown()
     server.server_close()
@@ -140,7 +143,7 @@ class Workspaces:
 def ws(
     accounts: Any, function_client: Callable[[str], Any], sink: Sink, data_dir: Path
 ) -> Iterator[Workspaces]:
-    from coditect.config import get_settings
+
     from coditect.workspaces import backends
 
     backends.override(None)

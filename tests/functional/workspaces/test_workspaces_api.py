@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from coditect.config import get_settings
 from coditect.events import default_publisher, drain_outbox
 from coditect.keys import OUTBOX
 from tests.helpers import check_envelope
@@ -205,9 +206,11 @@ def test_unflushed_events_are_drained_later(ws, monkeypatch: pytest.MonkeyPatch)
     alice = ws.accounts.register()
     sid = ws.session_for(alice)
     monkeypatch.delenv("K_SINK")
+    get_settings.cache_clear()
     wid = check_envelope(ws.allocate(alice, sid), 202)["id"]
     assert ws.sink.of_type("requested") == [] and outbox_size(ws.db) == 1
     monkeypatch.setenv("K_SINK", ws.sink.url)
+    get_settings.cache_clear()
     assert drain_outbox(ws.db, default_publisher()) == 1
     [event] = ws.sink.of_type("requested")
     assert event.get_data()["workspace_id"] == wid and outbox_size(ws.db) == 0

@@ -4,6 +4,7 @@ import base64
 
 import pytest
 
+from coditect.config import get_settings
 from coditect.errors import BadRequest
 from coditect.keys import Subspace
 from coditect.repo import paginate
@@ -104,14 +105,19 @@ def test_foreign_tampered_and_garbage_cursors(db: Database) -> None:
         assert info.value.status == 400
 
 
-def test_cursor_key_from_environment(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cursor_key_from_settings(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     _fill(db, S, range(10))
-    monkeypatch.setenv("CODITECT_CURSOR_KEY", "one")
+
+    def process_with_key(key: str) -> None:  # settings are read once per process
+        monkeypatch.setenv("CODITECT_CURSOR_KEY", key)
+        get_settings.cache_clear()
+
+    process_with_key("one")
     _, cursor = _page(db, S, None)
-    monkeypatch.setenv("CODITECT_CURSOR_KEY", "two")
+    process_with_key("two")
     with pytest.raises(BadRequest):
         _page(db, S, cursor)
-    monkeypatch.setenv("CODITECT_CURSOR_KEY", "one")
+    process_with_key("one")
     kvs, _ = _page(db, S, cursor)
     assert S.unpack(kvs[0].key) == (4,)
 

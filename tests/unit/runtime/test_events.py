@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent, from_http
 
+from coditect.config import get_settings
 from coditect.events import (
     OutboxEvent,
     Publisher,
@@ -121,9 +122,11 @@ def test_publish_retries_connection_errors() -> None:
 
 def test_module_publish_needs_k_sink(monkeypatch: pytest.MonkeyPatch, sink: Sink) -> None:
     monkeypatch.delenv("K_SINK", raising=False)
+    get_settings.cache_clear()
     with pytest.raises(SinkNotConfigured, match="K_SINK is not set"):
         publish("t", "/s", {})
     monkeypatch.setenv("K_SINK", sink.url)
+    get_settings.cache_clear()  # settings are read once per process: this is a new "process"
     publish("t", "/s", {"a": 1}, event_id="via-env")
     assert sink.events[-1]["id"] == "via-env"
 
@@ -177,31 +180,6 @@ def test_a_failing_handler_raises_for_retry_and_leaves_no_mark(
         if r.getMessage() == "event"
     ]
     assert outcomes == ["failed", "handled", "duplicate"]
-
-
-def test_transactional_handler_commits_effects_and_mark_together(db: Database) -> None:
-    key = b"test-effect"
-
-    @event_handler(db, transactional=True)
-    def count(tr: Transaction, ev: CloudEvent) -> None:
-        tr.add(key, 1)
-
-    # The first commit succeeds but reports commit_unknown_result: the retried body sees the mark.
-    db.faults.commit_unknown_after = 1
-    count(event("t1"))
-    count(event("t1"))
-    count(event("t2"))
-    assert int.from_bytes(db.transact(lambda tr: tr.get(key)) or b"", "little") == 2
-
-    @event_handler(db, transactional=True)
-    def broken(tr: Transaction, ev: CloudEvent) -> None:
-        tr.add(key, 1)
-        raise ValueError("no")
-
-    with pytest.raises(ValueError):
-        broken(event("t3"))
-    assert db.transact(lambda tr: tr.get(dedupe_key("/tests", "t3"))) is None
-    assert int.from_bytes(db.transact(lambda tr: tr.get(key)) or b"", "little") == 2
 
 
 def test_handler_opens_the_store_lazily_from_a_getter(db: Database) -> None:

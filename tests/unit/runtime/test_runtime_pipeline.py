@@ -249,7 +249,9 @@ def test_readiness_and_metrics_are_answered_before_routing(client: Any) -> None:
     check_envelope(client.post("/metrics"), 404, "not_found")  # only GET/HEAD are answered there
 
 
-def test_a_route_declared_without_a_handler_fails_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_route_declared_without_a_handler_fails_at_import(
+    data_dir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(registry, "FUNCTIONS", (*registry.FUNCTIONS, SPEC))
     app = FunctionApp("runtime-test", settings=Settings())
 
@@ -261,3 +263,31 @@ def test_a_route_declared_without_a_handler_fails_at_import(monkeypatch: pytest.
     # the routes left without a handler, instead of answering 404 after authentication.
     with pytest.raises(LookupError, match=r"rt\.boom.*rt\.create.*rt\.delete.*rt\.list"):
         app.entrypoint()
+
+
+def test_a_bad_store_url_fails_at_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "FUNCTIONS", (*registry.FUNCTIONS, SPEC))
+    with pytest.raises(ValueError, match="unknown store URL scheme 'redis'"):
+        FunctionApp("runtime-test", settings=Settings(store="redis://cache:6379"))
+
+
+def test_an_unknown_coditect_variable_is_warned_about_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from coditect.config import get_settings, unknown_variables
+
+    monkeypatch.setenv("CODITECT_ACCES_TOKEN_TTL", "60")  # a typo of ACCESS
+    monkeypatch.setenv("CODITECT_DEVSTACK_EXTRA", "x.py")  # the dev stack's own
+    get_settings.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="coditect.config"):
+        settings = get_settings()
+    get_settings.cache_clear()
+    assert settings.access_token_ttl == 900  # ignored, not applied
+    warned = [r.getMessage() for r in caplog.records if r.name == "coditect.config"]
+    assert warned == [
+        "unknown setting CODITECT_ACCES_TOKEN_TTL is ignored (the settings are coditect.config.Settings)"
+    ]
+    assert unknown_variables(["CODITECT_STORE", "K_SINK", "CODITECT_SINK", "coditect_x", "PATH"]) == [
+        "CODITECT_SINK",
+        "coditect_x",
+    ]

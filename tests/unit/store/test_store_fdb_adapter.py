@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from coditect.config import Settings
 from coditect.store import StoreError, fdb_backend, open_store
 from coditect.store.fdb_backend import (
     MISSING_CLIENT,
@@ -56,7 +57,7 @@ def test_open_store_passes_cluster_file(monkeypatch: pytest.MonkeyPatch) -> None
     open_store("fdb://")
     open_store("fdb:///srv/fdb.cluster")
     monkeypatch.setenv("CODITECT_STORE", "fdb:///from/env.cluster")
-    open_store()
+    open_store(Settings().store_url)
     assert seen == [None, "/srv/fdb.cluster", "/from/env.cluster"]
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from coditect.config import Settings
 from coditect.store import open_store
 
 
@@ -21,6 +22,6 @@ def test_sqlite_url_must_be_absolute() -> None:
 def test_default_url_uses_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CODITECT_STORE", raising=False)
     monkeypatch.setenv("CODITECT_DATA_DIR", str(tmp_path))
-    db = open_store()
+    db = open_store(Settings().store_url)
     assert db.url == f"sqlite://{tmp_path / 'store.db'}"
     db.close()
