@@ -2,7 +2,7 @@
 
 reconcile → `coditect.workspaces.reconcile.reconcile` with the configured provisioner backend
 (orphans both ways, crashed, stuck starts, idle stop, max lifetime, unfinished stops; it also
-re-drains the transactional outbox and sweeps expired tickets).
+re-drains the transactional outbox; expired tickets are swept by gc, below).
 
 gc, phases in order, each given an equal share of what is left of the budget:
 
