@@ -223,6 +223,28 @@ class FakeKubernetesAPI:
         req.end_headers()
         req.wfile.write(data)
 
+    def _list(
+        self, resource: str, ns: str, query: dict[str, list[str]], api_version: str, kind: str
+    ) -> dict[str, Any]:
+        wanted = dict(p.split("=", 1) for p in query.get("labelSelector", [""])[0].split(",") if p)
+        items = [
+            o for (r, n, _), o in sorted(self.objects.items())
+            if r == resource and n == ns and wanted.items() <= o["metadata"].get("labels", {}).items()
+        ]  # fmt: skip
+        meta = {"resourceVersion": str(self._version)}
+        return {"apiVersion": api_version, "kind": f"{kind}List", "metadata": meta, "items": items}
+
+    def _delete(self, resource: str, ns: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        del self.objects[(resource, ns, name)]
+        self._gets.pop(name, None)
+        uid = obj["metadata"]["uid"]
+        for key, other in list(self.objects.items()):  # immediate "garbage collection"
+            if any(ref.get("uid") == uid for ref in other["metadata"].get("ownerReferences", [])):
+                del self.objects[key]
+        if resource == "networkpolicies":
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+        return obj
+
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, dict[str, Any]]:
@@ -245,13 +267,7 @@ class FakeKubernetesAPI:
                 )
             return 201, self._store(resource, ns, body)
         if name is None and method == "GET":
-            wanted = dict(p.split("=", 1) for p in query.get("labelSelector", [""])[0].split(",") if p)
-            items = [
-                o for (r, n, _), o in sorted(self.objects.items())
-                if r == resource and n == ns and wanted.items() <= o["metadata"].get("labels", {}).items()
-            ]  # fmt: skip
-            meta = {"resourceVersion": str(self._version)}
-            return 200, {"apiVersion": api_version, "kind": f"{kind}List", "metadata": meta, "items": items}
+            return 200, self._list(resource, ns, query, api_version, kind)
         obj = self.objects.get((resource, ns, name or ""))
         if obj is None or name is None:
             return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, resource)
@@ -263,15 +279,7 @@ class FakeKubernetesAPI:
                         obj["status"] = json.loads(json.dumps(status))
             return 200, obj
         if method == "DELETE":
-            del self.objects[(resource, ns, name)]
-            self._gets.pop(name, None)
-            uid = obj["metadata"]["uid"]
-            for key, other in list(self.objects.items()):  # immediate "garbage collection"
-                if any(ref.get("uid") == uid for ref in other["metadata"].get("ownerReferences", [])):
-                    del self.objects[key]
-            if resource == "networkpolicies":
-                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
-            return 200, obj
+            return 200, self._delete(resource, ns, name, obj)
         return 405, status_body(
             405, "MethodNotAllowed", f"{method} is not supported by the fake", name, resource
         )

@@ -263,6 +263,15 @@ def _stage_async(
     db.transact(_stage, fs, upload_id, path, first, batch, now)
 
 
+def _check_size(size: int, content_length: int | None, used: int, policy: Policy) -> None:
+    """Refuse a body as soon as what was read passes the file size limit, or the quota when no
+    Content-Length let `_precheck` refuse it before reading."""
+    if size > policy.max_file_size:
+        raise quota.too_large()
+    if content_length is None and used + size > policy.quota_bytes:
+        raise quota.over_quota()
+
+
 def write_stream(
     db: Database,
     fs: FileSpace,
@@ -299,10 +308,7 @@ def write_stream(
             if not data:
                 break
             size += len(data)
-            if size > policy.max_file_size:
-                raise quota.too_large()
-            if content_length is None and used + size > policy.quota_bytes:
-                raise quota.over_quota()
+            _check_size(size, content_length, used, policy)
             h = hashlib.sha256(data).digest()
             sha.update(data)
             hashes.append(h)

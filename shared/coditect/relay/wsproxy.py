@@ -245,47 +245,51 @@ class _TooBig(Exception):
     pass
 
 
-async def _pump(receive: Any, send: Any, upstream: ClientConnection, live: Live, limit: int) -> None:
+async def _client_to_upstream(receive: Any, upstream: ClientConnection, live: Live, limit: int) -> int:
+    """Forward the client's messages until it disconnects (its close code); _TooBig past `limit`."""
     loop = asyncio.get_running_loop()
     quarter = limit // 4
+    upstream_send = upstream.send
+    while True:
+        message = await receive()
+        data = message.get("bytes")
+        if data is None:
+            data = message.get("text")
+            if data is None:  # websocket.disconnect
+                return int(message.get("code") or 1000)
+            size = len(data)
+            if size > quarter and len(data.encode()) > limit:  # encode only when it could matter
+                raise _TooBig()
+        else:
+            size = len(data)
+            if size > limit:
+                raise _TooBig()
+        live.bytes_in += size
+        live.last_activity = loop.time()
+        await upstream_send(data)
 
-    async def client_to_upstream() -> int:
-        upstream_send = upstream.send
+
+async def _upstream_to_client(send: Any, upstream: ClientConnection, live: Live) -> int:
+    """Forward the workspace's messages until its connection closes (the close code)."""
+    loop = asyncio.get_running_loop()
+    try:
         while True:
-            message = await receive()
-            data = message.get("bytes")
-            if data is None:
-                data = message.get("text")
-                if data is None:  # websocket.disconnect
-                    return int(message.get("code") or 1000)
-                size = len(data)
-                if size > quarter and len(data.encode()) > limit:  # encode only when it could matter
-                    raise _TooBig()
+            data = await upstream.recv()
+            if type(data) is str:
+                await send({"type": "websocket.send", "text": data})
             else:
-                size = len(data)
-                if size > limit:
-                    raise _TooBig()
-            live.bytes_in += size
+                await send({"type": "websocket.send", "bytes": data})
+            live.bytes_out += len(data)
             live.last_activity = loop.time()
-            await upstream_send(data)
+    except ConnectionClosed as closed:
+        if closed.rcvd is not None:
+            return closed.rcvd.code
+        return closed.sent.code if closed.sent is not None else 1006
 
-    async def upstream_to_client() -> int:
-        try:
-            while True:
-                data = await upstream.recv()
-                if type(data) is str:
-                    await send({"type": "websocket.send", "text": data})
-                else:
-                    await send({"type": "websocket.send", "bytes": data})
-                live.bytes_out += len(data)
-                live.last_activity = loop.time()
-        except ConnectionClosed as closed:
-            if closed.rcvd is not None:
-                return closed.rcvd.code
-            return closed.sent.code if closed.sent is not None else 1006
 
-    inbound = asyncio.ensure_future(client_to_upstream())
-    outbound = asyncio.ensure_future(upstream_to_client())
+async def _pump(receive: Any, send: Any, upstream: ClientConnection, live: Live, limit: int) -> None:
+    inbound = asyncio.ensure_future(_client_to_upstream(receive, upstream, live, limit))
+    outbound = asyncio.ensure_future(_upstream_to_client(send, upstream, live))
 
     def cancel_both() -> None:
         inbound.cancel()
@@ -293,17 +297,28 @@ async def _pump(receive: Any, send: Any, upstream: ClientConnection, live: Live,
 
     live.on_close(cancel_both)
     if live.close_code is not None:  # revoked while the handshake was in flight
-        inbound.cancel()
-        outbound.cancel()
+        cancel_both()
     try:
         done, _ = await asyncio.wait((inbound, outbound), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (inbound, outbound):
-            task.cancel()
+        cancel_both()
     await asyncio.gather(inbound, outbound, return_exceptions=True)
+    await _end(
+        send, upstream, live, inbound if inbound in done else None, outbound if outbound in done else None
+    )
+
+
+async def _end(
+    send: Any,
+    upstream: ClientConnection,
+    live: Live,
+    inbound: asyncio.Future[int] | None,
+    outbound: asyncio.Future[int] | None,
+) -> None:
+    """Close what is left once one direction ended (`inbound`/`outbound`: the one(s) that did)."""
     if live.close_code is not None:  # revoked or idle (the watcher cancelled both directions)
         return await _close_client(send, live.close_code, live.close_reason)
-    if inbound in done and not inbound.cancelled():
+    if inbound is not None and not inbound.cancelled():
         exc = inbound.exception()
         if isinstance(exc, _TooBig):
             metrics.CLOSED.labels(cause="too_big").inc()
@@ -311,11 +326,10 @@ async def _pump(receive: Any, send: Any, upstream: ClientConnection, live: Live,
         if exc is None:  # the client closed: pass its code on to the workspace
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(upstream.close(_sendable(inbound.result())), 5)
-            return None
-        return None  # the client connection failed (ClientDisconnected): nothing left to tell it
+        return None  # else the client connection failed (ClientDisconnected): nothing left to tell it
     code = (
         outbound.result()
-        if (outbound in done and not outbound.cancelled() and outbound.exception() is None)
+        if (outbound is not None and not outbound.cancelled() and outbound.exception() is None)
         else 1011
     )
     await _close_client(send, _sendable(code), "")

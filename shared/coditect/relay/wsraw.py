@@ -118,6 +118,8 @@ class Side(asyncio.Protocol):
             peer.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        """Forward `data`: the rest of a frame begun earlier, then frame by frame (header, then
+        the control- or data-frame rules); an incomplete header waits for the next read."""
         if self.got_close:  # nothing after a close frame matters
             return
         pair = self.pair
@@ -126,135 +128,19 @@ class Side(asyncio.Protocol):
         else:
             pair.live.bytes_out += len(data)
         out = self.peer
-        write = out.transport.write  # type: ignore[union-attr]
-        n = len(data)
-        if n > 6 and not (self.head or self.need or self.in_message or out.sent_close or out.queued):
-            # Fast path, the common read: exactly one whole unfragmented text/binary frame.
-            b0 = data[0]
-            b1 = data[1]
-            length = b1 & 0x7F
-            size = 6 if self.masked else 2
-            if length == 126:
-                length = (data[2] << 8) | data[3]
-                size += 2
-            if (
-                (b0 == 0x81 or b0 == 0x82)
-                and (b1 >= 0x80) == self.masked
-                and length < 65536
-                and size + length == n
-                and length <= pair.limit
-            ):
-                write(data)
-                pair.live.last_activity = pair.loop.time()
-                return
+        if self._whole_data_frame(data, out):
+            return
         if self.head:
             data = self.head + data
             self.head = b""
+        write = out.transport.write  # type: ignore[union-attr]
+        resumed = self._finish_frame(data, out, write)
+        if resumed is None:
+            return
+        if (stopped := self._frames(data, *resumed, out, write)) is None:  # the pair failed or closed
+            return
+        pos, start, activity = stopped
         n = len(data)
-        pos = start = 0  # start: first byte not yet written (or skipped)
-        if self.need:  # the rest of a frame begun in an earlier read
-            if self.need >= n:
-                self.need -= n
-                if not self.dropping:
-                    write(data)
-                return
-            pos = self.need
-            self.need = 0
-            if self.dropping:
-                start = pos
-            elif out.queued:
-                write(data[:pos])
-                start = pos
-            if out.queued:
-                self._flush_queued(out)
-        activity = False
-        while pos < n:
-            if n - pos < 2:
-                break
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
-            size = 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-                size = 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                size = 10
-            if b1 & 0x80:
-                size += 4
-            opcode = b0 & 0x0F
-            end = pos + size + length
-            drop = out.sent_close  # the other side is closing: it gets no more frames
-            closed = too_big = False
-            if b0 & 0x70 or bool(b1 & 0x80) != self.masked or 2 < opcode < 8 or opcode > 10:
-                error = True
-            elif opcode >= _CLOSE:
-                error = length > 125 or not b0 & 0x80
-                if not error:
-                    if end > n:  # keep the (small) incomplete control frame until it is whole
-                        break
-                    if opcode == _PONG and self.ping is not None:
-                        payload = data[pos + size : end]
-                        if self.masked:
-                            payload = apply_mask(payload, data[pos + size - 4 : pos + size])
-                        if payload == self.ping:  # our keepalive's answer: the relay's alone
-                            self.ping = None
-                            drop = True
-                    elif opcode == _CLOSE:
-                        closed = True
-            else:
-                if opcode == 0:
-                    error = not self.in_message
-                    self.size += length
-                else:
-                    error = self.in_message
-                    self.size = length
-                self.in_message = not b0 & 0x80
-                too_big = self.size > pair.limit
-                drop = drop or too_big
-                activity = True
-            if error or too_big or closed:  # the pair is told below: write what precedes first
-                if pos > start:
-                    write(data[start:pos])
-                start = pos
-            if error:
-                self.got_close = True  # the stream is garbage from here on
-                return pair.fail(self, PROTOCOL_ERROR, "protocol error")
-            if too_big:
-                metrics.CLOSED.labels(cause="too_big").inc()
-                pair.fail(self, TOO_BIG, "message too big")
-            if drop:
-                if pos > start:
-                    write(data[start:pos])
-                if end > n:
-                    self.need = end - n
-                    self.dropping = True
-                    start = pos = n
-                    break
-                start = pos = end
-            else:
-                if end > n:
-                    self.need = end - n
-                    self.dropping = False
-                    pos = n
-                    break
-                pos = end
-            if closed:
-                write(data[start:pos]) if pos > start else None
-                if not drop:
-                    out.sent_close = True
-                self.got_close = True
-                return pair.closing()
-            if out.queued:  # a frame just ended: room for the relay's own frames
-                if pos > start:
-                    write(data[start:pos])
-                start = pos
-                self._flush_queued(out)
         if pos > start:
             write(data[start:pos] if start or pos < n else data)
         if pos < n:
@@ -262,11 +148,186 @@ class Side(asyncio.Protocol):
         if activity:
             pair.live.last_activity = pair.loop.time()
 
+    def _whole_data_frame(self, data: bytes, out: Side) -> bool:
+        """The fast path, the common read: exactly one whole unfragmented text/binary frame,
+        forwarded as it is. False when `data` is anything else."""
+        n = len(data)
+        if n <= 6 or self.head or self.need or self.in_message or out.sent_close or out.queued:
+            return False
+        b0, b1 = data[0], data[1]
+        length = b1 & 0x7F
+        size = 6 if self.masked else 2
+        if length == 126:
+            length = (data[2] << 8) | data[3]
+            size += 2
+        pair = self.pair
+        if (
+            (b0 == 0x81 or b0 == 0x82)
+            and (b1 >= 0x80) == self.masked
+            and length < 65536
+            and size + length == n
+            and length <= pair.limit
+        ):
+            out.transport.write(data)  # type: ignore[union-attr]
+            pair.live.last_activity = pair.loop.time()
+            return True
+        return False
+
+    def _finish_frame(self, data: bytes, out: Side, write: Callable[[bytes], Any]) -> tuple[int, int] | None:
+        """The rest of a frame begun in an earlier read: `(pos, start)` just after it (start: the
+        first byte not yet written or skipped), None when `data` ends inside it."""
+        if not self.need:
+            return 0, 0
+        n = len(data)
+        if self.need >= n:
+            self.need -= n
+            if not self.dropping:
+                write(data)
+            return None
+        pos = start = self.need
+        self.need = 0
+        if not self.dropping:
+            if out.queued:
+                write(data[:pos])
+            else:
+                start = 0
+        if out.queued:
+            self._flush_queued(out)
+        return pos, start
+
+    def _frames(
+        self, data: bytes, pos: int, start: int, out: Side, write: Callable[[bytes], Any]
+    ) -> tuple[int, int, bool] | None:
+        """Forward the frames from `pos` on: `(pos, start, activity)` where reading stopped (an
+        incomplete header or control frame, or the end), None when the pair was failed or closed."""
+        pair, n = self.pair, len(data)
+        activity = False
+        while pos < n:
+            header = _header(data, pos, n)
+            if header is None:
+                break
+            b0, b1, size, length = header
+            end = pos + size + length
+            verdict = self._verdict(data, pos, end, n, b0, b1, length)
+            if verdict is None:  # keep the (small) incomplete control frame until it is whole
+                break
+            error, own, closed, too_big = verdict
+            drop = out.sent_close or own or too_big  # the other side is closing: it gets no more frames
+            if error or too_big or closed:  # the pair is told below: write what precedes first
+                start = _written(data, start, pos, write)
+            if error:
+                self.got_close = True  # the stream is garbage from here on
+                pair.fail(self, PROTOCOL_ERROR, "protocol error")
+                return None
+            if too_big:
+                metrics.CLOSED.labels(cause="too_big").inc()
+                pair.fail(self, TOO_BIG, "message too big")
+            activity = activity or b0 & 0x0F < _CLOSE
+            pos, start, incomplete = self._skip_or_pass(data, pos, start, end, drop, write)
+            if incomplete:
+                break
+            if closed:
+                _written(data, start, pos, write)
+                out.sent_close = out.sent_close or not drop
+                self.got_close = True
+                pair.closing()
+                return None
+            if out.queued:  # a frame just ended: room for the relay's own frames
+                start = _written(data, start, pos, write)
+                self._flush_queued(out)
+        return pos, start, activity
+
+    def _verdict(
+        self, data: bytes, pos: int, end: int, n: int, b0: int, b1: int, length: int
+    ) -> tuple[bool, bool, bool, bool] | None:
+        """`(error, own, closed, too_big)` of the frame at `pos` (own: our keepalive's pong, taken
+        out); None when it is a control frame not whole in `data` yet."""
+        opcode = b0 & 0x0F
+        if b0 & 0x70 or bool(b1 & 0x80) != self.masked or 2 < opcode < 8 or opcode > 10:
+            return True, False, False, False
+        if opcode >= _CLOSE:
+            return self._control_frame(data, pos, end, n, b0, opcode, length)
+        return self._data_frame(b0, opcode, length)
+
+    def _control_frame(
+        self, data: bytes, pos: int, end: int, n: int, b0: int, opcode: int, length: int
+    ) -> tuple[bool, bool, bool, bool] | None:
+        """Close, ping or pong: at most 125 bytes and never fragmented."""
+        if length > 125 or not b0 & 0x80:
+            return True, False, False, False
+        if end > n:
+            return None
+        if opcode == _PONG and self.ping is not None:
+            payload = data[end - length : end]
+            if self.masked:
+                payload = apply_mask(payload, data[end - length - 4 : end - length])
+            if payload == self.ping:  # our keepalive's answer: the relay's alone
+                self.ping = None
+                return False, True, False, False
+        return False, False, opcode == _CLOSE, False
+
+    def _data_frame(self, b0: int, opcode: int, length: int) -> tuple[bool, bool, bool, bool]:
+        """Text, binary or continuation: fragmentation rules and the running message size."""
+        if opcode == 0:
+            error = not self.in_message
+            self.size += length
+        else:
+            error = self.in_message
+            self.size = length
+        self.in_message = not b0 & 0x80
+        return error, False, False, self.size > self.pair.limit
+
+    def _skip_or_pass(
+        self, data: bytes, pos: int, start: int, end: int, drop: bool, write: Callable[[bytes], Any]
+    ) -> tuple[int, int, bool]:
+        """Move past the frame `[pos, end)`: a dropped one is cut out of what is written; one that
+        goes on in a later read sets `need` (and `dropping`). Returns `(pos, start, incomplete)`."""
+        n = len(data)
+        if drop:
+            _written(data, start, pos, write)
+            if end > n:
+                self.need, self.dropping = end - n, True
+                return n, n, True
+            return end, end, False
+        if end > n:
+            self.need, self.dropping = end - n, False
+            return n, start, True
+        return end, start, False
+
     @staticmethod
     def _flush_queued(out: Side) -> None:
         frames, out.queued = out.queued, []
         for frame in frames:
             out.transport.write(frame)  # type: ignore[union-attr]
+
+
+def _header(data: bytes, pos: int, n: int) -> tuple[int, int, int, int] | None:
+    """`(b0, b1, header size, payload length)` of the frame at `pos`; None when incomplete."""
+    if n - pos < 2:
+        return None
+    b0, b1 = data[pos], data[pos + 1]
+    length = b1 & 0x7F
+    size = 2
+    if length == 126:
+        if n - pos < 4:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        size = 4
+    elif length == 127:
+        if n - pos < 10:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        size = 10
+    if b1 & 0x80:
+        size += 4
+    return b0, b1, size, length
+
+
+def _written(data: bytes, start: int, pos: int, write: Callable[[bytes], Any]) -> int:
+    """Write the bytes `[start, pos)` not written yet; the new start."""
+    if pos > start:
+        write(data[start:pos])
+    return pos
 
 
 class Pair:

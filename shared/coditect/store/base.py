@@ -179,6 +179,16 @@ class Transaction(ABC):
         local = self._write_keys[lo:hi]
         if reverse:
             local.reverse()
+        out, done = self._merged(begin, end, local, reverse, limit)
+        if not snapshot:
+            self._add_range_conflict(begin, end, out, done, reverse)
+        return out
+
+    def _merged(
+        self, begin: bytes, end: bytes, local: list[bytes], reverse: bool, limit: int
+    ) -> tuple[list[KeyValue], bool]:
+        """The committed pairs of [begin, end) merged with this transaction's written keys
+        `local` (in reading order); and whether `limit` stopped the read."""
         out: list[KeyValue] = []
         li = 0
 
@@ -208,9 +218,7 @@ class Transaction(ABC):
         while not done and li < len(local):
             done = emit(local[li], None)
             li += 1
-        if not snapshot:
-            self._add_range_conflict(begin, end, out, done, reverse)
-        return out
+        return out, done
 
     def _add_range_conflict(
         self, begin: bytes, end: bytes, out: list[KeyValue], stopped: bool, reverse: bool
