@@ -145,7 +145,12 @@ class Agent:
         wait_for(ready, timeout, "the agent's /healthz to answer 200")
 
     def wait_idle(self, timeout: float = 60.0) -> dict[str, Any]:
-        return dict(wait_for(lambda: (s := self.status())["pending"] == 0 and s, timeout, "no pending paths"))
+        try:
+            return dict(
+                wait_for(lambda: (s := self.status())["pending"] == 0 and s, timeout, "no pending paths")
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {self.status()}\n{self.output()[-4000:]}") from None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -124,11 +124,14 @@ class Pusher:
         ctx = self.ctx
         for rel in batch:
             ctx.dirty.pop(rel, None)
-        left = set(batch)
+        left: set[str] = set()  # planned and not done yet (what needs no work is done)
         failed = False
         try:
             async with ctx.apply:
-                for op, args in self.plan(batch):
+                work = self.plan(batch)
+                for _, args in work:
+                    left.update(args)
+                for op, args in work:
                     try:
                         await op(*args)
                     except Unreachable as exc:
@@ -138,10 +141,11 @@ class Pusher:
                     except ApiFailure as exc:
                         failed = True
                         if exc.status == 507:
-                            ctx.report.quota_full = True
-                            self.quota_retry_at = time.monotonic() + QUOTA_RETRY
-                            self.retry_at = max(self.retry_at, time.monotonic() + 1.0)
-                            log.warning("quota full: %s stays local and pending", args[0])
+                            now = time.monotonic()
+                            if now >= self.quota_retry_at:  # a real 507, not the wait below
+                                self.quota_retry_at = now + QUOTA_RETRY
+                                log.warning("quota full: %s stays local and pending", args[0])
+                            self.retry_at = max(self.retry_at, self.quota_retry_at)
                         else:
                             log.warning("push of %s failed: %s; retrying later", args[0], exc)
                             self._unreachable(exc)
@@ -270,7 +274,6 @@ class Pusher:
                 ctx.report.skip(rel, f"{exc.code}: refused by the store")
                 return
             raise
-        ctx.report.quota_full = False
         ctx.record_file(rel, info, local)
         ctx.report.pushed("write")
         if localfs.probe(target) != local:

@@ -47,7 +47,6 @@ class Report:
         self.conflicts: deque[dict[str, str]] = deque(maxlen=MAX_CONFLICTS_LISTED)
         self.conflict_count = 0
         self.skipped: dict[str, str] = {}
-        self.quota_full = False
 
     def pushed(self, op: str) -> None:
         PUSHES.labels(op).inc()
