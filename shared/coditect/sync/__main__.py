@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
     for chatty in ("httpx", "watchfiles"):  # a line per request / per event batch
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("coditect.sync").info("agent started for session %s", options.session_id)
     return asyncio.run(Agent(options).run())
 
 

@@ -79,12 +79,13 @@ class Context:
     def record_dir(self, rel: str) -> None:
         self.state.put(rel, Synced("dir"))
 
-    async def fetch(self, rel: str) -> bool:
-        """Download the store's current version of `rel` into place (False: not a file there)."""
+    async def fetch(self, rel: str, known: dict[str, Any] | None = None) -> bool:
+        """Download the store's current version of `rel` into place (False: not a file there);
+        `known`: its listing entry, if any (saves hashing when it is still current)."""
         tmp = self.scratch.new()
         try:
             try:
-                info = await self.api.download(rel, tmp)
+                info = await self.api.download(rel, tmp, known)
             except ApiFailure as exc:
                 if exc.status in (404, 409):  # gone meanwhile, or a directory: a later change says
                     return False

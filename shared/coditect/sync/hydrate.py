@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from coditect.sync import localfs
@@ -79,7 +80,7 @@ async def reconcile(ctx: Context, prefix: str = "") -> None:
             downloads.append(rel)  # only the store changed
         else:
             ctx.mark_dirty(rel)  # changed here (and maybe there too): push resolves it
-    await _download_all(ctx, downloads)
+    await _download_all(ctx, [(rel, remote[rel]) for rel in downloads])
     for rel, local in list(localfs.walk(ctx.root, ctx.rules, prefix)):
         if rel in remote:
             continue
@@ -97,19 +98,19 @@ async def reconcile(ctx: Context, prefix: str = "") -> None:
             state.drop(rel)  # gone on both sides
 
 
-async def _download_all(ctx: Context, rels: list[str]) -> None:
-    """Download `rels`, at most DOWNLOADS_IN_PARALLEL at a time, each streamed to disk."""
-    if not rels:
-        return
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for rel in rels:
-        queue.put_nowait(rel)
+async def _download_all(ctx: Context, wanted: list[tuple[str, dict[str, Any]]]) -> None:
+    """Download `wanted` (path, listing entry), at most DOWNLOADS_IN_PARALLEL at a time, each
+    streamed to disk."""
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    for item in wanted:
+        queue.put_nowait(item)
 
     async def worker() -> None:
         while not queue.empty():
-            await ctx.fetch(queue.get_nowait())
+            rel, known = queue.get_nowait()
+            await ctx.fetch(rel, known)
 
-    await asyncio.gather(*(worker() for _ in range(min(DOWNLOADS_IN_PARALLEL, len(rels)))))
+    await asyncio.gather(*(worker() for _ in range(min(DOWNLOADS_IN_PARALLEL, len(wanted)))))
 
 
 async def hydrate(ctx: Context) -> None:
@@ -117,6 +118,7 @@ async def hydrate(ctx: Context) -> None:
     from coditect.sync.pull import apply_changes
 
     ctx.root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     try:
         cursor = await feed_end(ctx, ctx.state.cursor)
     except ApiFailure as exc:
@@ -132,4 +134,4 @@ async def hydrate(ctx: Context) -> None:
             break
     ctx.state.set_cursor(cursor)
     ctx.save_state(force=True)
-    log.info("hydrated %d paths", len(ctx.state.files))
+    log.info("hydrated %d paths in %.2f s", len(ctx.state.files), time.monotonic() - started)

@@ -78,13 +78,17 @@ class Scratch:
 
     def __init__(self, root: Path) -> None:
         self.dir = root / SCRATCH
+        self._made = False
 
     def new(self) -> Path:
-        self.dir.mkdir(mode=0o700, exist_ok=True)
+        if not self._made or not self.dir.is_dir():
+            self.dir.mkdir(mode=0o700, exist_ok=True)
+            self._made = True
         return self.dir / f"dl-{uuid.uuid4().hex}"
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        self._made = False
 
 
 def install(tmp: Path, target: Path, executable: bool) -> None:
