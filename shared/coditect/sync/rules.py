@@ -53,7 +53,7 @@ class Rules:
         lines = tuple(line for line in text.splitlines() if line.strip())
         changed = lines != self.user_lines or not hasattr(self, "spec")
         self.user_lines = lines
-        self.spec = pathspec.PathSpec.from_lines("gitwildmatch", (*DEFAULT_IGNORES, *lines))
+        self.spec = pathspec.GitIgnoreSpec.from_lines((*DEFAULT_IGNORES, *lines))
         return changed
 
     def ignored(self, rel: str, is_dir: bool = False) -> bool:
