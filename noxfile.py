@@ -46,7 +46,7 @@ def _install(session: nox.Session, *requirements: str) -> None:
 @nox.session(python=PYTHON, reuse_venv=True)
 def serve(session: nox.Session) -> None:
     """Start every function, the gateway, the broker and the scheduler (Ctrl-C stops all)."""
-    _install(session, "-e", "shared[relay,k8s]")
+    _install(session, "-e", "shared[relay,k8s,sync]")
     session.run("python", "-m", "coditect.devstack", "serve", *session.posargs)
 
 

@@ -1,0 +1,270 @@
+"""A small private stack for the sync agent's tests and benchmark: register, sessions, files and
+files-ops as real functions-framework processes (started as the devstack starts them), behind a
+real gateway process (`sync_gateway.py`, which also counts requests), with its own data dir.
+
+    stack = SyncStack.start(tmp_path, env={"CODITECT_FILES_QUOTA_BYTES": "..."})
+    user = stack.user()                       # a new account + a new session: .token, .sid
+    agent = stack.agent(user, root)           # `python -m coditect.sync ...` as a subprocess
+    agent.wait_ready(); agent.status(); agent.stop()
+    stack.stop_gateway(); stack.start_gateway()   # the API down / back (same port)
+    stack.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from coditect import registry
+from coditect.devstack.plan import Planned, StackSettings, free_port
+from coditect.devstack.supervisor import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = ("register", "sessions", "files", "files-ops")
+TEST_ENV = {
+    "CODITECT_ARGON2_MEMORY_KIB": "8",
+    "CODITECT_ARGON2_TIME_COST": "1",
+    "CODITECT_ARGON2_WEAK_PARAMS_FOR_TESTS": "true",
+    "CODITECT_REGISTER_IP_LIMIT": "100000",
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass
+
+
+@dataclass
+class User:
+    token: str
+    sid: str
+    stack: SyncStack
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def url(self, rel: str = "") -> str:
+        base = f"/api/v5/sessions/{self.sid}/files"
+        return base + ("/" + "/".join(quote(s, safe="") for s in rel.split("/")) if rel else "")
+
+    def put(self, rel: str, data: bytes, **headers: str) -> httpx.Response:
+        return self.stack.http.put(self.url(rel), content=data, headers={**self.headers, **headers})
+
+    def get(self, rel: str) -> httpx.Response:
+        return self.stack.http.get(self.url(rel), headers=self.headers)
+
+    def read(self, rel: str) -> bytes | None:
+        r = self.get(rel)
+        return r.content if r.status_code == 200 else None
+
+    def delete(self, rel: str, recursive: bool = False) -> httpx.Response:
+        params = {"recursive": "true"} if recursive else {}
+        return self.stack.http.delete(self.url(rel), headers=self.headers, params=params)
+
+    def move(self, src: str, dst: str) -> httpx.Response:
+        return self.stack.http.post(self.url() + ":move", json={"from": src, "to": dst}, headers=self.headers)
+
+    def listing(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"recursive": "true", "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            r = self.stack.http.get(self.url(), params=params, headers=self.headers)
+            r.raise_for_status()
+            data = r.json()["data"]
+            out.update({i["path"]: i for i in data["items"]})
+            cursor = data["next_cursor"]
+            if not cursor:
+                return out
+
+    def versions(self, rel: str) -> list[dict[str, Any]]:
+        r = self.stack.http.get(self.url() + ":versions", params={"path": rel}, headers=self.headers)
+        r.raise_for_status()
+        return list(r.json()["data"]["items"])
+
+
+@dataclass
+class Agent:
+    process: subprocess.Popen[bytes]
+    port: int
+    root: Path
+    state_file: Path
+    log: Path
+    argv: list[str] = field(default_factory=list)
+
+    def get(self, path: str) -> httpx.Response | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+        except httpx.HTTPError:
+            return None
+
+    def status(self) -> dict[str, Any]:
+        r = self.get("/status")
+        assert r is not None and r.status_code == 200, self.output()
+        return dict(r.json())
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the agent exited with {self.process.returncode}:\n{self.output()}")
+            r = self.get("/healthz")
+            return r is not None and r.status_code == 200
+
+        wait_for(ready, timeout, "the agent's /healthz to answer 200")
+
+    def wait_idle(self, timeout: float = 60.0) -> dict[str, Any]:
+        try:
+            return dict(
+                wait_for(lambda: (s := self.status())["pending"] == 0 and s, timeout, "no pending paths")
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}: {self.status()}\n{self.output()[-4000:]}") from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+class SyncStack:
+    def __init__(self, work: Path, env: dict[str, str]) -> None:
+        self.work = work
+        self.settings = StackSettings(root=ROOT, data_dir=work / "data")
+        with open(os.devnull, "w") as quiet:
+            Stack(self.settings, out=quiet).prepare()
+        self.env = {**os.environ, **TEST_ENV, **env}
+        self.env.pop("CODITECT_STORE", None)
+        self.env.pop("CODITECT_KEYS_DIR", None)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.upstreams: dict[str, str] = {}
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.agents: list[Agent] = []
+
+    @classmethod
+    def start(cls, work: Path, env: dict[str, str] | None = None) -> SyncStack:
+        stack = cls(work, env or {})
+        try:
+            for name in FUNCTIONS:
+                spec = registry.function(name)
+                planned = Planned(spec, ROOT / spec.source, free_port())
+                log = (stack.settings.logs_dir / f"{name}.log").open("ab")
+                stack.procs[name] = subprocess.Popen(
+                    planned.argv(), env=planned.env(stack.settings, "http://127.0.0.1:9/", stack.env),
+                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+                stack.upstreams[name] = planned.url
+            for name, url in stack.upstreams.items():
+                wait_for(lambda u=url: _answers(u + "/healthz"), 120, f"{name} to start")  # type: ignore[misc]
+            stack.start_gateway()
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def start_gateway(self) -> None:
+        log = (self.settings.logs_dir / "gateway.log").open("ab")
+        argv = [sys.executable, str(Path(__file__).with_name("sync_gateway.py")), str(self.port),
+                json.dumps(self.upstreams)]  # fmt: skip
+        self.gateway = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # fmt: skip
+        wait_for(lambda: _answers(self.url + "/__count"), 60, "the gateway to start")
+
+    def stop_gateway(self) -> None:
+        if self.gateway is not None:
+            _stop(self.gateway)
+            self.gateway = None
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.http.get("/__count").json())
+
+    def user(self) -> User:
+        email = f"sync-{secrets.token_hex(6)}@example.test"
+        r = self.http.post("/api/v5/auth/register",
+                           json={"email": email, "password": f"t-{secrets.token_hex(8)}-quartz", "name": "Sync"})  # fmt: skip
+        assert r.status_code == 201, r.text
+        token = r.json()["data"]["tokens"]["access_token"]
+        r = self.http.post(
+            "/api/v5/sessions", json={"name": "ws"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 201, r.text
+        return User(token, r.json()["data"]["id"], self)
+
+    def agent(self, user: User, root: Path, *, state_file: Path | None = None, flush_timeout: float = 20,
+              env: dict[str, str] | None = None) -> Agent:  # fmt: skip
+        state_file = state_file or root.parent / f"{root.name}.state.json"
+        cred = root.parent / f"{root.name}.credential"
+        cred.write_text(user.token)
+        cred.chmod(0o600)
+        port = free_port()
+        log = root.parent / f"{root.name}.agent.log"
+        argv = [sys.executable, "-m", "coditect.sync", "--api-url", self.url, "--session-id", user.sid,
+                "--workspace-id", "00000000-0000-4000-8000-000000000000", "--root", str(root),
+                "--credential-file", str(cred), "--health-port", str(port), "--state-file", str(state_file),
+                "--flush-timeout", str(flush_timeout)]  # fmt: skip
+        with log.open("ab") as out:
+            process = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=ROOT, stdout=out,
+                                       stderr=subprocess.STDOUT)  # fmt: skip
+        agent = Agent(process, port, root, state_file, log, argv)
+        self.agents.append(agent)
+        return agent
+
+    def stop(self) -> None:
+        for agent in self.agents:
+            if agent.process.poll() is None:
+                agent.process.kill()
+                agent.process.wait()
+        self.stop_gateway()
+        for process in self.procs.values():
+            _stop(process)
+        self.http.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True
