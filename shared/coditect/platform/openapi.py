@@ -26,6 +26,7 @@ when its model does not give one, so example-based testing has a value for every
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -68,17 +69,17 @@ _TEXT: dict[str, Any] = {"type": "string"}
 REQUEST_HEADERS: dict[str, dict[str, Any]] = {
     "If-Match": {
         "description": "The ETag the current version must have (else 412 precondition_failed).",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "schema": {"type": "string"},
     },
     "If-None-Match": {
         "description": "`*` writes only when nothing exists yet (else 412); on a read, an ETag the "
         "client holds (304 when it is still current).",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "schema": {"type": "string"},
     },
     "Range": {
         "description": "One byte range, `bytes=<first>-<last>` or `bytes=-<suffix>` (206); several "
         "ranges get the whole file (200); an unsatisfiable one 416.",
-        "schema": {"type": "string", "pattern": "^bytes=", "maxLength": 200},
+        "schema": {"type": "string"},
     },
     "Idempotency-Key": {
         "description": "1 to 200 visible ASCII characters, scoped to the caller: a retry with the same "
@@ -228,6 +229,7 @@ class _Schemas:
     """Every model the routes name, turned into components/schemas in one pass."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
+        routes = list(routes)
         wanted: dict[tuple[str, Mode], type[BaseModel]] = {}
         for route in routes:
             for dotted, mode in (
@@ -250,6 +252,25 @@ class _Schemas:
                 if "default" in prop and prop["default"] is None and not _admits_null(prop):
                     del prop["default"]
         self._refs = {k: refs[(wanted[k], k[1])] for k in keys}
+        bodies = {route.body for route in routes if route.body}
+        self._no_request_defaults([self._refs[(body, "validation")]["$ref"] for body in sorted(bodies)])
+
+    def _no_request_defaults(self, refs: list[str]) -> None:
+        """A request body property's default goes into its description: generators (openapi-
+        typescript with its default options) make a property with a `default` required, which in
+        a request it is not. Query parameters keep theirs (generators leave parameters optional)."""
+        todo, seen = list(refs), set()
+        while todo:
+            name = todo.pop().rsplit("/", 1)[-1]
+            if name in seen:
+                continue
+            seen.add(name)
+            schema = self.components[name]
+            for prop in schema.get("properties", {}).values():
+                if "default" in prop:
+                    default = json.dumps(prop.pop("default"))
+                    prop["description"] = f"{prop.get('description', '')} Default: {default}.".strip()
+            todo += [r for r in _refs(schema) if r.startswith("#/components/schemas/")]
 
     def ref(self, dotted: str, mode: Mode) -> dict[str, Any]:
         return dict(self._refs[(dotted, mode)])
@@ -259,9 +280,18 @@ class _Schemas:
         schema = self.components[ref.rsplit("/", 1)[-1]]
         required = set(schema.get("required", []))
         return [
-            {"name": name, "in": "query", "required": name in required, "schema": prop}
+            {"name": name, "in": "query", "required": name in required, "schema": _query_schema(prop)}
             for name, prop in schema.get("properties", {}).items()
         ]
+
+
+def _query_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query value is text or absent, never JSON null: `X | None = None` is documented as X."""
+    options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) != 1 or not _admits_null(prop):
+        return prop
+    out = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**options[0], **out}
 
 
 def _admits_null(schema: dict[str, Any]) -> bool:
@@ -362,7 +392,8 @@ def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, 
         required = bool(schemas.components[ref["$ref"].rsplit("/", 1)[-1]].get("required"))
         op["requestBody"] = {"required": required, "content": _content(ref)}
     elif route.raw_body:
-        op["requestBody"] = {"required": True, "content": _content(_BINARY, "application/octet-stream")}
+        # No body is a valid raw body: an empty file.
+        op["requestBody"] = {"required": False, "content": _content(_BINARY, "application/octet-stream")}
     responses = _successes(route, schemas)
     for status, codes in error_answers(route).items():
         text = _STATUS_TEXT.get(status, "Error")

@@ -173,6 +173,7 @@ def test_the_contracts_limits_are_in_the_schemas() -> None:
         ("/api/v5/sessions/{session_id}/fork", "post", False),  # ForkBody: every field optional
         ("/api/v5/sessions/{session_id}", "patch", False),
         ("/api/v5/users/me", "patch", False),
+        ("/api/v5/sessions/{session_id}/files/{path}", "put", False),  # no body: an empty file
     ],
 )
 def test_request_bodies_are_optional_exactly_where_the_server_accepts_none(
