@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coditect.files.paths import MAX_PATH_BYTES
 from coditect.repo import RecordCodec
 
 FileType = Literal["file", "directory"]
@@ -98,21 +99,29 @@ class Usage(BaseModel):
 
 
 # -- request bodies and queries ------------------------------------------------------------
+# A file path as the document shows it: the contract's rule (coditect.files.paths, at most
+# MAX_PATH_BYTES bytes, else 400 invalid_path). The model's own bound is looser on purpose, so that
+# an over-long path gets the contract's 400 from the path rules rather than a 422.
+PathText = Annotated[
+    str, Field(max_length=4096, json_schema_extra={"minLength": 1, "maxLength": MAX_PATH_BYTES})
+]
+
+
 class MoveBody(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    from_: str = Field(alias="from", max_length=4096)
-    to: str = Field(max_length=4096)
+    from_: PathText = Field(alias="from")
+    to: PathText
     overwrite: bool = False
 
 
 class MkdirBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(max_length=4096)
+    path: PathText
 
 
 class RestoreBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(max_length=4096)
+    path: PathText
     version: int = Field(ge=1)
 
 
@@ -126,7 +135,7 @@ class ListQuery(BaseModel):
 
 class VersionsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(max_length=4096)
+    path: PathText
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=4096)
 

@@ -45,10 +45,15 @@ def parse_json_body(request: Request, model: type[BaseModel], limit: int) -> Bas
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
     try:
-        data = json.loads(raw.decode("utf-8"))
+        json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-    return validate(model, data, "body")
+    # Strict JSON validation: a body is held to its documented schema (no 0 for false, no "1" for
+    # 1), so what the OpenAPI document refuses the server refuses too.
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc, "body")) from None
 
 
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:

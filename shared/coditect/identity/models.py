@@ -37,7 +37,11 @@ def _valid_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, AfterValidator(_valid_email)]
+Email = Annotated[
+    str,
+    AfterValidator(_valid_email),
+    Field(json_schema_extra={"format": "email", "maxLength": MAX_EMAIL_LENGTH}),
+]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 

@@ -11,7 +11,14 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 - 404 for routes with path parameters (a missing object, another tenant's, or a non-UUID id);
 - 400 invalid_json, 413, 415 and 422 for routes with a JSON body; 422 for routes with a query;
 - 400 invalid_cursor for paged routes (their `cursor` is opaque and bound to the query);
-- 405 (wrong method on a known path), 429 and 500 on every operation.
+- 405 (wrong method on a known path, with `Allow`), 429 (with `Retry-After`) and 500 on every
+  operation; 401 answers carry `WWW-Authenticate`, 416 `Content-Range`.
+
+Path parameters are named by resource in the document (`{session_id}`, `{conversation_id}`, ...),
+whatever the werkzeug rule calls them; tags are resources too. Headers a route reads or sets are
+declared on the route by name (`Route.request_headers` / `response_headers`) and documented once
+here (HEADERS). Every component schema gets an example (`examples`), generated from the schema
+when its model does not give one, so example-based testing has a value for every body.
 
 `build(functions)` is pure; `document()` caches the registry's document for the openapi function.
 """
@@ -19,6 +26,7 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -26,8 +34,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from coditect.files.paths import MAX_PATH_BYTES
+from coditect.platform.examples import add_examples
 from coditect.registry.spec import FunctionSpec, Route, resolve
 from coditect.version import VERSION
+from coditect.sessions.models import SETTING_KEY_PATTERN
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -40,6 +51,83 @@ _CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "path": {"type": "string", "description": "A relative path; may contain '/'."},
     "default": {"type": "string"},
     "string": {"type": "string"},
+}
+# The contract's rules for path parameters by document name (the services enforce the same).
+PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "key": {"type": "string", "pattern": "^" + SETTING_KEY_PATTERN + "$", "minLength": 1, "maxLength": 128},
+    "path": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_PATH_BYTES,
+        "description": "A relative path ('/'-separated, at most 1024 bytes of UTF-8, no empty, '.' or "
+        "'..' segment, no control characters); violations answer 400 invalid_path.",
+    },
+}
+# Every header a route reads or sets, documented once; routes name them (Route.request_headers /
+# response_headers). Request headers become components/parameters, answers' components/headers.
+_TEXT: dict[str, Any] = {"type": "string"}
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    "If-Match": {
+        "description": "The ETag the current version must have (else 412 precondition_failed).",
+        "schema": {"type": "string"},
+    },
+    "If-None-Match": {
+        "description": "`*` writes only when nothing exists yet (else 412); on a read, an ETag the "
+        "client holds (304 when it is still current).",
+        "schema": {"type": "string"},
+    },
+    "Range": {
+        "description": "One byte range, `bytes=<first>-<last>` or `bytes=-<suffix>` (206); several "
+        "ranges get the whole file (200); an unsatisfiable one 416.",
+        "schema": {"type": "string"},
+    },
+    "Idempotency-Key": {
+        "description": "1 to 200 visible ASCII characters, scoped to the caller: a retry with the same "
+        "key and body answers what the first request answered; the same key with another body is "
+        "422 idempotency_key_reused.",
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+    },
+}
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-Id": {
+        "description": "The caller's X-Request-Id when it is a sane token, else a new one.",
+        "schema": _TEXT,
+    },
+    "ETag": {"description": "The entity tag of the object (quoted).", "schema": _TEXT},
+    "X-File-Version": {
+        "description": "The file version answered (1, 2, ...).",
+        "schema": {"type": "integer"},
+    },
+    "Content-Range": {
+        "description": "`bytes <first>-<last>/<size>` (206) or `bytes */<size>` (416).",
+        "schema": _TEXT,
+    },
+    "Content-Length": {
+        "description": "Bytes of the body (of the GET answer for HEAD).",
+        "schema": {"type": "integer"},
+    },
+    "Location": {"description": "The URL of what was created.", "schema": _TEXT},
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "WWW-Authenticate": {"description": 'Always `Bearer error="invalid_token"`.', "schema": _TEXT},
+    "Allow": {"description": "The methods the path answers.", "schema": _TEXT},
+}
+# Headers every answer of a status carries (besides X-Request-Id).
+_ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 416: ("Content-Range",), 429: ("Retry-After",),
+                  503: ("Retry-After",)}  # fmt: skip
+# Tags are resources: the first segment after /api/v5, or a nested collection named here.
+_NESTED_TAGS = ("conversations", "messages", "files")
+_TAG_ALIASES = {"health": "platform", "openapi.json": "platform", "audit": "tenant"}
+TAGS = {
+    "platform": "Health and this document.",
+    "auth": "Register, log in, refresh, log out; the public signing keys.",
+    "users": "The caller's profile, password and login sessions.",
+    "tenant": "The tenant: members, roles, invites and the audit log (owner/admin).",
+    "sessions": "Workspace sessions: CRUD, fork, related.",
+    "conversations": "AI conversations of a session.",
+    "messages": "Messages of a conversation.",
+    "settings": "The caller's settings (key → JSON value).",
+    "files": "Session files: content, listing, move, mkdir, versions, restore, change feed.",
+    "workspaces": "Workspaces: allocate, list, stop, relay tickets.",
 }
 _AUTH_CODES = "token_missing, token_invalid, token_expired, session_revoked"
 _STATUS_TEXT = {
@@ -55,22 +143,51 @@ _STATUS_TEXT = {
     422: "Validation failed",
     429: "Rate limited",
     500: "Internal error",
+    416: "Range not satisfiable",
     503: "Unavailable",
-    507: "Quota exceeded",
+    507: "Insufficient storage",
 }
 
 
+# A path parameter is named after the collection it indexes, one name per resource.
+RESOURCE_PARAMS = {
+    "sessions": "session_id",
+    "conversations": "conversation_id",
+    "workspaces": "workspace_id",
+    "users": "user_id",
+    "auth-sessions": "auth_session_id",
+    "settings": "key",
+    "files": "path",
+}
+
+
+def _param_names(rule: str) -> dict[str, str]:
+    """Rule parameter name → document name: the resource name of the preceding literal segment."""
+    names: dict[str, str] = {}
+    previous = ""
+    for segment in rule.strip("/").split("/"):
+        m = _PARAM.fullmatch(segment)
+        if m:
+            names[m.group("name")] = RESOURCE_PARAMS.get(previous, m.group("name"))
+        else:
+            previous = segment.split(":", 1)[0]
+    return names
+
+
 def openapi_path(rule: str) -> str:
-    """The OpenAPI template of a werkzeug rule: "/a/<uuid:id>/<path:p>" → "/a/{id}/{p}"."""
-    return _PARAM.sub(lambda m: "{" + m.group("name") + "}", rule)
+    """The OpenAPI template of a werkzeug rule: "/sessions/<uuid:id>/x" → "/sessions/{session_id}/x"."""
+    names = _param_names(rule)
+    return _PARAM.sub(lambda m: "{" + names.get(m.group("name"), m.group("name")) + "}", rule)
 
 
 def path_parameters(rule: str) -> list[dict[str, Any]]:
+    names = _param_names(rule)
     params = []
     for m in _PARAM.finditer(rule):
-        schema = dict(_CONVERTER_SCHEMAS.get(m.group("conv") or "default", {"type": "string"}))
+        name = names.get(m.group("name"), m.group("name"))
+        schema = dict(PARAM_SCHEMAS.get(name) or _CONVERTER_SCHEMAS.get(m.group("conv") or "default", {}))
         description = schema.pop("description", None)
-        param: dict[str, Any] = {"name": m.group("name"), "in": "path", "required": True, "schema": schema}
+        param: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": schema}
         if description:
             param["description"] = description
         params.append(param)
@@ -112,6 +229,7 @@ class _Schemas:
     """Every model the routes name, turned into components/schemas in one pass."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
+        routes = list(routes)
         wanted: dict[tuple[str, Mode], type[BaseModel]] = {}
         for route in routes:
             for dotted, mode in (
@@ -134,6 +252,25 @@ class _Schemas:
                 if "default" in prop and prop["default"] is None and not _admits_null(prop):
                     del prop["default"]
         self._refs = {k: refs[(wanted[k], k[1])] for k in keys}
+        bodies = {route.body for route in routes if route.body}
+        self._no_request_defaults([self._refs[(body, "validation")]["$ref"] for body in sorted(bodies)])
+
+    def _no_request_defaults(self, refs: list[str]) -> None:
+        """A request body property's default goes into its description: generators (openapi-
+        typescript with its default options) make a property with a `default` required, which in
+        a request it is not. Query parameters keep theirs (generators leave parameters optional)."""
+        todo, seen = list(refs), set()
+        while todo:
+            name = todo.pop().rsplit("/", 1)[-1]
+            if name in seen:
+                continue
+            seen.add(name)
+            schema = self.components[name]
+            for prop in schema.get("properties", {}).values():
+                if "default" in prop:
+                    default = json.dumps(prop.pop("default"))
+                    prop["description"] = f"{prop.get('description', '')} Default: {default}.".strip()
+            todo += [r for r in _refs(schema) if r.startswith("#/components/schemas/")]
 
     def ref(self, dotted: str, mode: Mode) -> dict[str, Any]:
         return dict(self._refs[(dotted, mode)])
@@ -143,9 +280,18 @@ class _Schemas:
         schema = self.components[ref.rsplit("/", 1)[-1]]
         required = set(schema.get("required", []))
         return [
-            {"name": name, "in": "query", "required": name in required, "schema": prop}
+            {"name": name, "in": "query", "required": name in required, "schema": _query_schema(prop)}
             for name, prop in schema.get("properties", {}).items()
         ]
+
+
+def _query_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query value is text or absent, never JSON null: `X | None = None` is documented as X."""
+    options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) != 1 or not _admits_null(prop):
+        return prop
+    out = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**options[0], **out}
 
 
 def _admits_null(schema: dict[str, Any]) -> bool:
@@ -159,16 +305,22 @@ def _content(schema: dict[str, Any], media: str = "application/json") -> dict[st
     return {media: {"schema": schema}}
 
 
-def _success(route: Route, schemas: _Schemas) -> dict[str, Any]:
-    headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
-    description = route.summary or "Success"
-    if route.status == 204:
-        return {"description": description, "headers": headers}
+def _headers(names: Iterable[str]) -> dict[str, Any]:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in ("X-Request-Id", *names)}
+
+
+_BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def _success_body(route: Route, schemas: _Schemas) -> dict[str, Any] | None:
+    """The `content` of the success answer, or None for one without a body (204, HEAD)."""
+    if route.status == 204 or route.method == "HEAD":
+        return None
     data: dict[str, Any] = schemas.ref(route.response, "serialization") if route.response else {}
     if not route.enveloped:
-        media = "application/json" if route.response or route.name.endswith(".json") else "*/*"
-        schema = data or ({"type": "object"} if media == "application/json" else {})
-        return {"description": description, "headers": headers, "content": _content(schema, media)}
+        if route.media == "application/json":
+            return _content(data or {"type": "object"})
+        return _content(_BINARY, route.media)
     if route.paged:
         data = {
             "type": "object",
@@ -183,14 +335,38 @@ def _success(route: Route, schemas: _Schemas) -> dict[str, Any]:
         "required": ["success", "data"],
         "properties": {"success": {"const": True}, "data": data},
     }
-    return {"description": description, "headers": headers, "content": _content(envelope)}
+    return _content(envelope)
+
+
+def _successes(route: Route, schemas: _Schemas) -> dict[str, Any]:
+    """The main success answer (`route.status`) and the route's further ones (`route.also`)."""
+    content = _success_body(route, schemas)
+    links = {name: {"operationId": op, "parameters": dict(params)} for name, op, params in route.links}
+    answers: dict[str, Any] = {}
+    for status, description in ((route.status, route.summary or "Success"), *route.also):
+        answer: dict[str, Any] = {"description": description}
+        extra = ("Content-Range",) if status == 206 else ()
+        answer["headers"] = _headers((*route.response_headers, *extra))
+        if content is not None and status not in (204, 304):
+            answer["content"] = content
+        if links and status == route.status:
+            answer["links"] = links
+        answers[str(status)] = answer
+    return answers
+
+
+def _tag(path: str) -> str:
+    segments = [seg.split(":", 1)[0] for seg in path.removeprefix("/api/v5/").split("/")]
+    nested = [seg for seg in segments[1:] if seg in _NESTED_TAGS]
+    tag = nested[-1] if nested else segments[0]
+    return _TAG_ALIASES.get(tag, tag)
 
 
 def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.name,
         "summary": route.summary or route.name,
-        "tags": [spec.name],
+        "tags": [_tag(route.path)],
         "x-coditect-function": spec.name,
         "security": [{"bearerAuth": []}] if route.auth != "none" else [],
     }
@@ -207,21 +383,26 @@ def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, 
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ]
+    params += [{"$ref": f"#/components/parameters/{name}"} for name in route.request_headers]
     if params:
         op["parameters"] = params
     if route.body:
-        op["requestBody"] = {"required": True, "content": _content(schemas.ref(route.body, "validation"))}
+        ref = schemas.ref(route.body, "validation")
+        # An empty body is validated as {}: a model without required fields needs no body at all.
+        required = bool(schemas.components[ref["$ref"].rsplit("/", 1)[-1]].get("required"))
+        op["requestBody"] = {"required": required, "content": _content(ref)}
     elif route.raw_body:
-        op["requestBody"] = {"required": True, "content": {"application/octet-stream": {"schema": {}}}}
-    responses: dict[str, Any] = {str(route.status): _success(route, schemas)}
+        # No body is a valid raw body: an empty file.
+        op["requestBody"] = {"required": False, "content": _content(_BINARY, "application/octet-stream")}
+    responses = _successes(route, schemas)
     for status, codes in error_answers(route).items():
         text = _STATUS_TEXT.get(status, "Error")
         responses[str(status)] = {
             "description": f"{text}: {', '.join(codes)}",
-            "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+            "headers": _headers(_ERROR_HEADERS.get(status, ())),
             "content": _content({"$ref": REF.format(model="ErrorEnvelope")}),
         }
-    op["responses"] = responses
+    op["responses"] = dict(sorted(responses.items()))
     return op
 
 
@@ -273,7 +454,11 @@ def build(functions: Iterable[FunctionSpec]) -> dict[str, Any]:
     overlap = set(schemas.components) & set(_ERROR_SCHEMAS)
     if overlap:
         raise ValueError(f"model names clash with the envelope schemas: {sorted(overlap)}")
-    return {
+    components = {**dict(sorted(schemas.components.items())), **_ERROR_SCHEMAS}
+    add_examples(components)
+    used_tags = sorted({tag for item in paths.values() for op in item.values() for tag in op["tags"]})
+    used_headers = {name for route in (r for _, r in pairs) for name in route.request_headers}
+    doc = {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Coditect API",
@@ -281,19 +466,46 @@ def build(functions: Iterable[FunctionSpec]) -> dict[str, Any]:
             "description": "Every route of every Coditect V5 function; generated from the route registry.",
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": s.name, "description": s.description} for s in specs if s.routes],
+        "tags": [{"name": tag, "description": TAGS.get(tag, tag)} for tag in used_tags],
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {**dict(sorted(schemas.components.items())), **_ERROR_SCHEMAS},
+            "schemas": components,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "headers": {
-                "X-Request-Id": {
-                    "description": "The caller's X-Request-Id when it is a sane token, else a new one.",
-                    "schema": {"type": "string"},
-                }
+            "parameters": {
+                name: {"name": name, "in": "header", "required": False, **REQUEST_HEADERS[name]}
+                for name in sorted(used_headers)
             },
+            "headers": dict(RESPONSE_HEADERS),
         },
     }
+    _drop_unused(doc)
+    return doc
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        return found + [ref for v in value.values() for ref in _refs(v)]
+    if isinstance(value, list):
+        return [ref for v in value for ref in _refs(v)]
+    return []
+
+
+def _drop_unused(doc: dict[str, Any]) -> None:
+    """Remove the components no operation reaches (directly or through other components)."""
+    components = doc["components"]
+    reached: set[str] = set()
+    todo = _refs(doc["paths"])
+    while todo:
+        ref = todo.pop()
+        if ref not in reached:
+            reached.add(ref)
+            _, _, kind, name = ref.split("/", 3)
+            todo += _refs(components[kind][name])
+    for kind in ("schemas", "headers", "parameters"):
+        for name in list(components.get(kind, {})):
+            if f"#/components/{kind}/{name}" not in reached:
+                del components[kind][name]
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ M = "coditect.files.model"
 BASE = "/api/v5/sessions/<uuid:sid>/files"
 FILE = BASE + "/<path:path>"
 _PATH = ((400, "invalid_path"),)
+_RAW_HEADERS = ("ETag", "X-File-Version", "Content-Length")
 
 FUNCTIONS = (
     FunctionSpec(
@@ -35,6 +36,9 @@ FUNCTIONS = (
                     "is kept (guessed from the name when absent)."
                 ),
                 response=f"{M}:FileInfo",
+                also=((200, "A new version of an existing file was written"),),
+                request_headers=("If-Match", "If-None-Match"),
+                response_headers=("ETag", "X-File-Version"),
                 errors=(
                     *_PATH,
                     (409, "is_a_directory"),
@@ -51,6 +55,10 @@ FUNCTIONS = (
                 enveloped=False,
                 query=f"{M}:ReadQuery",
                 summary="Headers of the GET answer (ETag, Content-Type, Content-Length, X-File-Version), no body",
+                media="application/octet-stream",
+                also=((304, "Not modified: the If-None-Match ETag is current"),),
+                request_headers=("If-None-Match",),
+                response_headers=_RAW_HEADERS,
                 errors=(*_PATH, (409, "is_a_directory")),
             ),
             Route(
@@ -64,6 +72,13 @@ FUNCTIONS = (
                     "(416 range_not_satisfiable); If-None-Match → 304; `?version=N` reads an older version. "
                     "Errors are enveloped."
                 ),
+                media="application/octet-stream",
+                also=(
+                    (206, "The requested byte range"),
+                    (304, "Not modified: the If-None-Match ETag is current"),
+                ),
+                request_headers=("Range", "If-None-Match"),
+                response_headers=_RAW_HEADERS,
                 errors=(*_PATH, (409, "is_a_directory"), (416, "range_not_satisfiable")),
             ),
             Route(
@@ -76,6 +91,7 @@ FUNCTIONS = (
                     "Delete a file (with its versions) or a directory; a non-empty directory needs "
                     "`recursive=true` (409 directory_not_empty). If-Match honoured."
                 ),
+                request_headers=("If-Match",),
                 errors=(*_PATH, (409, "directory_not_empty"), (412, "precondition_failed")),
             ),
             Route(

@@ -13,6 +13,10 @@ CONV = "/api/v5/conversations/<uuid:id>"
 # A 1 MiB message content JSON-escaped is at most 6 MiB (\u00XX for control characters), plus
 # 16 KiB of metadata and the envelope: the service then enforces 1 MiB of UTF-8 content (413).
 MESSAGE_MAX_BODY = 6 * 1024 * 1024 + 128 * 1024
+_ETAG = ("ETag",)
+# OpenAPI links from a created object to what it contains (parameter names as in the document).
+_SID = "session_id"
+_NEW_ID = "$response.body#/data/id"
 
 FUNCTIONS = (
     FunctionSpec(
@@ -39,6 +43,12 @@ FUNCTIONS = (
                 summary="Create a session (name 1-200 characters, metadata a JSON object of at most 16 KiB)",
                 body=f"{M}:SessionCreate",
                 response=f"{M}:Session",
+                response_headers=_ETAG,
+                links=(
+                    ("files", "files.list", ((_SID, _NEW_ID),)),
+                    ("conversations", "conversations.list", ((_SID, _NEW_ID),)),
+                    ("fork", "sessions.fork", ((_SID, _NEW_ID),)),
+                ),
             ),
             Route(
                 "sessions.get",
@@ -46,6 +56,7 @@ FUNCTIONS = (
                 ID,
                 summary="A session (with ETag); another user's or tenant's is 404",
                 response=f"{M}:Session",
+                response_headers=_ETAG,
             ),
             Route(
                 "sessions.update",
@@ -54,6 +65,8 @@ FUNCTIONS = (
                 summary="Change name, description, metadata or archived; If-Match (ETag) honoured",
                 body=f"{M}:SessionPatch",
                 response=f"{M}:Session",
+                request_headers=("If-Match",),
+                response_headers=_ETAG,
                 errors=((412, "precondition_failed"),),
             ),
             Route(
@@ -77,6 +90,7 @@ FUNCTIONS = (
                 ),
                 body=f"{M}:ForkBody",
                 response=f"{M}:Session",
+                response_headers=_ETAG,
                 errors=((409, "conflict"),),
             ),
             Route(
@@ -116,6 +130,10 @@ FUNCTIONS = (
                 summary="Start a conversation (at most 1,000 per session: 409 above)",
                 body=f"{M}:ConversationCreate",
                 response=f"{M}:Conversation",
+                links=(
+                    ("messages", "messages.list", (("conversation_id", _NEW_ID),)),
+                    ("append", "messages.append", (("conversation_id", _NEW_ID),)),
+                ),
                 errors=((409, "conflict"),),
             ),
             Route("conversations.get", "GET", CONV, summary="A conversation", response=f"{M}:Conversation"),
@@ -182,6 +200,7 @@ FUNCTIONS = (
                 "/api/v5/settings/<key>",
                 summary="One setting; key matches [a-z0-9._-]{1,128} (422 otherwise)",
                 response=f"{M}:Setting",
+                errors=((422, "validation_failed"),),
             ),
             Route(
                 "settings.put",
@@ -197,7 +216,8 @@ FUNCTIONS = (
                 "DELETE",
                 "/api/v5/settings/<key>",
                 status=204,
-                summary="Remove a setting (404 when it is not set)",
+                summary="Remove a setting (404 when it is not set; 422 for a key the rule refuses)",
+                errors=((422, "validation_failed"),),
             ),
         ),
     ),

@@ -37,6 +37,16 @@ class Route:
     # Route-specific error answers for the OpenAPI document, e.g. ((409, "email_taken"),); the
     # generic ones (401/403 by auth, 404/405/413/415/422/429/500) are added by the generator.
     errors: tuple[tuple[int, str], ...] = ()
+    # Further success answers besides `status`, e.g. ((200, "A new version was written"),); a 206
+    # shares the main answer's media type, a 304 has no body.
+    also: tuple[tuple[int, str], ...] = ()
+    # Request headers the handler reads and success headers it sets, by name from the catalogue
+    # of `coditect.platform.openapi` (HEADERS): "If-Match", "ETag", "Idempotency-Key", ...
+    request_headers: tuple[str, ...] = ()
+    response_headers: tuple[str, ...] = ()
+    media: str = "application/json"  # media type of a success answer that is not enveloped
+    # OpenAPI links from the success answer: (name, operationId, ((parameter, expression), ...)).
+    links: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,13 @@ FUNCTIONS = (
                 ),
                 body=f"{M}:AllocateBody",
                 response=WS,
+                request_headers=("Idempotency-Key",),
+                links=(
+                    ("workspace", "workspaces.get", (("workspace_id", "$response.body#/data/id"),)),
+                    ("ticket", "workspaces.ticket", (("workspace_id", "$response.body#/data/id"),)),
+                ),
                 errors=(
+                    (404, "not_found"),
                     (409, "workspace_limit_reached"),
                     (422, "idempotency_key_reused"),
                     (429, "rate_limited"),
