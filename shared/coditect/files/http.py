@@ -64,8 +64,9 @@ def _etag_list(value: str | None) -> tuple[str, ...] | None:
     parsed = parse_etags(value)
     if parsed.star_tag:
         return ("*",)
-    strong, weak = parsed.as_set(include_weak=False), parsed.as_set(include_weak=True)
-    return tuple(sorted(strong | weak))
+    # An empty tag (`""`, `W/""`) parses as None: it names no version, so it matches nothing.
+    tags = parsed.as_set(include_weak=True)
+    return tuple(sorted(tag for tag in tags if tag))
 
 
 def preconditions(request: Request) -> Preconditions:
