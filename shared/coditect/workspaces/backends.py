@@ -35,13 +35,11 @@ def build(settings: Settings) -> Provisioner:
             relay_namespace=settings.workspace_relay_namespace,
             start_timeout=settings.workspace_start_timeout,
         )
-    from coditect.workspaces import syncagent
     from coditect.workspaces.local import DEFAULT_COMMAND, LocalProvisioner
 
     return LocalProvisioner(
         state_dir(settings).resolve(),
         command=settings.workspace_command or DEFAULT_COMMAND,
-        agent_command=settings.workspace_sync_command or syncagent.DEFAULT_COMMAND,
         start_timeout=settings.workspace_start_timeout,
         flush_timeout=settings.workspace_sync_flush_timeout,
         watch_pid=settings.stack_pid,

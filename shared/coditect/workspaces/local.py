@@ -44,6 +44,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from coditect.config import get_settings
 from coditect.workspaces import sandbox, syncagent
 from coditect.workspaces.provisioner import (
     NOT_FOUND,
@@ -113,7 +114,7 @@ class LocalProvisioner(Provisioner):
     `command` is an argv whose ``{port}`` / ``{program}`` placeholders are replaced (default: the
     bundled workspace program); a `WorkspaceSpec.command` overrides it per workspace and
     `WorkspaceSpec.image` is ignored. `agent_command` is the sync agent's argv prefix (the flags
-    come from `syncagent.argv`). `stop_grace` is how long the program gets between SIGTERM and
+    come from `syncagent.argv`; None: the `workspace_sync_command` setting, else `coditect.sync`). `stop_grace` is how long the program gets between SIGTERM and
     SIGKILL; the agent gets `flush_timeout` + `syncagent.FLUSH_MARGIN`. `watch_pid` (the devstack
     supervisor) takes every workspace down with it. `sandboxed`: None = bubblewrap when it works,
     else refuse (`sandbox_unavailable`) unless CODITECT_WORKSPACE_UNSAFE_NO_SANDBOX=1.
@@ -124,7 +125,7 @@ class LocalProvisioner(Provisioner):
         state_dir: str | os.PathLike[str],
         *,
         command: Sequence[str] = DEFAULT_COMMAND,
-        agent_command: Sequence[str] = syncagent.DEFAULT_COMMAND,
+        agent_command: Sequence[str] | None = None,
         host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
         start_timeout: float = 30.0,
@@ -137,7 +138,7 @@ class LocalProvisioner(Provisioner):
         super().__init__(start_timeout=start_timeout, poll_interval=poll_interval)
         self.state_dir = Path(state_dir)
         self.command = tuple(command)
-        self.agent_command = tuple(agent_command)
+        self.agent_command = tuple(agent_command) if agent_command is not None else None
         self.host = host
         self.env = dict(env) if env is not None else None
         self.stop_grace = stop_grace
@@ -284,8 +285,9 @@ class LocalProvisioner(Provisioner):
         with os.fdopen(fd, "w") as f:
             f.write(spec.credential or "")
         assert spec.api_url is not None
+        command = self.agent_command or get_settings().workspace_sync_command or syncagent.DEFAULT_COMMAND
         return syncagent.argv(
-            self.agent_command,
+            command,
             api_url=spec.api_url,
             session_id=spec.session_id,
             workspace_id=spec.workspace_id,
