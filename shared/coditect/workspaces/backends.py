@@ -28,7 +28,11 @@ def build(settings: Settings) -> Provisioner:
         from coditect.workspaces.k8s.backend import KubernetesProvisioner
         from coditect.workspaces.k8s.objects import WorkspaceTemplate
 
-        template = WorkspaceTemplate(image=settings.workspace_image)
+        template = WorkspaceTemplate(
+            image=settings.workspace_image,
+            sync_image=settings.workspace_sync_image,
+            sync_flush_timeout=settings.workspace_sync_flush_timeout,
+        )
         return KubernetesProvisioner(
             settings.workspace_namespace,
             template,
