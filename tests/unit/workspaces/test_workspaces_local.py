@@ -190,7 +190,7 @@ def test_command_that_exits_is_crashed(prov: LocalProvisioner, make_spec) -> Non
 
 def test_never_healthy_is_start_timeout_and_killed(tmp_path: Path, make_spec) -> None:
     # Unsandboxed: the pid file is outside any workspace tree (the sandbox has its own tests).
-    prov = LocalProvisioner(tmp_path / "ws", start_timeout=0.5, stop_grace=1, sandboxed=False)
+    prov = LocalProvisioner(tmp_path / "ws", start_timeout=3, stop_grace=1, sandboxed=False)
     pid_file = tmp_path / "pid"
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
     with pytest.raises(ProvisionFailed) as info:
@@ -201,7 +201,7 @@ def test_never_healthy_is_start_timeout_and_killed(tmp_path: Path, make_spec) ->
 
 
 def test_sigterm_is_ignored_then_killed(tmp_path: Path, make_spec) -> None:
-    prov = LocalProvisioner(tmp_path / "ws", start_timeout=0.5, stop_grace=0.2, sandboxed=False)
+    prov = LocalProvisioner(tmp_path / "ws", start_timeout=3, stop_grace=0.2, sandboxed=False)
     pid_file = tmp_path / "pid"
     code = (
         "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
