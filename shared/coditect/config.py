@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     workspace_sync_command: tuple[str, ...] | None = None
     workspace_sync_api_url: str | None = None
     workspace_sync_flush_timeout: float = Field(default=20.0, gt=0, le=300)
-    workspace_sync_image: str = "ghcr.io/coditect/sync:latest"
+    workspace_sync_image: str = "ghcr.io/coditect/sync:0.1.0"
     # Set by the devstack supervisor to its own pid: each local workspace's ward tears the
     # workspace down when that process dies (even by kill -9). None: no watch.
     stack_pid: int | None = None

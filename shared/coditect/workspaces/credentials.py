@@ -20,6 +20,8 @@ Checked on every request (one transaction, point reads only):
   /api/v5/workspaces/{its id}/sync`` (the agent's report channel) → 403 forbidden, audited with
   the workspace as the actor.
 
+Minting is audited (`workspace_credential_issued`), as is every refusal for a route
+(`workspace_credential_refused`, reason `route:<name>`), both with actor `workspace:<id>`.
 The context it yields has the owner's tenant and user (the files API's ownership checks apply
 unchanged) and ``session_id = "workspace:<id>"``, so audit entries made under it name the
 workspace as the actor; `workspace_of` reads that marker back.
@@ -78,6 +80,11 @@ def mint(db: Database, record: WorkspaceRecord, settings: Settings, *, now: floa
         token_digest = digest(token)
         tr.set(_token_key(token_digest), json.dumps(value, separators=(",", ":")).encode())
         tr.set(_expiry_key(expires, token_digest), b"")
+        audit.record(
+            tr, record.tenant_id, type="workspace_credential_issued", actor_id=ACTOR_PREFIX + record.id,
+            session_id=ACTOR_PREFIX + record.id, request_id=None, ip=None, outcome="success",
+            target_id=record.user_id,
+        )  # fmt: skip
 
     db.transact(store)
     return token

@@ -75,8 +75,9 @@ class WorkspaceTemplate:
     tree_size_limit: str = "10Gi"
 
     def __post_init__(self) -> None:
-        if not image_is_pinned(self.image):
-            raise ValueError(f"template image {self.image!r} must be pinned by tag or digest")
+        for image in (self.image, self.sync_image):
+            if image is not None and not image_is_pinned(image):
+                raise ValueError(f"template image {image!r} must be pinned by tag or digest")
         if not 0 < self.port < 65536:
             raise ValueError("port out of range")
 
