@@ -82,6 +82,7 @@ FUNCTIONS = (
                 body=f"{M}:SyncReport",
                 max_body=256 * 1024,
                 response=f"{M}:SyncStatus",
+                errors=((403, "forbidden"),),
             ),
         ),
     ),

@@ -110,7 +110,30 @@ class SyncReport(BaseModel):
 class SyncStatus(SyncReport):
     """The `sync` object of a workspace: the latest report and when it arrived."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "state": "flush_timeout",
+                    "last_push_at": "2026-01-01T12:00:00Z",
+                    "last_pull_at": "2026-01-01T12:00:01Z",
+                    "pending": 1,
+                    "pending_paths": ["src/main.py"],
+                    "conflicts": [
+                        {
+                            "path": "notes.md",
+                            "kept_as": "notes (conflict 2026-01-01).md",
+                            "at": "2026-01-01T11:59:00Z",
+                        }
+                    ],
+                    "conflict_count": 1,
+                    "skipped": [],
+                    "reported_at": "2026-01-01T12:00:20Z",
+                }
+            ]
+        },
+    )
 
     reported_at: datetime
 
