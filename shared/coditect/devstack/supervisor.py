@@ -233,9 +233,11 @@ class Stack:
             return
         from concurrent.futures import ThreadPoolExecutor
 
+        from coditect.config import get_settings
         from coditect.workspaces.local import LocalProvisioner
 
-        provisioner = LocalProvisioner(state_dir, stop_grace=self.settings.grace)
+        flush = get_settings().workspace_sync_flush_timeout  # what the wards were given
+        provisioner = LocalProvisioner(state_dir, stop_grace=self.settings.grace, flush_timeout=flush)
         ids = [path.stem for path in sorted(state_dir.glob("*.json"))]
         for workspace_id in ids:
             self.say(f"stopping workspace {workspace_id}")
