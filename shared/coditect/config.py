@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     workspace_state_dir: Path | None = None
     # Local backend argv override (JSON list, "{port}" substituted); None = the bundled program.
     workspace_command: tuple[str, ...] | None = None
+    # Sync agent (coditect.sync): argv prefix override (JSON list; None = `python -m coditect.sync`),
+    # the API URL it talks to (None = public_base_url), the flush bound it gets on stop, and the
+    # image of the Kubernetes sidecar. See docs/workspaces.md.
+    workspace_sync_command: tuple[str, ...] | None = None
+    workspace_sync_api_url: str | None = None
+    workspace_sync_flush_timeout: float = Field(default=20.0, gt=0, le=300)
+    workspace_sync_image: str = "ghcr.io/coditect/sync:0.1.0"
+    # Set by the devstack supervisor to its own pid: each local workspace's ward tears the
+    # workspace down when that process dies (even by kill -9). None: no watch.
+    stack_pid: int | None = None
     # Seconds a start may take before it fails as start_timeout (provisioner side).
     workspace_start_timeout: float = Field(default=120.0, gt=0, le=900)
     # Kubernetes backend: namespace of workspace pods, the pinned image, the relay's namespace.

@@ -11,6 +11,7 @@ their own; start one only to do something destructive (kill processes, stop the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -29,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Test-only functions added to the registry's (CODITECT_DEVSTACK_EXTRA): a CloudEvent sink.
 EXTRA = Path(__file__).resolve().parent / "stackfns" / "functions.py"
 START_TIMEOUT = 120.0
+# Until the real sync agent (`coditect.sync`) is on this branch, workspaces get its TEST DOUBLE,
+# which honours the same command-line interface (tests/fakes/sync_agent_double.py).
+SYNC_DOUBLE = ROOT / "tests" / "fakes" / "sync_agent_double.py"
+REAL_SYNC_AGENT = importlib.util.find_spec("coditect.sync") is not None
 
 
 def free_port() -> int:
@@ -105,6 +110,8 @@ def start_stack(work_dir: Path, env: Mapping[str, str] | None = None) -> Running
         CODITECT_BROKER_BACKOFF="0.05",
         CODITECT_DEVSTACK_GRACE="3",
     )
+    if not REAL_SYNC_AGENT:
+        full_env["CODITECT_WORKSPACE_SYNC_COMMAND"] = json.dumps([sys.executable, str(SYNC_DOUBLE)])
     full_env.pop("CODITECT_STORE", None)
     full_env.pop("CODITECT_KEYS_DIR", None)
     full_env.update(env or {})

@@ -36,11 +36,12 @@ import kubernetes.client
 
 _PATH = re.compile(
     r"^/(?:api/v1|apis/networking\.k8s\.io/v1)/namespaces/(?P<ns>[^/]+)/"
-    r"(?P<resource>pods|services|networkpolicies)(?:/(?P<name>[^/]+))?$"
+    r"(?P<resource>pods|services|secrets|networkpolicies)(?:/(?P<name>[^/]+))?$"
 )
 _KINDS = {
     "pods": ("v1", "Pod"),
     "services": ("v1", "Service"),
+    "secrets": ("v1", "Secret"),
     "networkpolicies": ("networking.k8s.io/v1", "NetworkPolicy"),
 }
 _TS = "2025-01-01T00:00:00Z"

@@ -2,9 +2,11 @@
 
 Order of start: data directory and signing keys → broker (functions need `K_SINK`) → every
 function process (in parallel) → wait until each answers HTTP → gateway → scheduler → the table.
-Order of stop (Ctrl-C / SIGTERM): scheduler → gateway → functions (process groups, SIGTERM then
-SIGKILL after the grace) → broker (pending deliveries are dead-lettered) → local workspace
-processes recorded in <data dir>/workspaces/.
+Order of stop (Ctrl-C / SIGTERM): scheduler → local workspaces recorded in <data dir>/workspaces/
+(in parallel; each sync agent flushes through the still-running API, bounded) → gateway →
+functions (process groups, SIGTERM then SIGKILL after the grace) → broker (pending deliveries are
+dead-lettered). Workspaces left by a stack killed with -9 are reaped at the next start (and their
+wards already tear them down when this process dies: `CODITECT_STACK_PID`).
 
 `<data dir>/devstack.json` describes the running stack (urls, pids, logs); tests read it.
 """
@@ -127,6 +129,11 @@ class Stack:
         )
         # Every function's loopback URL: the cron function's health job checks their readiness.
         base_env.setdefault("CODITECT_FUNCTION_URLS", json.dumps({p.name: p.url for p in present}))
+        # Local workspaces watch this process: even a kill -9 of the stack takes them down.
+        base_env["CODITECT_STACK_PID"] = str(os.getpid())
+        # A previous stack killed with -9 may have left workspaces whose wards are still tearing
+        # down, or state files: reap them before anything starts (they are not ours to adopt).
+        await asyncio.to_thread(self.reap_workspaces)
         for p in present:
             self.children[p.name] = Child(
                 p.name,
@@ -207,27 +214,36 @@ class Stack:
         self.say("stopping")
         if self.scheduler is not None:
             await self.scheduler.stop()
+        # Workspaces first, while the gateway and the functions still answer: their sync agents
+        # flush through the API before they exit.
+        await asyncio.to_thread(self.reap_workspaces)
         if self.gateway is not None:
             await self.gateway.stop()
         await asyncio.gather(*(child.stop() for child in self.children.values()))
         if self.broker_server is not None:
             await self.broker_server.stop()
-        await asyncio.to_thread(self.reap_workspaces)
         if self._owns_state_file():
             self.settings.state_file.unlink()
         self.say("stopped")
 
     def reap_workspaces(self) -> None:
-        """Stop the LocalProvisioner's workspace processes: they are detached, so no signal reaches them."""
+        """Stop the LocalProvisioner's workspaces (ward, agent, program): they are detached, so no
+        signal reaches them. In parallel: each may wait for its agent's bounded flush."""
         state_dir = self.settings.workspaces_dir
         if not state_dir.is_dir() or not any(state_dir.glob("*.json")):
             return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from coditect.config import get_settings
         from coditect.workspaces.local import LocalProvisioner
 
-        provisioner = LocalProvisioner(state_dir, stop_grace=self.settings.grace)
-        for path in sorted(state_dir.glob("*.json")):
-            self.say(f"stopping workspace process {path.stem}")
-            provisioner.stop(path.stem)
+        flush = get_settings().workspace_sync_flush_timeout  # what the wards were given
+        provisioner = LocalProvisioner(state_dir, stop_grace=self.settings.grace, flush_timeout=flush)
+        ids = [path.stem for path in sorted(state_dir.glob("*.json"))]
+        for workspace_id in ids:
+            self.say(f"stopping workspace {workspace_id}")
+        with ThreadPoolExecutor(max_workers=min(16, len(ids))) as pool:
+            list(pool.map(provisioner.stop, ids))
 
     async def run(self) -> int:
         """Start, serve until SIGINT/SIGTERM (also one arriving mid-start), stop. Exit status."""

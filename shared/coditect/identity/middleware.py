@@ -11,6 +11,9 @@
    user was disabled — 401 `session_revoked`. Its value carries the user's *current* role, which
    the context uses (a demotion takes effect on the next request, not at token expiry).
 
+A bearer token starting with `WORKSPACE_CREDENTIAL_PREFIX` is a workspace credential (the sync
+agent's), checked by `coditect.workspaces.credentials` instead: it never reaches the JWT path.
+
 Every failure raises `Unauthorized`, which the runtime renders as 401 with
 `WWW-Authenticate: Bearer error="invalid_token"`. Token text never reaches a log or a message.
 """
@@ -35,6 +38,7 @@ from coditect.store import Database, Transaction
 # (its handler can only revoke, which is idempotent).
 LOGOUT_ROUTE = "auth.logout"
 _MAX_TOKEN = 4096
+WORKSPACE_CREDENTIAL_PREFIX = "cwc_"  # coditect.workspaces.credentials.PREFIX (kept in step by a test)
 
 
 def bearer_token(call: Call) -> str:
@@ -131,6 +135,13 @@ class _PointRead:
 
 def authenticate(call: Call) -> TenantContext:
     token = bearer_token(call)
+    if token.startswith(WORKSPACE_CREDENTIAL_PREFIX):
+        # A sync agent's workspace credential: its own checks, its own few routes (never a JWT).
+        from coditect.workspaces import credentials
+
+        return credentials.authenticate(
+            call.db, token, call.route.name, call.params, request_id=call.request_id
+        )
     claims = _verify(call, token)
     # Never cached: the revocation read happens on every request.
     live = repo.read_live(cast(Transaction, _PointRead(call.db)), claims.tid, claims.sid)

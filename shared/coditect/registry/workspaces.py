@@ -47,7 +47,7 @@ FUNCTIONS = (
     ),
     FunctionSpec(
         name="workspaces",
-        description="List, read and stop your workspaces; issue relay tickets.",
+        description="List, read and stop your workspaces; issue relay tickets; take sync agent reports.",
         publishes=(event_types.WORKSPACE_STOP_REQUESTED,),
         routes=(
             Route(
@@ -76,6 +76,20 @@ FUNCTIONS = (
                 summary="A single-use relay ticket (≤ 60 s) for a ready workspace",
                 response=f"{M}:TicketOut",
                 errors=((409, "workspace_not_ready"),),
+            ),
+            Route(
+                "workspaces.sync",
+                "PUT",
+                f"{ID}/sync",
+                summary=(
+                    "The sync agent's report channel: stores its latest report, shown as `sync` by GET. "
+                    "Accepted only with the workspace's own credential (Bearer `cwc_…`, minted by the "
+                    "provisioner; 403 forbidden with a user's token); lists ≤ 50 entries, body ≤ 256 KiB."
+                ),
+                body=f"{M}:SyncReport",
+                max_body=256 * 1024,
+                response=f"{M}:SyncStatus",
+                errors=((403, "forbidden"),),
             ),
         ),
     ),

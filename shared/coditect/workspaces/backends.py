@@ -1,7 +1,7 @@
 """The provisioner backend named by the settings (`workspace_backend`), built once per process.
 
-`local` (default): LocalProvisioner with its state in `workspace_state_dir` or
-<data_dir>/workspaces. `kubernetes`: KubernetesProvisioner in `workspace_namespace` with the
+`local` (default): LocalProvisioner with its state (and each workspace's tree) in
+`workspace_state_dir` or <data_dir>/workspaces, the sync agent from `workspace_sync_command`. `kubernetes`: KubernetesProvisioner in `workspace_namespace` with the
 pinned `workspace_image`; the `kubernetes` client is imported only on this path (the `k8s` extra).
 Tests build a provisioner themselves and install it with `override`.
 """
@@ -28,7 +28,11 @@ def build(settings: Settings) -> Provisioner:
         from coditect.workspaces.k8s.backend import KubernetesProvisioner
         from coditect.workspaces.k8s.objects import WorkspaceTemplate
 
-        template = WorkspaceTemplate(image=settings.workspace_image)
+        template = WorkspaceTemplate(
+            image=settings.workspace_image,
+            sync_image=settings.workspace_sync_image,
+            sync_flush_timeout=settings.workspace_sync_flush_timeout,
+        )
         return KubernetesProvisioner(
             settings.workspace_namespace,
             template,
@@ -41,6 +45,8 @@ def build(settings: Settings) -> Provisioner:
         state_dir(settings).resolve(),
         command=settings.workspace_command or DEFAULT_COMMAND,
         start_timeout=settings.workspace_start_timeout,
+        flush_timeout=settings.workspace_sync_flush_timeout,
+        watch_pid=settings.stack_pid,
     )
 
 

@@ -1,12 +1,24 @@
-"""LocalProvisioner: the embedded default. Each workspace is a real child process on loopback.
+"""LocalProvisioner: the embedded default. Each workspace is real processes on loopback.
 
-The process is detached (its own session and process group) so it outlives the short-lived
-function process that started it; the relay, the cron reconcile and the next CloudEvent delivery
-are other processes, so all state lives in files under `state_dir`:
+A workspace is a ward (`coditect.workspaces.ward`) owning two process groups: the sync agent
+(outside the sandbox; it alone reads the credential file) and the workspace program (inside the
+bubblewrap sandbox, `coditect.workspaces.sandbox`, cwd = the tree). The ward is detached (its own
+session) so it outlives the short-lived function process that started it; the relay, the cron
+reconcile and the next CloudEvent delivery are other processes, so all state lives in files
+under `state_dir`:
 
-    <state_dir>/<workspace_id>.json        pid, port, command, started_at, proc start time (atomic)
-    <state_dir>/<workspace_id>.log         the program's stdout/stderr (kept after a failed start)
+    <state_dir>/<workspace_id>.json        ward pid, ports, started_at, proc start time (atomic)
+    <state_dir>/<workspace_id>.log         the ward's and the program's output (kept after a failed start)
     <state_dir>/locks/<workspace_id>.lock  flock serialising start/stop of one workspace
+    <state_dir>/<workspace_id>/tree/       THE WORKSPACE'S FILES (/workspace in the sandbox)
+    <state_dir>/<workspace_id>/credential  the workspace credential, 0600, read by the agent only
+    <state_dir>/<workspace_id>/{ward,status,result}.json, agent.log, agent-state.json
+
+Start: credential file → ward → agent → agent /healthz 200 (hydrated) → program → program
+/healthz 200 → ready. Stop: SIGTERM to the ward, which stops the program, then SIGTERMs the agent
+and waits for its flush; exit 0 → flushed, exit 75 or no exit in time → `StopOutcome(flushed=False)`.
+A stop that flushed removes the workspace directory; one that did not keeps the tree (the only
+copy of what was not pushed) and removes the credential.
 
 A pid alone is not proof of life (pids are reused, exited children linger as zombies), so a
 workload counts as running only when /proc/<pid>/stat shows the recorded start time and a
@@ -21,6 +33,7 @@ import http.client
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,20 +44,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from coditect.config import get_settings
+from coditect.workspaces import sandbox, syncagent
 from coditect.workspaces.provisioner import (
     NOT_FOUND,
     Endpoint,
     Provisioner,
     ProvisionFailed,
+    StopOutcome,
     WorkloadState,
     WorkspaceSpec,
 )
+from coditect.workspaces.ward import proc_start
 
 log = logging.getLogger(__name__)
 _notice_logged = False
 
+# "{program}": the bundled program's file (bound read-only into the sandbox); "{port}": its port.
 DEFAULT_COMMAND: tuple[str, ...] = (
-    sys.executable, "-m", "coditect.workspaces.program", "--host", "127.0.0.1", "--port", "{port}",
+    sys.executable, "{program}", "--host", "127.0.0.1", "--port", "{port}",
 )  # fmt: skip
 
 
@@ -93,9 +111,13 @@ def _healthy(host: str, port: int, timeout: float = 1.0) -> bool:
 class LocalProvisioner(Provisioner):
     """Workspaces as local processes. See the module docstring for the state layout.
 
-    `command` is an argv whose ``{port}`` placeholders are replaced by the chosen port (default:
-    the bundled workspace program); a `WorkspaceSpec.command` overrides it per workspace and
-    `WorkspaceSpec.image` is ignored. `stop_grace` is how long SIGTERM gets before SIGKILL.
+    `command` is an argv whose ``{port}`` / ``{program}`` placeholders are replaced (default: the
+    bundled workspace program); a `WorkspaceSpec.command` overrides it per workspace and
+    `WorkspaceSpec.image` is ignored. `agent_command` is the sync agent's argv prefix (the flags
+    come from `syncagent.argv`; None: the `workspace_sync_command` setting, else `coditect.sync`). `stop_grace` is how long the program gets between SIGTERM and
+    SIGKILL; the agent gets `flush_timeout` + `syncagent.FLUSH_MARGIN`. `watch_pid` (the devstack
+    supervisor) takes every workspace down with it. `sandboxed`: None = bubblewrap when it works,
+    else refuse (`sandbox_unavailable`) unless CODITECT_WORKSPACE_UNSAFE_NO_SANDBOX=1.
     """
 
     def __init__(
@@ -103,18 +125,26 @@ class LocalProvisioner(Provisioner):
         state_dir: str | os.PathLike[str],
         *,
         command: Sequence[str] = DEFAULT_COMMAND,
+        agent_command: Sequence[str] | None = None,
         host: str = "127.0.0.1",
         env: Mapping[str, str] | None = None,
         start_timeout: float = 30.0,
         stop_grace: float = 5.0,
+        flush_timeout: float = 20.0,
         poll_interval: float = 0.2,
+        watch_pid: int | None = None,
+        sandboxed: bool | None = None,
     ) -> None:
         super().__init__(start_timeout=start_timeout, poll_interval=poll_interval)
         self.state_dir = Path(state_dir)
         self.command = tuple(command)
+        self.agent_command = tuple(agent_command) if agent_command is not None else None
         self.host = host
         self.env = dict(env) if env is not None else None
         self.stop_grace = stop_grace
+        self.flush_timeout = flush_timeout
+        self.watch_pid = watch_pid
+        self.sandboxed = sandboxed
         (self.state_dir / "locks").mkdir(parents=True, exist_ok=True)
         global _notice_logged
         if not _notice_logged:
@@ -126,15 +156,15 @@ class LocalProvisioner(Provisioner):
     def _state_path(self, workspace_id: str) -> Path:
         return self.state_dir / f"{workspace_id}.json"
 
+    def workspace_dir(self, workspace_id: str) -> Path:
+        return self.state_dir / workspace_id
+
+    def tree(self, workspace_id: str) -> Path:
+        """The workspace's files on the host (``/workspace`` inside the sandbox)."""
+        return self.workspace_dir(workspace_id) / "tree"
+
     def _read_state(self, workspace_id: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self._state_path(workspace_id).read_text())
-        except FileNotFoundError:
-            return None
-        except ValueError:  # cannot happen with atomic writes, unless edited by hand
-            log.warning("workspaces: unreadable state file for %s", workspace_id)
-            return None
-        return data if isinstance(data, dict) else None
+        return _read_json(self._state_path(workspace_id), workspace_id)
 
     def _write_state(self, workspace_id: str, state: Mapping[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=f".{workspace_id}.", suffix=".tmp")
@@ -162,6 +192,21 @@ class LocalProvisioner(Provisioner):
 
     # -- interface -----------------------------------------------------------------------------
 
+    def _use_sandbox(self) -> bool:
+        if self.sandboxed is not None:
+            return self.sandboxed
+        problem = sandbox.check()
+        if problem is None:
+            return True
+        if sandbox.unsafe_allowed():
+            log.warning("workspaces: UNSAFE: %s=1, running workspaces without a sandbox", sandbox.UNSAFE_ENV)
+            return False
+        raise ProvisionFailed(
+            "sandbox_unavailable",
+            f"local workspaces run only inside a sandbox and none works here ({problem}); "
+            f"{sandbox.UNSAFE_ENV}=1 runs them unsandboxed (unsafe: they can read the platform's secrets)",
+        )
+
     def start(self, spec: WorkspaceSpec) -> Endpoint:
         with self._locked(spec.workspace_id):
             state = self._read_state(spec.workspace_id)
@@ -169,13 +214,42 @@ class LocalProvisioner(Provisioner):
                 if _alive(state["pid"], state["proc_start"]):
                     return self._wait(spec.workspace_id, state, None)  # adopt, even if still starting
                 self._remove(spec.workspace_id, state)  # stale: the process is gone
+            sandboxed = self._use_sandbox()
+            wdir = self.workspace_dir(spec.workspace_id)
+            tree = self.tree(spec.workspace_id)
+            tree.mkdir(parents=True, exist_ok=True)
+            wdir.chmod(0o700)
+            for leftover in ("result.json", "status.json"):
+                with contextlib.suppress(FileNotFoundError):
+                    (wdir / leftover).unlink()
             port = _free_port(self.host)
-            argv = [arg.replace("{port}", str(port)) for arg in (spec.command or self.command)]
+            program_path = sandbox.INSIDE_PROGRAM if sandboxed else sandbox.program_file()
+            argv = [
+                arg.replace("{port}", str(port)).replace("{program}", program_path)
+                for arg in (spec.command or self.command)
+            ]
+            config: dict[str, Any] = {
+                "dir": str(wdir),
+                "cwd": str(tree),
+                "program": sandbox.wrap(argv, tree) if sandboxed else argv,
+                "program_env": None if sandboxed else self.env,
+                "agent": None,
+                "agent_port": None,
+                "stop_grace": self.stop_grace,
+                "flush_wait": self.flush_timeout + syncagent.FLUSH_MARGIN,
+                "watch_pid": self.watch_pid,
+                "watch_start": proc_start(self.watch_pid) if self.watch_pid else None,
+            }
+            if spec.credential is not None and spec.api_url is not None:
+                config["agent_port"] = agent_port = _free_port(self.host)
+                config["agent"] = self._agent_argv(spec, wdir, tree, agent_port)
+            ward_json = wdir / "ward.json"
+            ward_json.write_text(json.dumps(config))
             log_path = self.state_dir / f"{spec.workspace_id}.log"
             with open(log_path, "ab") as log_file:
                 try:
                     proc = subprocess.Popen(
-                        argv,
+                        [sys.executable, "-m", "coditect.workspaces.ward", str(ward_json)],
                         stdin=subprocess.DEVNULL,
                         stdout=log_file,
                         stderr=subprocess.STDOUT,
@@ -184,7 +258,7 @@ class LocalProvisioner(Provisioner):
                         env=self.env,
                     )
                 except OSError as exc:
-                    raise ProvisionFailed("invalid_spec", f"cannot run {argv[0]!r}: {exc.strerror}") from None
+                    raise ProvisionFailed("invalid_spec", f"cannot run the ward: {exc.strerror}") from None
             stat = _proc_stat(proc.pid)
             state = {
                 "workspace_id": spec.workspace_id,
@@ -195,25 +269,48 @@ class LocalProvisioner(Provisioner):
                 "proc_start": stat[1] if stat else -1,
                 "host": self.host,
                 "port": port,
+                "agent_port": config["agent_port"],
                 "command": argv,
+                "tree": str(tree),
+                "sandboxed": sandboxed,
                 "started_at": time.time(),
             }
             self._write_state(spec.workspace_id, state)
-            log.info("workspaces: started %s pid=%d port=%d", spec.workspace_id, proc.pid, port)
+            log.info("workspaces: started %s ward pid=%d port=%d", spec.workspace_id, proc.pid, port)
             return self._wait(spec.workspace_id, state, proc)
+
+    def _agent_argv(self, spec: WorkspaceSpec, wdir: Path, tree: Path, port: int) -> list[str]:
+        credential_file = wdir / "credential"
+        fd = os.open(credential_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec.credential or "")
+        assert spec.api_url is not None
+        command = self.agent_command or get_settings().workspace_sync_command or syncagent.DEFAULT_COMMAND
+        return syncagent.argv(
+            command,
+            api_url=spec.api_url,
+            session_id=spec.session_id,
+            workspace_id=spec.workspace_id,
+            root=str(tree),
+            credential_file=str(credential_file),
+            health_port=port,
+            state_file=str(wdir / "agent-state.json"),
+            flush_timeout=self.flush_timeout,
+        )
 
     def _wait(
         self, workspace_id: str, state: Mapping[str, Any], proc: subprocess.Popen[bytes] | None
     ) -> Endpoint:
-        """Wait for /healthz; on failure stop the process and remove its state."""
+        """Wait for the program's /healthz (the ward starts it after hydration); on failure stop
+        everything and remove the state."""
         host, port, pid = state["host"], state["port"], state["pid"]
 
         def probe() -> Endpoint | None:
             code = proc.poll() if proc is not None else None
             if code is not None or (proc is None and not _alive(pid, state["proc_start"])):
-                raise ProvisionFailed(
-                    "crashed", f"workspace process exited with code {code}{self._tail(workspace_id)}"
-                )
+                result = _read_json(self.workspace_dir(workspace_id) / "result.json", workspace_id) or {}
+                why = result.get("message") or f"workspace process exited with code {code}"
+                raise ProvisionFailed("crashed", f"{why}{self._tail(workspace_id)}")
             return Endpoint(host, port) if _healthy(host, port) else None
 
         try:
@@ -223,42 +320,65 @@ class LocalProvisioner(Provisioner):
             raise
 
     def _tail(self, workspace_id: str, limit: int = 400) -> str:
-        try:
-            text = (self.state_dir / f"{workspace_id}.log").read_bytes()[-limit:].decode(errors="replace")
-        except OSError:
-            return ""
+        text = ""
+        for path in (
+            self.state_dir / f"{workspace_id}.log",
+            self.workspace_dir(workspace_id) / "program.log",
+        ):
+            with contextlib.suppress(OSError):
+                text += path.read_bytes()[-limit:].decode(errors="replace")
         return f"; last output: {text.strip()}" if text.strip() else ""
 
-    def stop(self, workspace_id: str) -> None:
+    def stop(self, workspace_id: str) -> StopOutcome | None:
         with self._locked(workspace_id):
             state = self._read_state(workspace_id)
-            if state is not None:
-                self._remove(workspace_id, state)
+            outcome = self._remove(workspace_id, state) if state is not None else None
             # A failed start keeps its log for diagnosis; an explicit stop leaves nothing behind.
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / f"{workspace_id}.log").unlink()
+            return outcome
 
-    def _remove(self, workspace_id: str, state: Mapping[str, Any]) -> None:
-        """SIGTERM the process group, SIGKILL after the grace period, then forget it."""
+    def _remove(self, workspace_id: str, state: Mapping[str, Any]) -> StopOutcome:
+        """SIGTERM the ward (it stops the program, then lets the agent flush); kill whatever is
+        left after the bounded wait; forget the workload. Returns whether the flush completed."""
         pid, start = state["pid"], state["proc_start"]
+        wdir = self.workspace_dir(workspace_id)
         if _alive(pid, start):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + self.stop_grace
+            deadline = time.monotonic() + self.stop_grace + self.flush_timeout + syncagent.FLUSH_MARGIN + 2
             while _alive(pid, start) and time.monotonic() < deadline:
                 _reap(pid)
                 time.sleep(0.05)
-            # Also when the leader exited in time: stragglers left in its group go too. The
-            # group id cannot have been reused while any member is alive.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            while _alive(pid, start):
-                _reap(pid)
-                time.sleep(0.01)
+        # The ward hung or was killed: its children's groups go too (start times guard pid reuse).
+        ward_status = _read_json(wdir / "status.json", workspace_id) or {}
+        for gid, gstart in ((pid, start), *_children(ward_status)):
+            if _alive(gid, gstart):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(gid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # stragglers of the ward's own group
+        while _alive(pid, start):
+            _reap(pid)
+            time.sleep(0.01)
         _reap(pid)
+        result = _read_json(wdir / "result.json", workspace_id)
+        flushed = result is not None and result.get("agent_exit") == 0
+        outcome = StopOutcome(
+            flushed=flushed, detail="" if flushed else str((result or {}).get("agent_tail", ""))
+        )
+        if flushed or not (wdir / "tree").is_dir() or not any((wdir / "tree").iterdir()):
+            shutil.rmtree(wdir, ignore_errors=True)
+        else:  # keep the only copy of what was not pushed; the credential is dead anyway
+            with contextlib.suppress(FileNotFoundError):
+                (wdir / "credential").unlink()
+            log.warning(
+                "workspaces: %s stopped without a confirmed flush; tree kept at %s", workspace_id, wdir
+            )
         with contextlib.suppress(FileNotFoundError):
             self._state_path(workspace_id).unlink()
-        log.info("workspaces: stopped %s", workspace_id)
+        log.info("workspaces: stopped %s (flushed=%s)", workspace_id, flushed)
+        return outcome
 
     def status(self, workspace_id: str) -> WorkloadState:
         state = self._read_state(workspace_id)
@@ -280,3 +400,24 @@ class LocalProvisioner(Provisioner):
             if state is not None:
                 result[path.stem] = self._observe(state)
         return result
+
+
+def _read_json(path: Path, workspace_id: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:  # cannot happen with atomic writes, unless edited by hand
+        log.warning("workspaces: unreadable %s for %s", path.name, workspace_id)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _children(ward_status: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(pid, start ticks) of the agent and the program a ward recorded."""
+    out = []
+    for name in ("program", "agent"):
+        pid, start = ward_status.get(name), ward_status.get(f"{name}_start")
+        if isinstance(pid, int) and isinstance(start, int):
+            out.append((pid, start))
+    return out

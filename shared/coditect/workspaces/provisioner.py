@@ -21,11 +21,17 @@ import abc
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 FailureReason = Literal[
-    "image_pull_failed", "unschedulable", "quota_exceeded", "start_timeout", "crashed", "invalid_spec"
+    "image_pull_failed",
+    "unschedulable",
+    "quota_exceeded",
+    "start_timeout",
+    "crashed",
+    "invalid_spec",
+    "sandbox_unavailable",
 ]
 FAILURE_REASONS: frozenset[str] = frozenset(get_args(FailureReason))
 
@@ -67,6 +73,10 @@ class WorkspaceSpec:
     `image` and `command` override the backend's template when given. `command` is an argv in
     which ``{port}`` is replaced by the port the workload must listen on (chosen by the local
     backend, fixed by the template on Kubernetes). The local backend ignores `image`.
+
+    `credential` (the workspace credential, `coditect.workspaces.credentials`) and `api_url` are
+    what the sync agent needs; without them no agent runs (bare workloads in backend tests).
+    The credential is never in a repr, a log line or an argv.
     """
 
     workspace_id: str
@@ -75,6 +85,8 @@ class WorkspaceSpec:
     session_id: str
     image: str | None = None
     command: tuple[str, ...] | None = None
+    credential: str | None = field(default=None, repr=False)
+    api_url: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("workspace_id", "tenant_id", "user_id", "session_id"):
@@ -111,6 +123,18 @@ class WorkloadState:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class StopOutcome:
+    """What a stop observed about the sync agent's flush (None from `stop`: nothing to say).
+
+    `flushed` False means the agent did not confirm its flush in time (status_reason
+    ``sync_flush_timeout``); `detail` is the agent's last words (its pending paths), for logs.
+    """
+
+    flushed: bool = True
+    detail: str = ""
+
+
 NOT_FOUND = WorkloadState(running=False, ready=False, endpoint=None, reason="not_found")
 
 
@@ -123,8 +147,9 @@ class Provisioner(abc.ABC):
       detectable (do not sit out the timeout), ``ProvisionFailed("start_timeout")`` after
       `start_timeout` seconds, `TransientProvisionError` when the backend itself is unavailable.
       A failed start leaves nothing behind (no orphans).
-    - `stop(workspace_id) -> None`: remove the workload and everything created for it. Idempotent:
-      stopping something missing is not an error.
+    - `stop(workspace_id) -> StopOutcome | None`: remove the workload and everything created for
+      it, after the sync agent's flush (bounded). Idempotent: stopping something missing is not
+      an error.
     - `status(workspace_id) -> WorkloadState`: observe without changing anything; a missing
       workload is `NOT_FOUND`.
     - `list_workloads() -> dict[str, WorkloadState]`: every workload this backend manages that
@@ -145,7 +170,7 @@ class Provisioner(abc.ABC):
         """Start (or adopt) the workload for `spec` and return its endpoint once ready."""
 
     @abc.abstractmethod
-    def stop(self, workspace_id: str) -> None:
+    def stop(self, workspace_id: str) -> StopOutcome | None:
         """Remove the workload and everything created for it; missing is fine."""
 
     @abc.abstractmethod

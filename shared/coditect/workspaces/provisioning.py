@@ -13,9 +13,12 @@ after success), so it must be idempotent and resumable:
   recorded and acked.
 - A stop that raced the start (the record is no longer `provisioning` when the start returns,
   or is gone because its session was purged) stops the fresh workload: no orphans.
-- stop_requested: the workload is removed, then `stopping → stopped` (the reason given when
-  stopping was requested is kept). A record already gone (session purged) still gets its workload
-  removed.
+- stop_requested: the workload is removed (the sync agent flushes first, bounded), then
+  `stopping → stopped` (the reason given when stopping was requested is kept, unless the flush
+  was not confirmed: then `sync_flush_timeout`, and the `sync` report names what was pending).
+  A record already gone (session purged) still gets its workload removed.
+- Every start attempt mints a workspace credential (`credentials.mint`) handed to the backend for
+  the sync agent; all of them die when the workspace is stopped or failed.
 
 Every transition emits `com.coditect.workspace.ready|failed|stopped` through the outbox.
 Start durations (allocation → ready/failed) go to `coditect_workspace_start_seconds`.
@@ -31,11 +34,12 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from coditect import event_types
+from coditect.config import get_settings
 from coditect.events import OutboxEvent, record_outbox
 from coditect.http import metrics
 from coditect.store import Database, Transaction
-from coditect.workspaces import lifecycle, repository, service
-from coditect.workspaces.models import TERMINAL, Status, WorkspaceRecord
+from coditect.workspaces import credentials, lifecycle, repository, service, sync_reports
+from coditect.workspaces.models import TERMINAL, Status, SyncReport, WorkspaceRecord
 from coditect.workspaces.provisioner import (
     Endpoint,
     Provisioner,
@@ -123,8 +127,13 @@ def start(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: 
     if record.status != "provisioning":
         return f"already_{record.status}"  # ready, failed, stopping, stopped: nothing to start
     backend = type(provisioner).__name__
+    settings = get_settings()
     try:
-        spec = WorkspaceSpec(workspace_id, tenant_id, record.user_id, record.session_id)
+        credential = credentials.mint(db, record, settings)
+        api_url = settings.workspace_sync_api_url or settings.public_base_url
+        spec = WorkspaceSpec(
+            workspace_id, tenant_id, record.user_id, record.session_id, credential=credential, api_url=api_url
+        )
         endpoint = provisioner.start(spec)
     except ProvisionFailed as failure:
         log.info("workspaces: %s failed: %s", workspace_id, failure)
@@ -170,15 +179,39 @@ def stop(db: Database, provisioner: Provisioner, tenant_id: str, workspace_id: s
     record = db.transact(lambda tr: repository.get(tr, tenant_id, workspace_id))
     if record is not None and record.status not in ("stopping", *TERMINAL):
         return f"not_stopping_{record.status}"  # a stale event: the record moved on
-    provisioner.stop(workspace_id)  # idempotent; TransientProvisionError → redelivery
+    outcome = provisioner.stop(workspace_id)  # idempotent; TransientProvisionError → redelivery
     if record is None:
         return "gone"
     if record.status in TERMINAL:
         return f"already_{record.status}"
-    event = emit(event_types.WORKSPACE_STOPPED, tenant_id, workspace_id, reason=record.status_reason)
-    done = db.transact(
-        transition, tenant_id, workspace_id, frozenset({"stopping"}), "stopped", _now(), None, None, event
-    )
+    unflushed = outcome is not None and not outcome.flushed
+    if unflushed:
+        assert outcome is not None
+        log.warning(
+            "workspaces: %s stopped without a confirmed sync flush: %s", workspace_id, outcome.detail[-500:]
+        )
+    reason = "sync_flush_timeout" if unflushed else record.status_reason
+    event = emit(event_types.WORKSPACE_STOPPED, tenant_id, workspace_id, reason=reason)
+
+    def finish(tr: Transaction) -> WorkspaceRecord | None:
+        if unflushed:
+            _record_flush_timeout(tr, tenant_id, workspace_id)
+        return transition(
+            tr, tenant_id, workspace_id, frozenset({"stopping"}), "stopped", _now(),
+            "sync_flush_timeout" if unflushed else None, None, event,
+        )  # fmt: skip
+
+    done = db.transact(finish)
     if done is not None and done.status == "stopped":
         service.publish_after_commit(db, [event])
     return "stopped"
+
+
+def _record_flush_timeout(tr: Transaction, tenant_id: str, workspace_id: str) -> None:
+    """Make the `sync` report say flush_timeout with what was pending, when the agent could not."""
+    record = repository.get(tr, tenant_id, workspace_id)
+    last = sync_reports.read(tr, tenant_id, workspace_id)
+    if record is None or (last is not None and last.state == "flush_timeout"):
+        return
+    base = last.model_dump(exclude={"reported_at", "state"}) if last is not None else {}
+    sync_reports.write_final(tr, record, SyncReport(state="flush_timeout", **base))

@@ -13,6 +13,8 @@ Layout under `keys.tenant(tid).sub(keys.WORKSPACES)` (FoundationDB simple-indexe
                                                       the relay watches it (changes only on a
                                                       status change, never on activity)
     ("activity", wid)                     → pack((unix seconds,)) last relayed activity
+    ("sync", wid)                         → SyncStatus JSON: the sync agent's latest report
+                                                      (coditect.workspaces.sync_reports)
 
 and, global, `keys.WORKSPACE_INDEX`::
 
@@ -114,6 +116,7 @@ def delete(tr: Transaction, record: WorkspaceRecord) -> None:
     table(record.tenant_id).delete(tr, (record.id,), record)
     tr.clear(state_key(record.tenant_id, record.id))
     tr.clear(activity_key(record.tenant_id, record.id))
+    tr.clear(space(record.tenant_id).key("sync", record.id))
     tr.clear(live_key(record.id))
 
 

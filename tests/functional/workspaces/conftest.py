@@ -28,6 +28,19 @@ from cloudevents.http import CloudEvent
 from coditect.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
+SYNC_DOUBLE = ROOT / "tests" / "fakes" / "sync_agent_double.py"
+
+
+@pytest.fixture(autouse=True)
+def offline_sync_agent(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workspaces started here get the sync agent's TEST DOUBLE, offline: the functions run
+    in-process, so there is no API for an agent to call."""
+    from coditect.config import get_settings
+
+    monkeypatch.setenv(
+        "CODITECT_WORKSPACE_SYNC_COMMAND", json.dumps([sys.executable, str(SYNC_DOUBLE), "--offline"])
+    )
+    get_settings.cache_clear()
 
 
 @dataclass

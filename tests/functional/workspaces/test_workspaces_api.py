@@ -12,7 +12,15 @@ from coditect.events import default_publisher, drain_outbox
 from coditect.keys import OUTBOX
 from tests.helpers import check_envelope
 
-SHAPE = {"id", "session_id", "status", "status_reason", "created_at", "updated_at"}
+SHAPE = {
+    "id",
+    "session_id",
+    "status",
+    "status_reason",
+    "created_at",
+    "updated_at",
+    "sync",
+}  # sync: issue 11 (the agent's report)
 
 
 def outbox_size(db) -> int:  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ CORE_MODELS = {
 PROVISIONER_RULES = {
     ("", "pods"): {"create", "get", "list", "watch", "delete"},
     ("", "services"): {"create", "get", "list", "delete"},
+    ("", "secrets"): {"create", "get", "delete"},  # the sync sidecar's credential (issue 11)
     ("networking.k8s.io", "networkpolicies"): {"create", "get", "list", "delete"},
 }
 GONE = object()

@@ -70,7 +70,8 @@ def test_ready_needs_an_endpoint_and_history_is_bounded() -> None:
 def test_public_shape_has_no_server_state() -> None:
     r = lifecycle.advance(lifecycle.advance(new(), "provisioning", T), "ready", T, endpoint=EP)
     shown = Workspace.of(r).model_dump(mode="json")
-    assert set(shown) == {"id", "session_id", "status", "status_reason", "created_at", "updated_at"}
+    assert set(shown) == {"id", "session_id", "status", "status_reason", "created_at", "updated_at", "sync"}
+    assert shown["sync"] is None  # no report yet
     assert "10.0.0.1" not in str(shown)
 
 

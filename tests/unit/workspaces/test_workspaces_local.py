@@ -37,6 +37,31 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return not alive(pid)
 
 
+def host_pid(ns_pid: int, ancestor: int) -> int:
+    """The host pid of the process the sandbox's pid namespace calls `ns_pid`, under `ancestor`
+    (the workspace's ward): workspace programs run in their own pid namespace."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("NSpid", "").split()[-1:] != [str(ns_pid)] or len(fields["NSpid"].split()) < 2:
+            continue
+        pid = int(entry.name)
+        while pid > 1:  # walk up to the ward
+            if pid == ancestor:
+                return int(entry.name)
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                break
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+    raise AssertionError(f"no process {ns_pid} in the workspace's pid namespace")
+
+
 def get(endpoint: Endpoint, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=5)
     try:
@@ -84,9 +109,22 @@ def test_start_use_and_stop(prov: LocalProvisioner, make_spec) -> None:
             return [text, await ws.recv()]
 
     assert asyncio.run(echo()) == ["hello", b"\x00\xffbinary"]
-    output, shell_pid = asyncio.run(terminal_roundtrip(endpoint))
+    ward = state(prov, spec)["pid"]
+    seen: list[int] = []
+
+    async def roundtrip_and_find() -> bytes:
+        async with websockets.connect(f"ws://{endpoint.host}:{endpoint.port}/terminal") as ws:
+            await ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
+            await ws.send(b"echo pid=$$; stty size; echo hi\n")
+            output = b""
+            while b"\r\nhi\r\n" not in output:
+                output += await asyncio.wait_for(ws.recv(), 10)
+            seen.append(host_pid(int(output.split(b"pid=")[-1].split(b"\r\n")[0]), ward))
+        return output
+
+    output = asyncio.run(roundtrip_and_find())
     assert b"40 120\r\n" in output  # the resize message reached the PTY
-    assert wait_gone(shell_pid), "closing the socket must kill the shell"
+    assert wait_gone(seen[0]), "closing the socket must kill the shell"
 
     pid = state(prov, spec)["pid"]
     prov.stop(spec.workspace_id)
@@ -151,7 +189,8 @@ def test_command_that_exits_is_crashed(prov: LocalProvisioner, make_spec) -> Non
 
 
 def test_never_healthy_is_start_timeout_and_killed(tmp_path: Path, make_spec) -> None:
-    prov = LocalProvisioner(tmp_path / "ws", start_timeout=0.5, stop_grace=1)
+    # Unsandboxed: the pid file is outside any workspace tree (the sandbox has its own tests).
+    prov = LocalProvisioner(tmp_path / "ws", start_timeout=3, stop_grace=1, sandboxed=False)
     pid_file = tmp_path / "pid"
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
     with pytest.raises(ProvisionFailed) as info:
@@ -162,7 +201,7 @@ def test_never_healthy_is_start_timeout_and_killed(tmp_path: Path, make_spec) ->
 
 
 def test_sigterm_is_ignored_then_killed(tmp_path: Path, make_spec) -> None:
-    prov = LocalProvisioner(tmp_path / "ws", start_timeout=0.5, stop_grace=0.2)
+    prov = LocalProvisioner(tmp_path / "ws", start_timeout=3, stop_grace=0.2, sandboxed=False)
     pid_file = tmp_path / "pid"
     code = (
         "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"

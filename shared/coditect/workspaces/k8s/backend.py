@@ -141,6 +141,15 @@ class KubernetesProvisioner(Provisioner):
                 self._core.read_namespaced_service,
                 uid,
             )
+            if objects.has_sync(spec, self.template):  # the sidecar's credential (mounted in it only)
+                self._ensure_owned(
+                    "secret",
+                    client.V1Secret,
+                    objects.build_secret(spec, ns, uid),
+                    self._core.create_namespaced_secret,
+                    self._core.read_namespaced_secret,
+                    uid,
+                )
             self._ensure_owned(
                 "network policy",
                 client.V1NetworkPolicy,
@@ -208,6 +217,7 @@ class KubernetesProvisioner(Provisioner):
         deletes = (
             ("pod", self._core.delete_namespaced_pod),
             ("service", self._core.delete_namespaced_service),
+            ("secret", self._core.delete_namespaced_secret),
             ("network policy", self._net.delete_namespaced_network_policy),
         )
         for what, delete in deletes:

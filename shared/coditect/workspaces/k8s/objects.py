@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from coditect.workspaces import syncagent
 from coditect.workspaces.provisioner import FailureReason, WorkspaceSpec
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -28,6 +29,13 @@ RELAY_LABELS = {"app.kubernetes.io/name": "coditect-relay"}
 CONTAINER_NAME = "workspace"
 PORT_NAME = "http"
 RUN_AS = 1000
+# The sync sidecar (issue 11): a native sidecar sharing the tree with the IDE container.
+SYNC_CONTAINER = "sync"
+TREE_VOLUME, TREE_PATH = "tree", "/workspace"
+CREDENTIAL_VOLUME, CREDENTIAL_DIR = "credential", "/var/run/coditect"
+SYNC_STATE_VOLUME, SYNC_STATE_DIR = "sync-state", "/var/lib/coditect-sync"
+SYNC_HEALTH_PORT = 8081
+SYNC_COMMAND = ("python", "-m", "coditect.sync")
 _RESTRICTED = {"runAsNonRoot": True, "runAsUser": RUN_AS, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
@@ -60,10 +68,16 @@ class WorkspaceTemplate:
     scratch_size_limit: str = "1Gi"
     image_pull_policy: str = "IfNotPresent"
     termination_grace_seconds: int = 10
+    # The sync sidecar's image (setting `workspace_sync_image`) and the flush bound it gets; the
+    # pod's grace period is at least the flush bound + `syncagent.FLUSH_MARGIN`.
+    sync_image: str | None = None
+    sync_flush_timeout: float = 20.0
+    tree_size_limit: str = "10Gi"
 
     def __post_init__(self) -> None:
-        if not image_is_pinned(self.image):
-            raise ValueError(f"template image {self.image!r} must be pinned by tag or digest")
+        for image in (self.image, self.sync_image):
+            if image is not None and not image_is_pinned(image):
+                raise ValueError(f"template image {image!r} must be pinned by tag or digest")
         if not 0 < self.port < 65536:
             raise ValueError("port out of range")
 
@@ -146,20 +160,97 @@ def build_pod(spec: WorkspaceSpec, template: WorkspaceTemplate, namespace: str) 
     }
     if command:
         container["command"] = [arg.replace("{port}", str(template.port)) for arg in command]
+    pod_spec: dict[str, Any] = {
+        # The workspace runs user code: it gets no API credentials and no service env vars.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": template.termination_grace_seconds,
+        "securityContext": {**_RESTRICTED, "runAsGroup": RUN_AS, "fsGroup": RUN_AS},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if has_sync(spec, template):
+        _add_sync_sidecar(spec, template, pod_spec, container)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(spec, namespace), "spec": pod_spec}
+
+
+def has_sync(spec: WorkspaceSpec, template: WorkspaceTemplate) -> bool:
+    """A sync sidecar runs when the template names its image and the spec carries a credential."""
+    return template.sync_image is not None and spec.credential is not None and spec.api_url is not None
+
+
+def _add_sync_sidecar(
+    spec: WorkspaceSpec, template: WorkspaceTemplate, pod_spec: dict[str, Any], ide: dict[str, Any]
+) -> None:
+    """The tree as an emptyDir shared by the IDE and the sync agent; the agent as a native sidecar
+    (an init container with restartPolicy Always: it starts first, its startup probe holds the
+    IDE back until the tree is hydrated, and it is stopped only after the IDE container, so its
+    flush outlives the IDE); the credential Secret mounted into the sidecar ONLY."""
+    assert spec.api_url is not None and template.sync_image is not None
+    ide["volumeMounts"].append({"name": TREE_VOLUME, "mountPath": TREE_PATH})
+    ide["workingDir"] = TREE_PATH
+    probe = {
+        "httpGet": {"path": "/healthz", "port": SYNC_HEALTH_PORT},
+        "periodSeconds": 1,
+        "timeoutSeconds": 2,
+    }
+    sidecar: dict[str, Any] = {
+        "name": SYNC_CONTAINER,
+        "image": template.sync_image,
+        "imagePullPolicy": template.image_pull_policy,
+        "restartPolicy": "Always",
+        "command": syncagent.argv(
+            SYNC_COMMAND,
+            api_url=spec.api_url,
+            session_id=spec.session_id,
+            workspace_id=spec.workspace_id,
+            root=TREE_PATH,
+            credential_file=f"{CREDENTIAL_DIR}/credential",
+            health_port=SYNC_HEALTH_PORT,
+            state_file=f"{SYNC_STATE_DIR}/state.json",
+            flush_timeout=template.sync_flush_timeout,
+        ),
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "1", "memory": "256Mi"},
+        },
+        "securityContext": {
+            **_RESTRICTED,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+        },
+        # Hydration may take a while: up to the provisioner's start timeout, not 3 failed probes.
+        "startupProbe": {**probe, "failureThreshold": 600},
+        "readinessProbe": {**probe, "failureThreshold": 3},
+        "volumeMounts": [
+            {"name": TREE_VOLUME, "mountPath": TREE_PATH},
+            {"name": CREDENTIAL_VOLUME, "mountPath": CREDENTIAL_DIR, "readOnly": True},
+            {"name": SYNC_STATE_VOLUME, "mountPath": SYNC_STATE_DIR},
+        ],
+    }
+    pod_spec["initContainers"] = [sidecar]
+    pod_spec["volumes"] += [
+        {"name": TREE_VOLUME, "emptyDir": {"sizeLimit": template.tree_size_limit}},
+        {"name": SYNC_STATE_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}},
+        {
+            "name": CREDENTIAL_VOLUME,
+            "secret": {"secretName": workload_name(spec.workspace_id), "defaultMode": 0o400},
+        },
+    ]
+    flush = int(template.sync_flush_timeout + syncagent.FLUSH_MARGIN) + 5  # + the IDE's own stop
+    pod_spec["terminationGracePeriodSeconds"] = max(template.termination_grace_seconds, flush)
+
+
+def build_secret(spec: WorkspaceSpec, namespace: str, owner_uid: str | None = None) -> dict[str, Any]:
+    """The workspace credential as a Secret (owned by the Pod), mounted into the sync sidecar only."""
     return {
         "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": _metadata(spec, namespace),
-        "spec": {
-            # The workspace runs user code: it gets no API credentials and no service env vars.
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": template.termination_grace_seconds,
-            "securityContext": {**_RESTRICTED, "runAsGroup": RUN_AS, "fsGroup": RUN_AS},
-            "containers": [container],
-            "volumes": volumes,
-        },
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(spec, namespace, owner_uid),
+        "stringData": {"credential": spec.credential or ""},
     }
 
 
