@@ -67,14 +67,16 @@ def example(schema: dict[str, Any], components: dict[str, Any], name: str = "", 
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), None)
     if kind == "object" or "properties" in schema:
-        if depth >= _MAX_DEPTH:
-            return {}
-        props = schema.get("properties", {})
+        props = schema.get("properties", {}) if depth < _MAX_DEPTH else {}
         return {key: example(sub, components, key, depth + 1) for key, sub in props.items()}
     if kind == "array":
         items = schema.get("items", {})
         count = max(1, schema.get("minItems", 0)) if depth < _MAX_DEPTH else schema.get("minItems", 0)
         return [example(items, components, name, depth + 1) for _ in range(count)]
+    return _scalar(schema, kind, name)
+
+
+def _scalar(schema: dict[str, Any], kind: str | None, name: str) -> Any:
     if kind == "integer":
         return max(schema.get("minimum", 1), 1) if "maximum" not in schema else schema.get("minimum", 0)
     if kind == "number":
