@@ -37,8 +37,8 @@ from pydantic.json_schema import models_json_schema
 from coditect.files.paths import MAX_PATH_BYTES
 from coditect.platform.examples import add_examples
 from coditect.registry.spec import FunctionSpec, Route, resolve
-from coditect.version import VERSION
 from coditect.sessions.models import SETTING_KEY_PATTERN
+from coditect.version import VERSION
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
