@@ -172,6 +172,7 @@ class FunctionApp:
                 request.remote_addr or "unknown",
                 request.headers.getlist("X-Forwarded-For"),
                 self.settings.trusted_proxy_hops,
+                request.headers.getlist(header) if (header := self.settings.client_ip_header) else None,
             ),
         )
         if route.auth != "none":
