@@ -1,4 +1,4 @@
-"""The local stack end to end: the gateway, the broker, restarts and a clean stop, over sockets."""
+"""The local stack end to end: the front door, the broker, restarts and a clean stop, over sockets."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 PING = "com.coditect.test.ping"
 
 
-def test_health_through_the_gateway(stack: RunningStack) -> None:
+def test_health_through_the_front_door(stack: RunningStack) -> None:
     with stack.client() as http:
         response = http.get("/api/v5/health", headers={"X-Request-Id": "e2e-health-0001"})
     data = check_envelope(response, 200)
@@ -148,6 +148,9 @@ def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: 
         assert "exited with signal SIGKILL; restarting" in running.log("health")
         assert new != old
         pgids = {info["pid"] for info in running.state()["functions"].values() if info["pid"]}
+        door = running.state()["frontdoor"]["pid"]
+        assert door and _group_members({door}), "the front door (caddy) runs in its own process group"
+        pgids.add(door)
         assert _group_members(pgids), "the function process groups are alive before the stop"
     finally:
         status = running.stop(signal.SIGTERM)
