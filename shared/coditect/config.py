@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     workspace_cookie_ttl: int = Field(default=12 * 3600, ge=60)
     # Activity is written at most once per this many seconds per workspace (idle-stop input).
     workspace_activity_interval: int = Field(default=60, ge=1, le=600)
-    # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the gateway.
+    # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the front door.
     public_base_url: str = "http://localhost:8080"
 
     # -- relay (coditect.relay) ------------------------------------------------------------------

@@ -186,7 +186,7 @@ class Stack:
         host = self.settings.host if ":" not in self.settings.host else f"[{self.settings.host}]"
         return f"{host}:{self.port}"
 
-    def gateway_url(self) -> str:
+    def frontdoor_url(self) -> str:
         """The front door's URL (the one address a user or browser talks to)."""
         return f"http://{self.frontdoor_address()}"
 
@@ -194,14 +194,14 @@ class Stack:
         """Where this machine reaches the front door (loopback when it listens on every address)."""
         if self.settings.host in ("0.0.0.0", "::", ""):  # noqa: S104 (a comparison, not a bind)
             return f"http://{LOOPBACK}:{self.port}"
-        return self.gateway_url()
+        return self.frontdoor_url()
 
     def print_table(self, broker_url: str, took: float) -> None:
         s = self.settings
         rows = [
             (
                 "front door",
-                self.gateway_url(),
+                self.frontdoor_url(),
                 f"caddy pid {self.frontdoor.pid if self.frontdoor else '-'}",
                 "logs/frontdoor.log",
             ),
@@ -217,7 +217,7 @@ class Stack:
         rows.append(("scheduler", jobs, "", "logs/scheduler.log"))
         lines = [f"Coditect local stack — data dir {s.data_dir}"]
         lines += [f"  {a:<18} {b:<32} {c:<18} {d}".rstrip() for a, b, c, d in rows]
-        lines.append(f"Ready in {took:.1f}s: {self.gateway_url()}/api/v5/health — Ctrl-C stops everything.")
+        lines.append(f"Ready in {took:.1f}s: {self.frontdoor_url()}/api/v5/health — Ctrl-C stops everything.")
         print("\n".join(lines), file=self.out, flush=True)
 
     def write_state(self) -> None:
@@ -225,9 +225,9 @@ class Stack:
         state: dict[str, Any] = {
             "supervisor_pid": os.getpid(),
             "data_dir": str(s.data_dir),
-            "gateway": self.gateway_url() if self.frontdoor else None,
+            "gateway": self.frontdoor_url() if self.frontdoor else None,
             "frontdoor": {
-                "url": self.gateway_url() if self.frontdoor else None,
+                "url": self.frontdoor_url() if self.frontdoor else None,
                 "pid": self.frontdoor.pid if self.frontdoor else None,
                 "restarts": self.frontdoor.restarts if self.frontdoor else 0,
                 "config": str(s.frontdoor_config),
