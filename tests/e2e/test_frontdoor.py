@@ -4,12 +4,14 @@ are covered against fake functions in tests/unit/devstack/test_devstack_frontdoo
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import re
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +194,37 @@ def test_a_100_mib_upload_streams_through_the_front_door(
             assert got.status_code == 200
             received = sum(len(chunk) for chunk in got.iter_raw())
     assert received == size
+
+
+def test_a_long_poll_and_a_quiet_websocket_outlive_the_body_deadline(
+    stack: RunningStack, user: tuple[dict[str, str], str]
+) -> None:
+    """The slow-client deadline (3 s on the test stack) bounds request bodies only: a 5 s long-poll
+    answers, and a WebSocket quiet for 5 s still carries frames both ways."""
+    from websockets.asyncio.client import connect
+
+    from tests.e2e.test_relay import ready_workspace, ticket
+
+    account, _ = user
+    auth = {"Authorization": account["Authorization"]}
+    body_timeout = float(stack.env["CODITECT_FRONTDOOR_BODY_TIMEOUT"])
+    with stack.client() as http:
+        # A new session: its change feed is empty, so the long-poll waits the whole 5 s.
+        sid = check_envelope(http.post("/api/v5/sessions", json={"name": "long poll"}, headers=auth), 201)[
+            "id"
+        ]
+        started = time.monotonic()
+        changes = http.get(f"/api/v5/sessions/{sid}/files:changes", params={"wait": 5}, headers=auth)
+        check_envelope(changes, 200)
+        assert time.monotonic() - started > body_timeout
+        wid = ready_workspace(stack, http, auth)
+        protos = [f"coditect.ticket.{ticket(http, auth, wid)}", "coditect.relay"]
+
+    async def quiet_echo() -> str:
+        url = "ws" + stack.url.removeprefix("http") + f"/workspaces/{wid}/echo"
+        async with connect(url, origin=stack.url, subprotocols=protos, proxy=None) as echo:  # type: ignore[arg-type]
+            await asyncio.sleep(body_timeout + 2)
+            await echo.send("still here")
+            return str(await echo.recv())
+
+    assert asyncio.run(quiet_echo()) == "still here"

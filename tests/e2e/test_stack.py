@@ -128,6 +128,13 @@ def _group_members(pgids: set[int]) -> list[int]:
     return found
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: Path) -> None:
     running = start_stack(tmp_path)
     try:
@@ -148,8 +155,23 @@ def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: 
         assert "exited with signal SIGKILL; restarting" in running.log("health")
         assert new != old
         pgids = {info["pid"] for info in running.state()["functions"].values() if info["pid"]}
-        door = running.state()["frontdoor"]["pid"]
-        assert door and _group_members({door}), "the front door (caddy) runs in its own process group"
+        # The front door is supervised like a function: killed, it is restarted and answers again.
+        killed = running.state()["frontdoor"]["pid"]
+        assert killed and _group_members({killed}), "the front door (caddy) runs in its own process group"
+        os.kill(killed, signal.SIGKILL)
+        door = wait_for(
+            lambda: (
+                running.state()["frontdoor"]["pid"] not in (None, killed)
+                and running.state()["frontdoor"]["pid"]
+            ),
+            30,
+            "the restarted front door",
+        )
+        wait_for(lambda: _answers(running.url + "/api/v5/health"), 30, "health through the new front door")
+        assert (
+            running.state()["frontdoor"]["restarts"] == 1
+            and "frontdoor exited with signal SIGKILL" in running.output()
+        )
         pgids.add(door)
         assert _group_members(pgids), "the function process groups are alive before the stop"
     finally:
