@@ -22,9 +22,10 @@ explains every choice; in short:
   (`CODITECT_CLIENT_IP_HEADER`).
 - Slow clients: every request body must arrive within `body_timeout` seconds plus 1 s per
   `body_min_rate` bytes (server-wide read deadline, reset per read but bounded by the average
-  rate), else 408 `request_timeout`. API bodies up to `BUFFER_BYTES` are read whole before the
-  function is contacted (Caddy `request_buffers`), so a slow sender never holds a function
-  thread; larger ones (file uploads, up to 100 MiB) are streamed at no less than that rate.
+  rate), else 408 `request_timeout`. Bodies up to `BUFFER_BYTES` are read whole before the
+  function (or the relay) is contacted (Caddy `request_buffers`), so a slow sender never holds a
+  function thread; larger ones (file uploads, up to 100 MiB) are streamed at no less than that
+  rate.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def _path(regex: str) -> dict[str, Any]:
     return {"vars_regexp": {"{http.request.uri.path}": {"pattern": f"^(?:{regex})$"}}}
 
 
-def _proxy(upstream: str | None, name: str, *, buffered: bool) -> list[dict[str, Any]]:
+def _proxy(upstream: str | None, name: str) -> list[dict[str, Any]]:
     """The handlers sending a request to one function (a named route: one connection pool each)."""
     if upstream is None:
         return [respond(ServiceUnavailable(f"The {name!r} function is not running in the local stack."))]
@@ -127,10 +128,9 @@ def _proxy(upstream: str | None, name: str, *, buffered: bool) -> list[dict[str,
         # Below the functions' keep-alive (gunicorn 2 s, uvicorn 5 s), so a reused connection is
         # never one the function is closing.
         "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "1s"}},
+        # Bodies up to the JSON limit are read whole before the function is contacted.
+        "request_buffers": BUFFER_BYTES,
     }
-    if not buffered:
-        return [proxy]
-    proxy["request_buffers"] = BUFFER_BYTES
     # A body that misses its deadline cancels the request (Caddy answers a bare 499); answer the
     # contract's 408 instead. The function was not contacted (buffered) or saw a cut stream.
     # `Connection: close`: else Go would first drain the rest of the body, i.e. wait for the
@@ -169,18 +169,20 @@ def _request_id_routes() -> list[dict[str, Any]]:
 
 
 def _error_routes() -> list[dict[str, Any]]:
-    """What Caddy itself fails with: upstream down → 503 (retry), client errors → 400."""
-    down = ServiceUnavailable("The function is starting.", headers={"Retry-After": "1"})
+    """What Caddy itself fails with: upstream down → 503 (retry), client errors → 400.
+
+    Each closes the connection: the request body may be unread (a cut stream), and Go would
+    first drain it — wait for a stalled sender — before writing the answer."""
+    close = {"Connection": "close"}
+    down = ServiceUnavailable("The function is starting.", headers={"Retry-After": "1", **close})
+    refused = ApiError("The proxy refused the request.", code="bad_request", headers=close)
     status = "{http.error.status_code}"
     return [
         {"match": [{"vars": {status: ["502", "503", "504"]}}], "handle": [respond(down)], "terminal": True},
-        {
-            "match": [{"vars_regexp": {status: {"pattern": "^4"}}}],
-            "handle": [respond(ApiError("The proxy refused the request.", code="bad_request"), status)],
-            "terminal": True,
-        },
-        {"handle": [respond(ApiError())], "terminal": True},
-    ]
+        {"match": [{"vars_regexp": {status: {"pattern": "^4"}}}], "handle": [respond(refused, status)],
+         "terminal": True},
+        {"handle": [respond(ApiError(headers=close))], "terminal": True},
+    ]  # fmt: skip
 
 
 def render(
@@ -193,8 +195,9 @@ def render(
     routes += [_api_route(entry) for entry in table]
     relay = next((spec.name for spec in functions if spec.kind == "asgi"), None)
     if relay is not None:
-        # The relay takes every method, HTTP and WebSocket, and answers its own errors.
-        relay_handle = _proxy(upstreams.get(relay), relay, buffered=False)
+        # The relay takes every method, HTTP and WebSocket (an upgrade has no body to buffer),
+        # and answers its own errors.
+        relay_handle = _proxy(upstreams.get(relay), relay)
         routes.append({"match": [_path(RELAY_REGEX)], "handle": relay_handle, "terminal": True})
     routes.append({"handle": [respond(NotFound("No such route."))]})
     server = {
@@ -207,7 +210,7 @@ def render(
         "idle_timeout": "2m",
         "routes": routes,
         "named_routes": {
-            name: {"handle": _proxy(upstreams.get(name), name, buffered=True)}
+            name: {"handle": _proxy(upstreams.get(name), name)}
             for name in sorted({name for entry in table for name in entry.owners})
         },
         "errors": {"routes": _error_routes()},

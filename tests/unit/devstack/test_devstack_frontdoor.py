@@ -369,3 +369,23 @@ def test_slow_bodies_get_408_and_never_reach_the_function(door: tuple[str, dict[
         for sock in slow:
             sock.close()
     assert len(fakes["items-write"].seen) == before + 1  # none of the slow bodies reached it
+
+
+def test_a_slow_body_to_the_relay_is_408_too(door: tuple[str, dict[str, Upstream]]) -> None:
+    """Relay bodies up to 1 MiB are buffered by the proxy like the functions' ones."""
+    url, fakes = door
+    sock = _slow_sender(int(url.rsplit(":", 1)[1]), "/workspaces/x/upload")
+    try:
+        sock.settimeout(10)
+        answer = b""
+        while not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    finally:
+        sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert not [seen for seen in fakes["relay"].seen if seen["path"] == "/workspaces/x/upload"]
