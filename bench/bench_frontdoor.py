@@ -170,8 +170,9 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join([
         f"Load tool: **{r['tool']}**, 16 connections, {r['seconds']:.0f} s per run, {r['rounds']} alternating "
         f"rounds (ratio = median of per-round ratios). Machine: {r['machine']}; **shared with other "
-        "sessions running at the same time**, so runs are short and only the ratios against the baseline "
-        "measured beside them mean anything.",
+        "sessions running at the same time** (1-minute load average at start / end: "
+        f"{r['load_average'][0]} / {r['load_average'][1]}), so runs are short and only the ratios against "
+        "the baseline measured beside them mean anything; above a load of ~2 per core they are noise.",
         "",
         "| measure | subject | baseline (same run) | ratio / figure | goal |",
         "|---|---|---|---|---|",
@@ -197,6 +198,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one load run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per comparison")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="coditect-bench-frontdoor-") as tmp:
         data_dir = Path(tmp) / "data"
         stack, url = start_stack(data_dir)
@@ -224,6 +226,7 @@ def main() -> None:
         "title": "Front door (Caddy) vs hello-world and the functions direct",
         "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}",
         "tool": loadgen.tool(), "seconds": args.seconds, "rounds": args.rounds,
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "health": health, "proxy_cost": proxy, "users_me": users, "keepalive": keepalive, "slow": slow,
     }  # fmt: skip
     result["markdown"] = markdown(result)
