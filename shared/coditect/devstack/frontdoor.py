@@ -161,7 +161,10 @@ def _api_route(entry: PathRoute) -> dict[str, Any]:
 
 
 def _request_id_routes() -> list[dict[str, Any]]:
-    keep = {"header_regexp": {"X-Request-Id": {"pattern": _SANE_RID}}}
+    """`{http.vars.rid}`: the caller's X-Request-Id when sane, else a new UUID. Matched on the
+    placeholder (all values joined by ","), not with `header_regexp`, which accepts a request
+    when ANY value matches: a second, hostile value would then reach the JSON bodies."""
+    keep = {"vars_regexp": {"{http.request.header.X-Request-Id}": {"pattern": _SANE_RID}}}
     return [
         {"handle": [{"handler": "vars", "rid": "{http.request.uuid}"}]},
         {"match": [keep], "handle": [{"handler": "vars", "rid": "{http.request.header.X-Request-Id}"}]},

@@ -270,6 +270,12 @@ def test_request_id_kept_when_sane_else_new_and_passed_on(door: tuple[str, dict[
         for bad in ("short", "has space inside!", "x" * 129):
             rid = http.get("/api/v5/nothing", headers={"X-Request-Id": bad}).json()["request_id"]
             assert rid != bad and re.fullmatch(r"[A-Za-z0-9._:-]{8,128}", rid)
+        # Two values, one sane: a new id (the joined value is not a sane token, and must never
+        # reach the JSON body).
+        two = [("X-Request-Id", "caller-id-0003"), ("X-Request-Id", 'x","evil":"1')]
+        answer = http.get("/api/v5/nothing", headers=two)
+        assert answer.json()["request_id"] not in ("caller-id-0003",) and "evil" not in answer.json()
+        assert re.fullmatch(r"[0-9a-f-]{36}", answer.json()["request_id"])
         http.get("/api/v5/items", headers={"X-Request-Id": "caller-id-0002"})
         assert fakes["items-read"].seen[-1]["headers"]["X-Request-Id"] == "caller-id-0002"
         http.get("/api/v5/items", headers={"X-Request-Id": "bad id"})
