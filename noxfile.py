@@ -45,8 +45,8 @@ def _install(session: nox.Session, *requirements: str) -> None:
 
 @nox.session(python=PYTHON, reuse_venv=True)
 def serve(session: nox.Session) -> None:
-    """Start every function, the gateway, the broker and the scheduler (Ctrl-C stops all)."""
-    _install(session, "-e", "shared[relay,k8s,sync]")
+    """Start every function, the front door (Caddy), the broker and the scheduler (Ctrl-C stops all)."""
+    _install(session, "-e", "shared[relay,k8s,sync,devstack]")
     session.run("python", "-m", "coditect.devstack", "serve", *session.posargs)
 
 
@@ -56,7 +56,7 @@ def tests(session: nox.Session) -> None:
 
     pytest's exit code 5 ("no tests collected", e.g. a -k that selects nothing) is not a failure.
     """
-    _install(session, "-e", "shared[dev,relay,k8s]")
+    _install(session, "-e", "shared[dev,relay,k8s,devstack]")
     session.run("pytest", *(session.posargs or ["tests"]), success_codes=[0, 5])
 
 
@@ -71,7 +71,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON, reuse_venv=True)
 def typecheck(session: nox.Session) -> None:
     """mypy over the `coditect` package (strict on coditect.*, see pyproject.toml)."""
-    _install(session, "-e", "shared[dev,relay,k8s]")
+    _install(session, "-e", "shared[dev,relay,k8s,devstack]")
     session.run("mypy", "-p", "coditect")
 
 
@@ -82,7 +82,7 @@ def bench(session: nox.Session) -> None:
     Load generator: `wrk` when it is on PATH (`apt-get install wrk`), otherwise the bundled Python
     asyncio generator; the results say which one was used.
     """
-    _install(session, "-e", "shared[dev,relay,k8s]")
+    _install(session, "-e", "shared[dev,relay,k8s,devstack]")
     if not shutil.which("wrk") and shutil.which("apt-get") and os.geteuid() == 0:
         # Debian's wrk, best effort: without it bench/loadgen.py falls back to its Python generator.
         apt = {"env": {"DEBIAN_FRONTEND": "noninteractive"}, "silent": True, "success_codes": [0, 100]}

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     cors_origins: tuple[str, ...] = ("http://localhost:8080", "http://127.0.0.1:8080")
     # Number of trusted reverse-proxy hops in X-Forwarded-For; 0 = use the socket peer only.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    # When set, the client address is taken from this header only (one IP literal; absent or
+    # invalid → the socket peer) and X-Forwarded-For is ignored. The platform's ingress (Envoy:
+    # Istio, Kourier, Contour) and the local front door (Caddy) set `X-Envoy-External-Address`
+    # from the downstream address and overwrite a client's copy (docs/frontdoor.md).
+    client_ip_header: str = Field(default="", pattern=r"^([A-Za-z0-9-]{1,64})?$")
     max_json_body: int = 1024 * 1024
     max_file_size: int = 100 * 1024 * 1024
     # -- files (coditect.files) -------------------------------------------------------------
@@ -115,7 +120,7 @@ class Settings(BaseSettings):
     workspace_cookie_ttl: int = Field(default=12 * 3600, ge=60)
     # Activity is written at most once per this many seconds per workspace (idle-stop input).
     workspace_activity_interval: int = Field(default=60, ge=1, le=600)
-    # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the gateway.
+    # Public origin clients reach the relay on (tickets' websocket_url/http_url); locally the front door.
     public_base_url: str = "http://localhost:8080"
 
     # -- relay (coditect.relay) ------------------------------------------------------------------

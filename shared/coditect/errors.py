@@ -88,6 +88,14 @@ class MethodNotAllowed(ApiError):
         super().__init__(headers={"Allow": ", ".join(sorted(set(allowed)))})
 
 
+class RequestTimeout(ApiError):
+    """The request body did not arrive in time (answered by the front door, docs/frontdoor.md)."""
+
+    status = 408
+    default_code = "request_timeout"
+    default_message = "The request body was not received in time."
+
+
 class Conflict(ApiError):
     status = 409
     default_code = "conflict"

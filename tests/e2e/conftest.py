@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a real local stack (every function as its own process, the gateway, the
+"""End-to-end fixtures: a real local stack (every function as its own process, the front door, the
 broker, the scheduler) on free ports, exactly as `nox -s serve` starts it.
 
 Add your own e2e tests as tests/e2e/test_<area>.py and take the `stack` fixture:

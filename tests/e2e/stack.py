@@ -1,7 +1,7 @@
 """Start and drive a real local stack from tests: `python -m coditect.devstack serve`, as the README says.
 
     running = start_stack(tmp_path)          # free ports, its own data directory
-    running.url                              # the gateway, e.g. http://127.0.0.1:41234
+    running.url                              # the front door, e.g. http://127.0.0.1:41234
     running.pid("health"), running.log("health"), running.state()
     running.stop()                           # SIGTERM, returns the supervisor's exit status
 
@@ -65,7 +65,7 @@ class RunningStack:
         return str(self.state()["broker"])
 
     def log(self, name: str) -> str:
-        """The log of one process: a function's name, or gateway, broker, scheduler, devstack."""
+        """The log of one process: a function's name, or frontdoor, broker, scheduler, devstack."""
         path = self.data_dir / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
@@ -109,6 +109,7 @@ def start_stack(work_dir: Path, env: Mapping[str, str] | None = None) -> Running
         CODITECT_BROKER_ATTEMPTS="4",
         CODITECT_BROKER_BACKOFF="0.05",
         CODITECT_DEVSTACK_GRACE="3",
+        CODITECT_FRONTDOOR_BODY_TIMEOUT="3",  # slow-body tests wait for the front door's 408
     )
     if not REAL_SYNC_AGENT:
         full_env["CODITECT_WORKSPACE_SYNC_COMMAND"] = json.dumps([sys.executable, str(SYNC_DOUBLE)])

@@ -1,5 +1,5 @@
 """The relay end to end on the local stack: register → session → allocate → ready → ticket →
-WebSocket echo through the gateway and the relay → a terminal runs `echo hello` → logout closes
+WebSocket echo through the front door and the relay → a terminal runs `echo hello` → logout closes
 the relayed socket (4401)."""
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ def ticket(http: httpx.Client, headers: dict[str, str], wid: str) -> str:
 
 def test_relay_end_to_end(stack: RunningStack) -> None:
     ws_base = "ws" + stack.url.removeprefix("http")
-    origin = stack.url.rstrip("/")  # the stack allows exactly the gateway's own origin
+    origin = stack.url.rstrip("/")  # the stack allows exactly the front door's own origin
     with stack.client() as http:
         headers = register(http)
         wid = ready_workspace(stack, http, headers)
 
         async def main() -> int | None:
             url = f"{ws_base}/workspaces/{wid}"
-            # No credentials: refused by the relay before the upgrade, passed on by the gateway.
+            # No credentials: refused by the relay before the upgrade, passed on by the front door.
             with pytest.raises(InvalidStatus) as info:
                 async with connect(f"{url}/echo", origin=origin, proxy=None):  # type: ignore[arg-type]
                     pass
@@ -63,8 +63,8 @@ def test_relay_end_to_end(stack: RunningStack) -> None:
             protos = [f"coditect.ticket.{ticket(http, headers, wid)}", "coditect.relay"]
             async with connect(f"{url}/echo", origin=origin, subprotocols=protos, proxy=None) as echo:  # type: ignore[arg-type]
                 assert echo.subprotocol == "coditect.relay"
-                await echo.send("through the gateway and the relay")
-                assert await echo.recv() == "through the gateway and the relay"
+                await echo.send("through the front door and the relay")
+                assert await echo.recv() == "through the front door and the relay"
             protos = [f"coditect.ticket.{ticket(http, headers, wid)}"]
             async with connect(f"{url}/terminal", origin=origin, subprotocols=protos, proxy=None) as term:  # type: ignore[arg-type]
                 await term.send("echo hel''lo\n")  # the quotes keep the typed command from matching

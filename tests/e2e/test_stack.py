@@ -1,4 +1,4 @@
-"""The local stack end to end: the gateway, the broker, restarts and a clean stop, over sockets."""
+"""The local stack end to end: the front door, the broker, restarts and a clean stop, over sockets."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 PING = "com.coditect.test.ping"
 
 
-def test_health_through_the_gateway(stack: RunningStack) -> None:
+def test_health_through_the_front_door(stack: RunningStack) -> None:
     with stack.client() as http:
         response = http.get("/api/v5/health", headers={"X-Request-Id": "e2e-health-0001"})
     data = check_envelope(response, 200)
@@ -128,6 +128,13 @@ def _group_members(pgids: set[int]) -> list[int]:
     return found
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: Path) -> None:
     running = start_stack(tmp_path)
     try:
@@ -148,6 +155,24 @@ def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: 
         assert "exited with signal SIGKILL; restarting" in running.log("health")
         assert new != old
         pgids = {info["pid"] for info in running.state()["functions"].values() if info["pid"]}
+        # The front door is supervised like a function: killed, it is restarted and answers again.
+        killed = running.state()["frontdoor"]["pid"]
+        assert killed and _group_members({killed}), "the front door (caddy) runs in its own process group"
+        os.kill(killed, signal.SIGKILL)
+        door = wait_for(
+            lambda: (
+                running.state()["frontdoor"]["pid"] not in (None, killed)
+                and running.state()["frontdoor"]["pid"]
+            ),
+            30,
+            "the restarted front door",
+        )
+        wait_for(lambda: _answers(running.url + "/api/v5/health"), 30, "health through the new front door")
+        assert (
+            running.state()["frontdoor"]["restarts"] == 1
+            and "frontdoor exited with signal SIGKILL" in running.output()
+        )
+        pgids.add(door)
         assert _group_members(pgids), "the function process groups are alive before the stop"
     finally:
         status = running.stop(signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""Workspaces end to end on the local stack: gateway → workspace-allocate → broker → provisioner →
+"""Workspaces end to end on the local stack: front door → workspace-allocate → broker → provisioner →
 a real LocalProvisioner process; tickets; stop → stopped and the process is gone.
 
 (The relay's WebSocket part is added by the relay's own tests.)"""

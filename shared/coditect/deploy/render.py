@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 
 import yaml
 
 from coditect import registry
 from coditect.deploy import image, knative, routes
+from coditect.devstack import frontdoor
 from coditect.registry.spec import FunctionSpec
 
 REGENERATE = "python -m coditect.deploy render"  # from the repository root, in the project venv
@@ -32,6 +34,8 @@ def files(functions: tuple[FunctionSpec, ...] | None = None) -> dict[str, str]:
     out["infra/base/routes/kustomization.yaml"] = _yaml(routes.kustomization())
     out["functions/Dockerfile"] = image.DOCKERFILE
     out["functions/build-images.sh"] = image.build_script(specs)
+    # The local front door's Caddy config on example ports (the real one is rendered at start).
+    out["docs/frontdoor.example.json"] = json.dumps(frontdoor.example(specs), indent=1) + "\n"
     return out
 
 

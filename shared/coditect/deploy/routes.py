@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from coditect.deploy.knative import NAMESPACE
@@ -64,14 +65,59 @@ def _rule(name: str, function: str, matches: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
-    by_path: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+@dataclass(frozen=True)
+class PathRoute:
+    """One path of the route table: its full-match regex and which function serves which method."""
+
+    rule: str  # the first werkzeug rule declaring this path (for people; `regex` is what matches)
+    regex: str
+    owners: dict[str, frozenset[str]]  # function name → its methods on this path
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """Every method served on this path (werkzeug adds HEAD wherever GET is served)."""
+        served = frozenset(m for methods in self.owners.values() for m in methods)
+        return served | {"HEAD"} if "GET" in served else served
+
+    def owner(self, method: str) -> str | None:
+        """The function serving `method` here (HEAD: the GET function), or None (405)."""
+        for wanted in (method, "GET") if method == "HEAD" else (method,):
+            for name, methods in sorted(self.owners.items()):
+                if wanted in methods:
+                    return name
+        return None
+
+
+def _specificity(rule: str) -> tuple[bool, int, str]:
+    """Sort key: static paths first, then fewer parameters, `<path:...>` (which spans "/") last,
+    so an ordered first-match (the front door) picks what werkzeug would (/users/me before
+    /users/<id>)."""
+    return ("<path:" in rule, rule.count("<"), rule)
+
+
+def route_table(functions: list[FunctionSpec]) -> list[PathRoute]:
+    """THE route table, one entry per distinct path regex, most specific first: the production
+    ingress (`virtual_service`) and the local front door (`coditect.devstack.frontdoor`) are
+    both rendered from it."""
+    owners: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    rules: dict[str, str] = {}
     for spec in functions:
         for route in spec.routes:
-            by_path[path_regex(route.path)][spec.name].add(route.method)
+            regex = path_regex(route.path)
+            owners[regex][spec.name].add(route.method)
+            rules.setdefault(regex, route.path)
+    table = [
+        PathRoute(rules[regex], regex, {name: frozenset(methods) for name, methods in by_name.items()})
+        for regex, by_name in owners.items()
+    ]
+    return sorted(table, key=lambda entry: _specificity(entry.rule))
+
+
+def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
     method_rules: dict[str, list[dict[str, Any]]] = defaultdict(list)
     path_rules: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for regex, owners in sorted(by_path.items()):
+    for entry in sorted(route_table(functions), key=lambda e: e.regex):
+        regex, owners = entry.regex, entry.owners
         names = sorted(owners)
         if len(names) > 1:
             for name in names:

@@ -4,8 +4,8 @@ One supervisor process runs, on one asyncio loop:
 
     plan.py        what to start: every function of the registry (plus test extras) → argv + env
     children.py    each function as its own process group: start, readiness, restart, stop
-    routing.py     the gateway's route table, built from the registry (werkzeug Maps)
-    gateway.py     ASGI reverse proxy: /api/v5/... by the route table, /workspaces/... to the relay
+    frontdoor.py   the front door: Caddy's config rendered from the registry's route table
+                   (coditect.deploy.routes, as the production ingress), run as a child process
     broker.py      local CloudEvents broker: K_SINK of every function, retries, dead-letter log
     scheduler.py   fires the cron function's events on the schedules of coditect.ops.jobs
     supervisor.py  puts it together: keys, ports, readiness, the table, signals, clean shutdown

@@ -6,27 +6,30 @@ import argparse
 import asyncio
 from collections.abc import Sequence
 
+from coditect.deploy.routes import route_table
 from coditect.devstack.plan import StackSettings, function_specs
-from coditect.devstack.routing import RouteTable
 from coditect.devstack.supervisor import Stack
 
 
 def print_routes(settings: StackSettings) -> None:
-    """The gateway's route table: method, path, function (what `serve` will route)."""
+    """The front door's route table, in match order: methods, path, function (what `serve` and
+    the production ingress route)."""
     specs = [spec for spec, _ in function_specs(settings)]
-    table = RouteTable(specs)
-    for rule in sorted(table.rules, key=lambda r: (r.rule, sorted(r.methods or []))):
-        methods = ",".join(sorted((rule.methods or set()) - {"HEAD"}))
-        print(f"{methods:<8} {rule.rule:<60} {rule.endpoint}")
-    if table.relay:
-        print(f"{'*':<8} {'/workspaces/... (HTTP and WebSocket)':<60} {table.relay}")
+    for entry in route_table(specs):
+        for name, methods in sorted(entry.owners.items()):
+            print(f"{','.join(sorted(methods)):<18} {entry.rule:<60} {name}")
+    relay = next((spec.name for spec in specs if spec.kind == "asgi"), None)
+    if relay:
+        print(f"{'*':<18} {'/workspaces/... (HTTP and WebSocket)':<60} {relay}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coditect.devstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="start every function, the gateway, the broker and the scheduler")
-    commands.add_parser("routes", help="print the gateway's route table")
+    commands.add_parser(
+        "serve", help="start every function, the front door (Caddy), the broker and the scheduler"
+    )
+    commands.add_parser("routes", help="print the front door's route table")
     args = parser.parse_args(argv)
     settings = StackSettings.from_env()
     if args.command == "routes":

@@ -44,12 +44,16 @@ class StackSettings:
 
     root: Path
     data_dir: Path
-    host: str = LOOPBACK  # the gateway's bind address; everything else stays on loopback
+    host: str = LOOPBACK  # the front door's bind address; everything else stays on loopback
     port: int = 8080
     broker_port: int = 0  # 0: a free port
     extra: Path | None = None  # a file declaring extra FUNCTIONS (tests)
     grace: float = 5.0  # seconds between SIGTERM and SIGKILL
     ready_timeout: float = 60.0
+    # The front door's slow-client limit: a request body gets this many seconds plus one second
+    # per `body_min_rate` bytes, else 408 (docs/frontdoor.md).
+    body_timeout: float = 10.0
+    body_min_rate: int = 32 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
@@ -64,6 +68,8 @@ class StackSettings:
             broker_port=int(env.get("CODITECT_BROKER_PORT") or 0),
             extra=Path(extra).resolve() if extra else None,
             grace=float(env.get("CODITECT_DEVSTACK_GRACE") or 5.0),
+            body_timeout=float(env.get("CODITECT_FRONTDOOR_BODY_TIMEOUT") or 10.0),
+            body_min_rate=int(env.get("CODITECT_FRONTDOOR_BODY_MIN_RATE") or 32 * 1024),
         )
 
     @property
@@ -93,6 +99,11 @@ class StackSettings:
     @property
     def state_file(self) -> Path:
         return self.data_dir / "devstack.json"
+
+    @property
+    def frontdoor_config(self) -> Path:
+        """The Caddy config rendered at start (real ports)."""
+        return self.data_dir / "frontdoor.json"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""In-process ASGI servers (gateway, broker) on the supervisor's event loop, and their logs."""
+"""In-process ASGI servers (the broker) on the supervisor's event loop, and their logs."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class Served:
             lifespan="on",
             ws_max_size=64 * 1024 * 1024,
             timeout_graceful_shutdown=3,
-            proxy_headers=False,  # the gateway is the edge: the socket peer is the client
+            proxy_headers=False,  # loopback only: the socket peer is the caller
             server_header=False,  # the function's own Server and Date headers pass through
             date_header=False,
         )

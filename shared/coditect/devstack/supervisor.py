@@ -1,12 +1,14 @@
 """The supervisor: brings the whole local stack up, keeps it up, and takes all of it down.
 
 Order of start: data directory and signing keys → broker (functions need `K_SINK`) → every
-function process (in parallel) → wait until each answers HTTP → gateway → scheduler → the table.
+function process (in parallel) → wait until each answers HTTP → the front door (Caddy, a child
+process like the functions, its config rendered from the registry with their real ports) →
+scheduler → the table.
 Order of stop (Ctrl-C / SIGTERM): scheduler → local workspaces recorded in <data dir>/workspaces/
-(in parallel; each sync agent flushes through the still-running API, bounded) → gateway →
-functions (process groups, SIGTERM then SIGKILL after the grace) → broker (pending deliveries are
-dead-lettered). Workspaces left by a stack killed with -9 are reaped at the next start (and their
-wards already tear them down when this process dies: `CODITECT_STACK_PID`).
+(in parallel; each sync agent flushes through the still-running front door and API, bounded) →
+front door → functions (process groups, SIGTERM then SIGKILL after the grace) → broker (pending
+deliveries are dead-lettered). Workspaces left by a stack killed with -9 are reaped at the next
+start (and their wards already tear them down when this process dies: `CODITECT_STACK_PID`).
 
 `<data dir>/devstack.json` describes the running stack (urls, pids, logs); tests read it.
 """
@@ -25,11 +27,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from coditect import event_types
+from coditect.devstack import frontdoor
 from coditect.devstack.broker import Broker, Subscriber, subscriptions_of
 from coditect.devstack.children import Child
-from coditect.devstack.gateway import Gateway
 from coditect.devstack.plan import LOOPBACK, Planned, StackSettings, plan
-from coditect.devstack.routing import RouteTable
 from coditect.devstack.scheduler import Scheduler
 from coditect.devstack.servers import PortInUse, Served, bind, log_to_file
 from coditect.ops.jobs import SCHEDULES
@@ -47,7 +48,8 @@ class Stack:
         self.out = out or sys.stdout
         self.planned: list[Planned] = []
         self.children: dict[str, Child] = {}
-        self.gateway: Served | None = None
+        self.frontdoor: Child | None = None
+        self.port = 0  # the front door's port, known once bound
         self.broker_server: Served | None = None
         self.broker: Broker | None = None
         self.scheduler: Scheduler | None = None
@@ -73,13 +75,6 @@ class Stack:
             if path.suffix == ".pub" or path.name == "active":
                 shutil.copyfile(path, s.public_keys_dir / path.name)
         log_to_file(s.logs_dir / "devstack.log", "coditect.devstack")
-        log_to_file(
-            s.logs_dir / "gateway.log",
-            "coditect.devstack.gateway",
-            "uvicorn",
-            "uvicorn.error",
-            "uvicorn.access",
-        )
         log_to_file(s.logs_dir / "broker.log", "coditect.devstack.broker")
         log_to_file(s.logs_dir / "scheduler.log", "coditect.devstack.scheduler")
 
@@ -115,14 +110,19 @@ class Stack:
             backoff=float(os.environ.get("CODITECT_BROKER_BACKOFF") or 0.5),
         )
         self.broker_server = Served(self.broker, bind(LOOPBACK, s.broker_port), access_log=False)
-        gateway_sock = bind(s.host, s.port)  # fail before starting anything when the port is taken
+        # Fail before starting anything when the port is taken (Caddy binds it again at its start).
+        probe = bind(s.host, s.port)
+        self.port = port = probe.getsockname()[1]
+        probe.close()
+        caddy = frontdoor.caddy_binary()
         await self.broker_server.start()
         broker_url = f"http://{LOOPBACK}:{self.broker_server.port}/"
         base_env = dict(os.environ)
-        base_env.setdefault("CODITECT_TRUSTED_PROXY_HOPS", "1")  # the gateway is one proxy hop
-        # The browser sees one origin, the gateway's: ticket URLs, CORS and the relay's Origin
+        # The front door sets this header to the socket peer (as the production ingress does);
+        # a client's X-Forwarded-For is never believed.
+        base_env.setdefault("CODITECT_CLIENT_IP_HEADER", frontdoor.CLIENT_IP_HEADER)
+        # The browser sees one origin, the front door's: ticket URLs, CORS and the relay's Origin
         # check must name its real port, not the default 8080.
-        port = gateway_sock.getsockname()[1]
         base_env.setdefault("CODITECT_PUBLIC_BASE_URL", f"http://localhost:{port}")
         base_env.setdefault(
             "CODITECT_CORS_ORIGINS", json.dumps([f"http://localhost:{port}", f"http://127.0.0.1:{port}"])
@@ -152,25 +152,67 @@ class Stack:
             if not ok:
                 self.say(f"WARNING: {child.name} did not become ready; see {child.log_path}")
             child.supervise(s.ready_timeout)
-        table = RouteTable(p.spec for p in self.planned)
-        upstreams = {p.name: (p.url if p.present else None) for p in self.planned}
-        self.gateway = Served(Gateway(table, upstreams), gateway_sock)
-        await self.gateway.start()
+        await self.start_frontdoor(caddy)
         if any(event_types.CRON in p.spec.events for p in present):
             self.scheduler = Scheduler(SCHEDULES, broker_url)
             self.scheduler.start()
         self.write_state()
         self.print_table(broker_url, time.monotonic() - started)
 
-    def gateway_url(self) -> str:
-        assert self.gateway is not None
+    async def start_frontdoor(self, caddy: str) -> None:
+        """Render Caddy's config with the real upstream ports, start it, wait until it answers."""
+        s = self.settings
+        upstreams = {p.name: (p.url if p.present else None) for p in self.planned}
+        door = frontdoor.FrontDoor(
+            listen=self.frontdoor_address(),
+            storage=s.data_dir / "caddy",
+            body_timeout=s.body_timeout,
+            body_min_rate=s.body_min_rate,
+        )
+        config = frontdoor.render([p.spec for p in self.planned], upstreams, door)
+        s.frontdoor_config.write_text(json.dumps(config, indent=1))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CADDY")}
+        # Caddy keeps its (unused) state under XDG dirs: inside the data dir, not $HOME.
+        env.update(HOME=str(door.storage), XDG_DATA_HOME=str(door.storage), XDG_CONFIG_HOME=str(door.storage))
+        self.frontdoor = Child(
+            "frontdoor",
+            [caddy, "run", "--config", str(s.frontdoor_config)],
+            env=env,
+            cwd=s.data_dir,
+            log_path=s.logs_dir / "frontdoor.log",
+            url=self.local_url() + "/",
+            report=self.say,
+            grace=s.grace,
+            on_change=self.write_state,
+        )
+        await self.frontdoor.start()
+        if not await self.frontdoor.wait_ready(s.ready_timeout):
+            self.say(f"WARNING: the front door did not become ready; see {self.frontdoor.log_path}")
+        self.frontdoor.supervise(s.ready_timeout)
+
+    def frontdoor_address(self) -> str:
         host = self.settings.host if ":" not in self.settings.host else f"[{self.settings.host}]"
-        return f"http://{host}:{self.gateway.port}"
+        return f"{host}:{self.port}"
+
+    def frontdoor_url(self) -> str:
+        """The front door's URL (the one address a user or browser talks to)."""
+        return f"http://{self.frontdoor_address()}"
+
+    def local_url(self) -> str:
+        """Where this machine reaches the front door (loopback when it listens on every address)."""
+        if self.settings.host in ("0.0.0.0", "::", ""):  # noqa: S104 (a comparison, not a bind)
+            return f"http://{LOOPBACK}:{self.port}"
+        return self.frontdoor_url()
 
     def print_table(self, broker_url: str, took: float) -> None:
         s = self.settings
         rows = [
-            ("gateway", self.gateway_url(), "", "logs/gateway.log"),
+            (
+                "front door",
+                self.frontdoor_url(),
+                f"caddy pid {self.frontdoor.pid if self.frontdoor else '-'}",
+                "logs/frontdoor.log",
+            ),
             ("broker (K_SINK)", broker_url, "", "logs/broker.log"),
         ]
         for p in self.planned:
@@ -183,7 +225,7 @@ class Stack:
         rows.append(("scheduler", jobs, "", "logs/scheduler.log"))
         lines = [f"Coditect local stack — data dir {s.data_dir}"]
         lines += [f"  {a:<18} {b:<32} {c:<18} {d}".rstrip() for a, b, c, d in rows]
-        lines.append(f"Ready in {took:.1f}s: {self.gateway_url()}/api/v5/health — Ctrl-C stops everything.")
+        lines.append(f"Ready in {took:.1f}s: {self.frontdoor_url()}/api/v5/health — Ctrl-C stops everything.")
         print("\n".join(lines), file=self.out, flush=True)
 
     def write_state(self) -> None:
@@ -191,7 +233,14 @@ class Stack:
         state: dict[str, Any] = {
             "supervisor_pid": os.getpid(),
             "data_dir": str(s.data_dir),
-            "gateway": self.gateway_url() if self.gateway and self.gateway.server.started else None,
+            "gateway": self.frontdoor_url() if self.frontdoor else None,
+            "frontdoor": {
+                "url": self.frontdoor_url() if self.frontdoor else None,
+                "pid": self.frontdoor.pid if self.frontdoor else None,
+                "restarts": self.frontdoor.restarts if self.frontdoor else 0,
+                "config": str(s.frontdoor_config),
+                "log": str(s.logs_dir / "frontdoor.log"),
+            },
             "broker": f"http://{LOOPBACK}:{self.broker_server.port}/" if self.broker_server else None,
             "dead_letter": str(s.dead_letter),
             "functions": {
@@ -214,11 +263,11 @@ class Stack:
         self.say("stopping")
         if self.scheduler is not None:
             await self.scheduler.stop()
-        # Workspaces first, while the gateway and the functions still answer: their sync agents
-        # flush through the API before they exit.
+        # Workspaces first, while the front door and the functions still answer: their sync
+        # agents flush through the API before they exit.
         await asyncio.to_thread(self.reap_workspaces)
-        if self.gateway is not None:
-            await self.gateway.stop()
+        if self.frontdoor is not None:
+            await self.frontdoor.stop()
         await asyncio.gather(*(child.stop() for child in self.children.values()))
         if self.broker_server is not None:
             await self.broker_server.stop()
@@ -261,7 +310,7 @@ class Stack:
             else:
                 starting.cancel()
                 await asyncio.gather(starting, return_exceptions=True)
-        except (AlreadyRunning, PortInUse) as exc:
+        except (AlreadyRunning, PortInUse, frontdoor.CaddyMissing) as exc:
             self.say(f"ERROR: {exc}")
             status = 2
         finally:

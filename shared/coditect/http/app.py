@@ -75,7 +75,7 @@ class FunctionApp:
         self.settings = settings or get_settings()
         self.routes = {r.name: r for r in self.spec.routes}
         self.url_map = build_map(list(self.spec.routes))
-        # Bound once: matching needs no per-request server name (the gateway already routed),
+        # Bound once: matching needs no per-request server name (the front door already routed),
         # and a MapAdapter only reads its map. Paths without converters skip the matcher.
         self._adapter = self.url_map.bind("localhost")
         self._static = {(r.path, r.method): r for r in self.spec.routes if "<" not in r.path}
@@ -175,6 +175,7 @@ class FunctionApp:
                 request.remote_addr or "unknown",
                 request.headers.getlist("X-Forwarded-For"),
                 self.settings.trusted_proxy_hops,
+                request.headers.getlist(header) if (header := self.settings.client_ip_header) else None,
             ),
         )
         if route.auth != "none":

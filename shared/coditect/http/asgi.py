@@ -1,7 +1,5 @@
-"""Plain-ASGI helpers shared by the two streaming proxies: the relay and the local stack's gateway.
-
-Both forward request bodies without buffering them and answer in the same envelope, so the
-pieces that must behave identically live here once.
+"""Plain-ASGI helpers of the relay's streaming proxies (HTTP and WebSocket): request bodies are
+forwarded without buffering them, hop-by-hop headers dropped, request ids kept by one rule.
 """
 
 from __future__ import annotations

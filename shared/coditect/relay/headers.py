@@ -24,7 +24,7 @@ from coditect.workspaces.tickets import COOKIE_NAME
 _DROP = frozenset(
     {b"host", b"authorization", b"forwarded", b"x-forwarded-for", b"x-forwarded-proto",
      b"x-forwarded-host", b"x-forwarded-port", b"x-forwarded-prefix", b"x-forwarded-server",
-     b"x-real-ip", b"x-request-id"}
+     b"x-real-ip", b"x-request-id", b"x-envoy-external-address"}
 )  # fmt: skip
 WS_HANDSHAKE = frozenset(
     {b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
@@ -39,12 +39,15 @@ class Forwarding:
     proto: str  # "https" | "http"
     host: str  # public host[:port]
     trusted_hops: int  # proxies in front of the relay whose X-Forwarded-For entries we trust
+    client_ip_header: str = ""  # the header naming the client address (config.client_ip_header)
 
 
-def client_ip(headers: Headers, peer: str, trusted_hops: int) -> str:
+def client_ip(headers: Headers, peer: str, trusted_hops: int, header: str = "") -> str:
     """The client address by the platform's one rule (coditect.http.client_ip)."""
     values = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
-    return forwarded_client_ip(peer, values, trusted_hops)
+    wanted = header.lower().encode("latin-1")
+    named = [v.decode("latin-1") for k, v in headers if k == wanted] if header else None
+    return forwarded_client_ip(peer, values, trusted_hops, named)
 
 
 def upstream_request_headers(
@@ -63,7 +66,12 @@ def upstream_request_headers(
         out.append((key, value))
     if not websocket:
         out.append((b"host", target_host.encode()))  # the websockets client sets Host itself
-    out.append((b"x-forwarded-for", client_ip(headers, peer, fwd.trusted_hops).encode("latin-1")))
+    out.append(
+        (
+            b"x-forwarded-for",
+            client_ip(headers, peer, fwd.trusted_hops, fwd.client_ip_header).encode("latin-1"),
+        )
+    )
     out.append((b"x-forwarded-proto", fwd.proto.encode()))
     out.append((b"x-forwarded-host", fwd.host.encode()))
     out.append((b"x-forwarded-prefix", prefix.encode()))

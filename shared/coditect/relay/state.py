@@ -52,7 +52,12 @@ class RelayConfig:
             idle_timeout=settings.relay_idle_timeout,
             revocation_interval=settings.relay_revocation_interval,
             per_user=settings.relay_max_connections_per_user,
-            forwarding=Forwarding(public.scheme or "https", public.netloc, settings.trusted_proxy_hops),
+            forwarding=Forwarding(
+                public.scheme or "https",
+                public.netloc,
+                settings.trusted_proxy_hops,
+                settings.client_ip_header,
+            ),
         )
 
 

