@@ -31,6 +31,17 @@ let accessToken: string | null = null;
 let refreshTimer: number | undefined;
 let onSignedOut: () => void = () => {};
 let refreshing: Promise<boolean> | null = null;
+// Not a secret: only whether this browser may hold a refresh cookie worth trying at start-up
+// (saves a pointless 401 on a first visit). The cookie itself is HttpOnly.
+const HINT = "coditect.maybeSignedIn";
+
+export function maybeSignedIn(): boolean {
+  try { return localStorage.getItem(HINT) === "1"; } catch { return true; }
+}
+
+function hint(on: boolean): void {
+  try { if (on) localStorage.setItem(HINT, "1"); else localStorage.removeItem(HINT); } catch { /* private mode */ }
+}
 
 export function whenSignedOut(callback: () => void): void {
   onSignedOut = callback;
@@ -42,6 +53,7 @@ export function signedIn(): boolean {
 
 function adopt(tokens: { access_token: string; expires_in: number }): void {
   accessToken = tokens.access_token;
+  hint(true);
   window.clearTimeout(refreshTimer);
   const delay = Math.max(5, tokens.expires_in - REFRESH_MARGIN_S) * 1000;
   refreshTimer = window.setTimeout(() => void refresh(), delay);
@@ -53,6 +65,7 @@ export function forget(): void {
 }
 
 function signOut(): void {
+  hint(false);
   forget();
   onSignedOut();
 }
@@ -77,7 +90,7 @@ export function refresh(): Promise<boolean> {
       return true;
     } catch {
       if (accessToken !== null) signOut();
-      else forget();
+      else { hint(false); forget(); }
       return false;
     } finally {
       refreshing = null;

@@ -21,7 +21,8 @@ function App() {
       setMe(null);
       setState("out");
     });
-    void api.refresh().then((ok) => setState(ok ? "in" : "out"));
+    if (!api.maybeSignedIn()) setState("out");
+    else void api.refresh().then((ok) => setState(ok ? "in" : "out"));
   }, []);
   useEffect(() => {
     if (state === "in" && me === null) void api.get<api.User>("/api/v5/users/me").then(setMe, () => {});
