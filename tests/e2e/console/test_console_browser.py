@@ -213,3 +213,37 @@ def test_refresh_token_reuse_ends_at_the_login_screen(
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
     page.reload()  # and the browser's own refresh cookie is dead too
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+
+def test_terminal_closed_4401_by_a_revoked_login_session_ends_at_the_login_screen(
+    page: Any, stack: Any, browser_errors: BrowserErrors
+) -> None:
+    browser_errors.expect(401)  # the revoked session's answers
+    email = register(page)
+    new_session(page, "Revoked")
+    start_workspace(page)
+    token = api_token(stack, email)  # a second login session, which revokes the browser's one
+    auth = {"Authorization": f"Bearer {token}"}
+    with stack.client() as http:
+        listed = check_envelope(http.get("/api/v5/users/me/auth-sessions", headers=auth), 200)
+        others = [s["id"] for s in listed["items"] if not s["current"]]
+        assert len(others) == 1
+        check_envelope(http.delete(f"/api/v5/users/me/auth-sessions/{others[0]}", headers=auth), 204)
+    # no click: the relay closes the terminal with 4401 and the console goes to the login screen
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+    with stack.client() as http:  # tidy: stop the workspace with the surviving session
+        for ws in check_envelope(http.get("/api/v5/workspaces", headers=auth), 200)["items"]:
+            if ws["status"] not in ("stopped", "failed", "stopping"):
+                http.delete(f"/api/v5/workspaces/{ws['id']}", headers=auth)
+
+
+def test_stopping_the_workspace_does_not_log_out(page: Any, stack: Any) -> None:
+    """The relay also closes with 4401 when the workspace stops: the user stays signed in."""
+    register(page)
+    new_session(page, "Stop stays in")
+    start_workspace(page)
+    page.get_by_role("button", name="Stop workspace").click()
+    expect(page.get_by_role("button", name="Start workspace")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    page.get_by_role("link", name="Account").click()
+    expect(page.get_by_role("heading", name="Login sessions")).to_be_visible()

@@ -1,7 +1,7 @@
 // The workspace terminal (loaded on first use): xterm.js over the relay's WebSocket, with a fresh
 // single-use ticket as the subprotocol `coditect.ticket.<t>` (never in the URL). Keystrokes go as
 // binary frames (typed into the PTY); resizes as the text control message of the workspace program.
-// Close 4401 (login session revoked) → the login screen; 1012/4503 (relay restarting) → reconnect
+// Close 4401 (grant revoked) → the login screen when the login session is gone; 1012/4503 (relay restarting) → reconnect
 // with backoff; anything else leaves a note.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
@@ -64,8 +64,10 @@ export function openTerminal(host: HTMLElement, workspaceId: string, note: (text
     ws.onclose = (event) => {
       if (closed) return;
       if (event.code === 4401) {
-        note("Your login session ended.");
-        api.expired();
+        // The relay revoked the grant: the login session ended (→ the login screen), or only the
+        // workspace stopped. One API call tells which: a revoked login session answers 401.
+        note("The relay closed the terminal (access revoked).");
+        void api.get("/api/v5/users/me").catch((e) => { if (e instanceof api.ApiError && e.status === 401) api.expired(); });
       } else if (RECONNECT_CODES.has(event.code)) {
         const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt++) * (0.5 + Math.random() / 2);
         note(`The relay is restarting; reconnecting in ${Math.round(delay / 100) / 10} s…`);

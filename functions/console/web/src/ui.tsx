@@ -31,9 +31,9 @@ export function ErrorText(props: { error: string | null }) {
   return props.error ? <p class="error" role="alert">{props.error}</p> : null;
 }
 
-export function Panel(props: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
+export function Panel(props: { title: string; children: ComponentChildren; actions?: ComponentChildren; wide?: boolean }) {
   return (
-    <section class="panel" aria-label={props.title}>
+    <section class={props.wide ? "panel wide" : "panel"} aria-label={props.title}>
       <header class="panel-head"><h2>{props.title}</h2><div class="actions">{props.actions}</div></header>
       {props.children}
     </section>

@@ -4,7 +4,7 @@ import * as api from "../api";
 import { ErrorText, Panel, useAction, when } from "../ui";
 
 const ROLES = ["owner", "admin", "member", "viewer"];
-interface AuditEvent { type: string; actor_id: string | null; outcome: string; at?: string; created_at?: string; ip?: string | null }
+interface AuditEvent { id: string; type: string; time: string; actor_id: string | null; outcome: string; reason?: string | null; ip?: string | null }
 interface Invite { invite_token: string; role: string; expires_at: string }
 
 export function AdminScreen(props: { me: api.User | null }) {
@@ -61,12 +61,15 @@ export function AdminScreen(props: { me: api.User | null }) {
         </form>
         {invite && <p>Invite code ({invite.role}, until {when(invite.expires_at)}): <code class="secret">{invite.invite_token}</code></p>}
       </Panel>
-      <Panel title="Audit log">
+      <Panel title="Audit log" wide>
         <table class="audit">
-          <thead><tr><th>When</th><th>Event</th><th>Outcome</th><th>Actor</th></tr></thead>
+          <thead><tr><th>When</th><th>Event</th><th>Outcome</th><th>Actor</th><th>IP</th></tr></thead>
           <tbody>
-            {audit.map((a, i) => (
-              <tr key={i}><td>{when(a.at ?? a.created_at)}</td><td>{a.type}</td><td>{a.outcome}</td><td class="muted small">{a.actor_id ?? ""}</td></tr>
+            {audit.map((a) => (
+              <tr key={a.id}>
+                <td>{when(a.time)}</td><td>{a.type}</td><td>{a.outcome}{a.reason ? ` (${a.reason})` : ""}</td>
+                <td>{users.find((u) => u.id === a.actor_id)?.email ?? a.actor_id ?? ""}</td><td class="muted small">{a.ip ?? ""}</td>
+              </tr>
             ))}
           </tbody>
         </table>

@@ -204,6 +204,7 @@ function FileView(props: { sessionId: string; path: string; onSaved: () => void 
     setDirty(false);
     setConflict(false);
     setStatus("Reloaded the current version.");
+    setVersionsKey((k) => k + 1);
   });
 
   return (
