@@ -60,8 +60,8 @@ def editor_text(page: Any) -> Any:
 
 
 def type_in_editor(page: Any, text: str) -> None:
-    content = editor_text(page)
-    content.click()
+    page.get_by_role("region", name="Editor").click()  # anywhere in the region focuses the editor
+    expect(editor_text(page)).to_be_focused()
     page.keyboard.press("Control+End")
     page.keyboard.type(text)
 

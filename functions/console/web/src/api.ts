@@ -119,7 +119,9 @@ export async function login(email: string, password: string): Promise<User> {
 
 export async function logout(): Promise<void> {
   try {
-    await fetch("/api/v5/auth/logout", { method: "POST", headers: { ...MODE, ...bearer() } });
+    // through raw(): an access token that expired meanwhile is refreshed first, so the login
+    // session is really revoked and the cookies expired
+    await raw("/api/v5/auth/logout", { method: "POST", headers: MODE });
   } finally {
     signOut();
   }
