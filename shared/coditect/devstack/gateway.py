@@ -90,7 +90,9 @@ class Gateway:
         if self._client is None:
             # No read timeout: downloads and long polls may take as long as they take.
             timeout = httpx.Timeout(None, connect=5.0)
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            # Idle connections are dropped after 1 s, before gunicorn's 2 s keep-alive closes them
+            # from its side: reusing one the function is closing just then answered 502.
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=1.0)
             self._client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
         return self._client
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -247,3 +248,102 @@ def test_stopping_the_workspace_does_not_log_out(page: Any, stack: Any) -> None:
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     page.get_by_role("link", name="Account").click()
     expect(page.get_by_role("heading", name="Login sessions")).to_be_visible()
+
+
+def test_files_folders_upload_move_versions_download_delete(page: Any, stack: Any) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before a delete
+    email = register(page)
+    sid = new_session(page, "File operations")
+    token = api_token(stack, email)
+
+    def listing() -> list[str]:
+        with stack.client() as http:
+            data = check_envelope(
+                http.get(
+                    f"/api/v5/sessions/{sid}/files?recursive=true", headers={"Authorization": f"Bearer {token}"}
+                ),
+                200,
+            )
+        return sorted(f["path"] for f in data["items"])
+
+    page.get_by_role("button", name="New folder").click()
+    page.get_by_label("Folder name").fill("docs")
+    page.get_by_role("button", name="Create folder").click()
+    page.get_by_role("treeitem", name="docs").click()
+    page.get_by_label("Upload").set_input_files(
+        files=[{"name": "up.txt", "mimeType": "text/plain", "buffer": b"<b>uploaded</b>"}]
+    )
+    expect(page.get_by_role("treeitem", name="up.txt")).to_be_visible()
+    assert listing() == ["docs", "docs/up.txt"]
+    page.get_by_role("treeitem", name="up.txt").click()
+    # user content is text, never HTML
+    expect(editor_text(page)).to_have_text("<b>uploaded</b>")
+    assert page.get_by_role("region", name="Editor").locator("b").count() == 0
+    type_in_editor(page, " v2")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved version 2")).to_be_visible()
+    page.get_by_text("Versions").click()
+    page.get_by_role("button", name="Restore version 1").click()
+    expect(editor_text(page)).to_have_text("<b>uploaded</b>")
+    assert api_file(stack, token, sid, "docs/up.txt").content == b"<b>uploaded</b>"
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    assert download.value.suggested_filename == "up.txt"
+    assert Path(download.value.path()).read_bytes() == b"<b>uploaded</b>"
+
+    page.get_by_role("button", name="Rename/move").click()
+    page.get_by_label("New path").fill("moved.txt")
+    page.get_by_role("button", name="Move", exact=True).click()
+    expect(page.get_by_role("treeitem", name="moved.txt")).to_be_visible()
+    assert listing() == ["docs", "moved.txt"]
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_role("treeitem", name="moved.txt")).to_be_hidden()
+    assert listing() == ["docs"]
+
+
+def test_session_rename_fork_archive_delete(page: Any, stack: Any) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())
+    register(page)
+    new_session(page, "Original")
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_label("New session name").fill("Renamed")
+    page.get_by_role("button", name="Save name").click()
+    expect(page.get_by_role("heading", name="Renamed")).to_be_visible()
+    page.get_by_role("button", name="Fork").click()
+    expect(page.get_by_text("forked from")).to_be_visible()
+    page.get_by_role("link", name="Renamed").click()  # related: the parent
+    expect(page.get_by_text("Forks:")).to_be_visible()
+    page.get_by_role("button", name="Archive").click()
+    expect(page.get_by_text("archived", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Sessions", exact=True).first.click()
+    expect(page.get_by_role("link", name="Renamed")).to_have_count(1)  # the fork; the archived one is hidden
+    page.get_by_label("Show archived").check()
+    expect(page.get_by_role("link", name="Renamed")).to_have_count(2)
+    page.get_by_role("link", name="Renamed").first.click()
+    page.get_by_role("button", name="Delete session").click()
+    expect(page.get_by_role("button", name="New session")).to_be_visible()
+
+
+def test_conversations_account_and_tenant_admin(page: Any, stack: Any) -> None:
+    register(page)
+    new_session(page, "Talk")
+    page.get_by_role("tab", name="Conversations").click()
+    page.get_by_label("Conversation title").fill("Plan")
+    page.get_by_role("button", name="Start conversation").click()
+    page.get_by_role("textbox", name="Message").fill("<script>alert(1)</script>")
+    page.get_by_role("button", name="Post message").click()
+    expect(page.get_by_text("<script>alert(1)</script>")).to_be_visible()  # shown as text
+    page.get_by_role("link", name="Account").click()
+    page.get_by_label("Display name").fill("Ada Renamed")
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.get_by_text("Ada Renamed · owner")).to_be_visible()
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_label("New password").fill(PASSWORD + " and more")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_text("Password changed")).to_be_visible()
+    page.get_by_role("link", name="Tenant").click()
+    page.get_by_role("button", name="Create invite").click()
+    expect(page.get_by_text(re.compile(r"Invite code \(member"))).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("cell", name="invite_created")).to_be_visible()
