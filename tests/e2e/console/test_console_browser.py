@@ -98,8 +98,8 @@ def test_journey_account_session_file_save_reload_workspace(page: Any, stack: An
     expect(page.get_by_text("Saved version")).to_be_visible()
 
     page.reload()  # the access token was in memory only: the refresh cookie signs us back in
-    page.get_by_role("treeitem", name="hello.txt").click()
-    expect(editor_text(page)).to_have_text(TEXT)
+    expect(editor_text(page)).to_have_text(TEXT)  # the open file is in the URL: reopened as it was
+    expect(page.get_by_role("treeitem", name="hello.txt")).to_have_attribute("aria-selected", "true")
     token = api_token(stack, email)
     response = api_file(stack, token, sid, "hello.txt")
     assert response.status_code == 200 and response.content == TEXT.encode()
@@ -260,7 +260,8 @@ def test_files_folders_upload_move_versions_download_delete(page: Any, stack: An
         with stack.client() as http:
             data = check_envelope(
                 http.get(
-                    f"/api/v5/sessions/{sid}/files?recursive=true", headers={"Authorization": f"Bearer {token}"}
+                    f"/api/v5/sessions/{sid}/files?recursive=true",
+                    headers={"Authorization": f"Bearer {token}"},
                 ),
                 200,
             )

@@ -11,9 +11,20 @@ const TEXT_LIMIT = 2 * 1024 * 1024; // larger files are offered for download, no
 interface Opened { path: string; etag: string; binary: boolean; size: number }
 interface Version { version: number; size: number; etag: string; created_at: string }
 
+/** The file named in the hash (`#/s/<id>/f/<path>`): a reload reopens it. */
+function fileInHash(): string | null {
+  const m = location.hash.match(/^#\/s\/[^/]+\/f\/(.+)$/);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
 export function FilesPane(props: { sessionId: string }) {
   const [files, setFiles] = useState<api.FileEntry[] | null>(null);
-  const [selected, setSelected] = useState<string | null>(null);
+  const [selected, setSelectedState] = useState<string | null>(fileInHash);
+  const setSelected = (path: string | null) => {
+    setSelectedState(path);
+    // replaceState: no hashchange, no history entry per click
+    history.replaceState(null, "", `#/s/${props.sessionId}${path ? `/f/${encodeURIComponent(path)}` : ""}`);
+  };
   const [form, setForm] = useState<"file" | "folder" | "move" | null>(null);
   const [name, setName] = useState("");
   const [run, error] = useAction();
