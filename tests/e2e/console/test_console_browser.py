@@ -348,3 +348,16 @@ def test_conversations_account_and_tenant_admin(page: Any, stack: Any) -> None:
     expect(page.get_by_text(re.compile(r"Invite code \(member"))).to_be_visible()
     page.reload()
     expect(page.get_by_role("cell", name="invite_created")).to_be_visible()
+
+
+def test_silent_refresh_before_the_access_token_expires(page: Any, stack: Any) -> None:
+    page.clock.install()  # the page's timers under the test's control
+    register(page)
+    with page.expect_response(lambda r: r.url.endswith("/api/v5/auth/refresh")) as refreshed:
+        page.clock.fast_forward("15:00")  # past expires_in - 60 s of the default 15 min token
+    response = refreshed.value
+    assert response.status == 200 and response.request.headers["x-coditect-token-mode"] == "cookie"
+    assert "refresh_token" not in response.json()["data"]["tokens"]
+    page.get_by_role("link", name="Account").click()  # the new access token works
+    expect(page.get_by_role("heading", name="Login sessions")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
