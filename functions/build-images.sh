@@ -33,3 +33,4 @@ NAME=relay; if wanted "$@"; then build relay relay asgi; fi
 NAME=files; if wanted "$@"; then build files '' http; fi
 NAME=files-ops; if wanted "$@"; then build files-ops '' http; fi
 NAME=cron; if wanted "$@"; then build cron k8s cloudevent; fi
+NAME=console; if wanted "$@"; then build console '' http; fi

@@ -9,6 +9,7 @@ containerConcurrency), the ASGI relay under uvicorn, each with the env Knative w
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import sys
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coditect import registry
+from coditect.config import Settings
 from coditect.registry.spec import FunctionSpec
 
 LOOPBACK = "127.0.0.1"
+CORS_DEFAULTS: tuple[str, ...] = Settings.model_fields["cors_origins"].default
 
 
 def repo_root() -> Path:
@@ -149,6 +152,12 @@ class Planned:
             WORKERS="1",
             PYTHONUNBUFFERED="1",
         )
+        if "CODITECT_CORS_ORIGINS" not in base:
+            # The console is served by the gateway: its own origin must pass the Origin checks
+            # (relay, cookie mode of the token endpoints) whatever port the stack runs on.
+            hosts = dict.fromkeys((settings.host, LOOPBACK, "localhost"))
+            gateway = [f"http://{host}:{settings.port}" for host in hosts]
+            env["CODITECT_CORS_ORIGINS"] = json.dumps([*dict.fromkeys((*CORS_DEFAULTS, *gateway))])
         if "CODITECT_KEYS_DIR" not in base:
             keys = settings.keys_dir if self.spec.signs_tokens else settings.public_keys_dir
             env["CODITECT_KEYS_DIR"] = str(keys)

@@ -213,7 +213,8 @@ class FunctionApp:
         if request.headers.get("Origin") in self.settings.cors_origins:
             response.headers["Access-Control-Allow-Methods"] = method
             response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id, Range"
+                "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id, Range, "
+                "X-Coditect-Token-Mode"
             )
             response.headers["Access-Control-Max-Age"] = "600"
         return response

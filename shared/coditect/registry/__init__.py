@@ -5,6 +5,7 @@ Each area declares its functions in its own module; add one import line here per
 
 from __future__ import annotations
 
+from coditect.registry import console as console_area
 from coditect.registry import files, identity, platform, workspaces
 from coditect.registry import ops as ops_area
 from coditect.registry import relay as relay_area
@@ -19,6 +20,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     *relay_area.FUNCTIONS,
     *files.FUNCTIONS,
     *ops_area.FUNCTIONS,
+    *console_area.FUNCTIONS,
 )
 
 __all__ = ["FUNCTIONS", "FunctionSpec", "Route", "function", "resolve", "routes"]

@@ -7,6 +7,7 @@ to the audit log (`coditect.identity.authz.forbidden`); finer owner rules stay i
 from coditect.registry.spec import FunctionSpec, Route
 
 M = "coditect.identity.models"
+C = "coditect.identity.cookies"  # the shapes of both token modes (JSON and cookie)
 PAGE = f"{M}:PageQuery"
 TOKEN_401 = ((401, "token_missing"), (401, "token_invalid"), (401, "token_expired"), (401, "session_revoked"))
 FORBIDDEN = ((403, "forbidden"),)
@@ -25,8 +26,9 @@ FUNCTIONS = (
                 status=201,
                 summary="Register",
                 body=f"{M}:RegisterBody",
-                response=f"{M}:AuthOut",
+                response=f"{C}:AuthAnswer",
                 errors=(
+                    (403, "origin_not_allowed"),
                     (409, "email_taken"),
                     (422, "weak_password"),
                     (422, "invite_invalid"),
@@ -47,8 +49,8 @@ FUNCTIONS = (
                 auth="none",
                 summary="Log in",
                 body=f"{M}:LoginBody",
-                response=f"{M}:AuthOut",
-                errors=((401, "invalid_credentials"),),
+                response=f"{C}:AuthAnswer",
+                errors=((401, "invalid_credentials"), (403, "origin_not_allowed")),
             ),
         ),
     ),
@@ -63,9 +65,13 @@ FUNCTIONS = (
                 "/api/v5/auth/refresh",
                 auth="none",
                 summary="Refresh tokens",
-                body=f"{M}:RefreshBody",
-                response=f"{M}:RefreshOut",
+                body=f"{C}:RefreshRequest",
+                response=f"{C}:RefreshAnswer",
                 errors=(
+                    (400, "invalid_token_mode"),
+                    (400, "token_mode_conflict"),
+                    (401, "refresh_token_missing"),
+                    (403, "origin_not_allowed"),
                     (401, "refresh_token_reused"),
                     (401, "refresh_token_not_found"),
                     (401, "session_expired"),
@@ -80,7 +86,12 @@ FUNCTIONS = (
         description="Revoke the caller's login session.",
         routes=(
             Route(
-                "auth.logout", "POST", "/api/v5/auth/logout", status=204, summary="Log out", errors=TOKEN_401
+                "auth.logout",
+                "POST",
+                "/api/v5/auth/logout",
+                status=204,
+                summary="Log out (cookie mode also expires the refresh cookie)",
+                errors=((400, "invalid_token_mode"), (403, "origin_not_allowed"), *TOKEN_401),
             ),
         ),
     ),

@@ -50,6 +50,22 @@ def test_only_token_signers_get_the_private_keys(tmp_path: Path) -> None:
     assert verifier["CODITECT_KEYS_DIR"] == str(tmp_path / "keys-public")
 
 
+def test_the_gateways_own_origins_pass_the_origin_checks_unless_configured(tmp_path: Path) -> None:
+    """The console is served by the gateway: its origin must be allowed (relay, cookie mode)."""
+    import json
+
+    s = StackSettings(root=ROOT, data_dir=tmp_path, port=18123)
+    env = Planned(FunctionSpec("relay", kind="asgi"), tmp_path, 1).env(s, "", {})
+    origins = json.loads(env["CODITECT_CORS_ORIGINS"])
+    assert {"http://127.0.0.1:18123", "http://localhost:18123", "http://127.0.0.1:8080"} <= set(origins)
+    assert len(origins) == len(set(origins))
+    given = {"CODITECT_CORS_ORIGINS": '["https://console.example"]'}
+    assert (
+        Planned(FunctionSpec("x"), tmp_path, 1).env(s, "", given)["CODITECT_CORS_ORIGINS"]
+        == given["CODITECT_CORS_ORIGINS"]
+    )
+
+
 def test_extra_functions_come_from_a_file_with_sources_beside_it(tmp_path: Path) -> None:
     extra = tmp_path / "extra.py"
     extra.write_text(

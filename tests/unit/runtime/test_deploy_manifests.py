@@ -155,7 +155,8 @@ def test_ingress_sends_every_route_to_its_function_like_the_functions_own_router
             path = sample(route.path)
             assert Map([Rule(route.path, methods=[route.method])]).bind("x").match(path, route.method)
             assert route_for(vs, route.method, path) == spec.name, (route.name, path)
-            assert route_for(vs, route.method, path + "/") == spec.name
+            if route.path != "/":  # the root has no trailing-slash twin ("//" is another path)
+                assert route_for(vs, route.method, path + "/") == spec.name
     assert route_for(vs, "PATCH", "/api/v5/ex/me") == "ex-profile"
     assert route_for(vs, "GET", "/api/v5/ex/me") == "ex-me"
     assert route_for(vs, "DELETE", "/api/v5/ex/me") == "ex-me"  # falls back to one owner: 405 there
