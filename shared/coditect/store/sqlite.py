@@ -8,13 +8,8 @@ looks at the write-conflict ranges of every commit newer than its read version i
 applies its buffered mutations, logs its own write ranges under the next version and commits.
 The log is pruned after 10 s: no transaction lives longer than 5 s (1007).
 
-Writers queue in the kernel: a commit takes an exclusive `flock` on `<file>-writer.lock` (and a
-per-process mutex, one thread at a time) before `BEGIN IMMEDIATE`, so a waiting writer is woken
-the moment the previous one releases it. Without it, SQLite's busy handler makes a writer that
-finds the lock taken sleep and poll (1, 2, 5 … 100 ms), which put tens of milliseconds on the
-tail of every contended write. SQLite's own write lock still provides the mutual exclusion (a
-writer that does not take the queue, e.g. an ops script, is merely waited for with busy_timeout);
-the queue only decides who goes next. A holder that dies releases it with its file descriptor.
+Commits are queued in the kernel and grouped (one fsync per batch of concurrent commits of a
+process): see `coditect.store.sqlite_commit`.
 
 Durability: `synchronous=FULL` by default (every commit fsyncs the WAL, survives power loss);
 `sqlite:///path?synchronous=NORMAL` trades the last commits on power loss (never on a process
@@ -23,7 +18,6 @@ crash or `kill -9`) for throughput.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import logging
 import os
@@ -37,6 +31,7 @@ from pathlib import Path
 from coditect.store import errors as E
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
+from coditect.store.sqlite_commit import Committer
 from coditect.store.versionstamp import fill, make_stamp
 
 log = logging.getLogger(__name__)
@@ -61,7 +56,6 @@ _UNSET = object()
 _pid = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
 _notice_lock = threading.Lock()
-_init_lock = threading.Lock()
 _noticed = False
 
 
@@ -194,45 +188,22 @@ class SQLiteTransaction(Transaction):
                 self._begin_read()
             read_version = self._read_version
         self._end_read()
-        queue = self._sqlite._writers
-        queue.acquire()
-        try:
-            return self._commit_locked(conn, read_version)
-        finally:
-            queue.release()
 
-    def _commit_locked(self, conn: sqlite3.Connection, read_version: int | None) -> bytes:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
-            raise StoreError(E.NOT_COMMITTED, "store busy") from exc
-        try:
-            version, pruned = (
-                int(v)
-                for (v,) in conn.execute(
-                    "SELECT value FROM meta WHERE name IN ('version', 'pruned') ORDER BY name DESC"
-                )
-            )
+        def check_and_apply(conn: sqlite3.Connection, new_version: int, pruned: int) -> bytes:
             if read_version is not None:
                 if read_version < pruned:
                     raise StoreError(E.TRANSACTION_TOO_OLD)
                 for (blob,) in conn.execute("SELECT ranges FROM commits WHERE version > ?", (read_version,)):
                     if _intersects(self._read_ranges, _unpack_ranges(bytes(blob))):
                         raise StoreError(E.NOT_COMMITTED)
-            new_version = version + 1
             stamp = make_stamp(new_version)
             ranges = self._apply(conn, stamp)
-            now = time.time()
-            conn.execute("INSERT INTO commits VALUES (?, ?, ?)", (new_version, now, _pack_ranges(ranges)))
-            conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (new_version,))
-            if new_version % 256 == 0:
-                self._prune(conn, now)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return stamp
+            conn.execute(
+                "INSERT INTO commits VALUES (?, ?, ?)", (new_version, time.time(), _pack_ranges(ranges))
+            )
+            return stamp
+
+        return self._sqlite._committer.commit(conn, check_and_apply, self._size)
 
     def _apply(self, conn: sqlite3.Connection, stamp: bytes) -> list[tuple[bytes, bytes]]:
         for begin, end in self._cleared:
@@ -269,50 +240,6 @@ class SQLiteTransaction(Transaction):
             conn.execute("UPDATE meta SET value = ? WHERE name = 'pruned'", (row[0],))
 
 
-class WriterQueue:
-    """The writers of one store file, queued in the kernel (see the module docstring).
-
-    Per process: a mutex lets one thread at a time at the file lock (`flock` locks belong to an
-    open file description, so the threads of a process must not share one unguarded); across
-    processes: `flock` on a file opened once per process (reopened in a forked child, whose
-    inherited descriptor would share the parent's lock).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._owner = -1
-        self._fd = -1
-        self._mutex = threading.Lock()
-
-    def _reset(self) -> None:
-        self._mutex = threading.Lock()  # a parent thread may have held it at the fork
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._owner = _pid[0]
-
-    def acquire(self) -> None:
-        if self._owner != _pid[0]:
-            with _init_lock:
-                if self._owner != _pid[0]:
-                    self._reset()
-        if not self._mutex.acquire(timeout=30.0):
-            raise StoreError(E.NOT_COMMITTED, "store busy")
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._mutex.release()
-            raise
-
-    def release(self) -> None:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._mutex.release()
-
-    def __del__(self) -> None:  # the store handle is gone: so is its descriptor
-        if self._owner == _pid[0] and self._fd >= 0:
-            os.close(self._fd)
-
-
 class SQLiteDatabase(Database):
     """A SQLite file shared by many processes; one connection per thread per process."""
 
@@ -325,7 +252,9 @@ class SQLiteDatabase(Database):
         self.url = f"sqlite://{path}"
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writers = WriterQueue(path.with_name(path.name + "-writer.lock"))
+        self._committer = Committer(
+            path.with_name(path.name + "-writer.lock"), lambda: _pid[0], SQLiteTransaction._prune
+        )
         conn = self._checkout()
         if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
             conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
