@@ -1,21 +1,35 @@
 """Typed configuration, read once at cold start from `CODITECT_*` environment variables.
 
-Invalid values fail the process at start (pydantic-settings raises), never at the first request.
+Invalid values fail the process at start (pydantic raises), never at the first request.
 Secrets are never values here: they are files (a mounted Kubernetes Secret) named by a path.
+
+The variables are read by `_environment` below, not by pydantic-settings: importing that package
+(and its cloud secret-source modules) cost every function's cold start more than everything else
+in this library. The rules are pydantic-settings' for what we use: `CODITECT_<FIELD>` in any
+case, a field of a list/tuple/dict type (or optional one) given as JSON, arguments passed to
+`Settings(...)` win over the environment, unknown variables are ignored.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import types
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "CODITECT_"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CODITECT_", extra="ignore", frozen=True)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**_environment(type(self)), **values})
 
     # Where the embedded defaults keep their files (store, keys, backups, workspace state).
     data_dir: Path = Path(".coditect")
@@ -178,6 +192,35 @@ class Settings(BaseSettings):
     @property
     def resolved_backup_dir(self) -> Path:
         return self.backup_dir or (self.data_dir / "backups")
+
+
+def _is_json(annotation: Any) -> bool:
+    """Whether a field's values come as JSON (pydantic-settings' "complex" fields)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_json(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    return origin in (tuple, list, dict, set, frozenset) or annotation in (tuple, list, dict, set, frozenset)
+
+
+def _environment(cls: type[BaseModel]) -> dict[str, Any]:
+    found = {
+        k[len(ENV_PREFIX) :].lower(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)
+    }
+    values: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        raw = found.get(name)
+        if raw is None:
+            continue
+        if _is_json(field.annotation):
+            if not raw.strip():
+                continue  # empty: the default
+            try:
+                values[name] = json.loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be JSON: {exc}") from None
+        else:
+            values[name] = raw
+    return values
 
 
 @functools.lru_cache(maxsize=1)
