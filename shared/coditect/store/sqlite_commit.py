@@ -72,8 +72,11 @@ class Committer:
         self._owner = self._pid()
 
     def __del__(self) -> None:  # the store handle is gone: so is its descriptor
-        if self._owner == self._pid() and self._fd >= 0:
-            os.close(self._fd)
+        try:
+            if self._fd >= 0 and self._owner == self._pid():
+                os.close(self._fd)
+        except Exception:  # noqa: BLE001, S110 — interpreter shutdown: module globals are gone
+            pass
 
     def commit(self, conn: sqlite3.Connection, apply: Apply, size: int) -> bytes:
         """Commit one transaction (`apply` checks its conflicts and writes it) on `conn` or in a
