@@ -292,14 +292,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"Through {'the front door ' + net['base_url'] if net.get('base_url') else 'real function processes (direct)'}, "
         f"{net['clients']} concurrent keep-alive clients, {net['requests_per_client']} requests each:",
         "",
-        "| request | p50 (ms) | p95 (ms) | requests/s |",
-        "|---|---|---|---|",
+        "| request | p50 (ms) | p95 (ms) | requests/s | p95 / hello-world p95 |",
+        "|---|---|---|---|---|",
     ]
     for key, label in (("hello_get", "hello-world GET / (baseline)"), ("put_4k", "PUT 4 KiB"), ("get_4k", "GET 4 KiB"),
                        ("put_1m", "PUT 1 MiB"), ("get_1m", "GET 1 MiB")):  # fmt: skip
         row = net[key]
         goal = f" {ok(row['p95_ms'] < 50)} (goal < 50)" if key in ("put_4k", "get_4k") else ""
-        lines.append(f"| {label} | {row['p50_ms']} | {row['p95_ms']}{goal} | {row['rps']} |")
+        vs_hello = row["p95_ms"] / net["hello_get"]["p95_ms"]
+        lines.append(
+            f"| {label} | {row['p50_ms']} | {row['p95_ms']}{goal} | {row['rps']} | {vs_hello:.1f}x |"
+        )
     up = net.get("upload_100m")
     if up is None:
         return "\n".join(lines)
@@ -325,7 +328,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at the start (other work may share the CPUs)",
         "in_process": in_process(args.rounds, args.synchronous.upper()),
         "processes": through_processes(args.requests, args.base_url),
     }

@@ -139,7 +139,8 @@ def main() -> int:
     lines = [
         f"Handler time = the function's own `latency_ms` log field, {args.requests} sequential keep-alive requests "
         f"per route{' through ' + args.base_url if args.base_url else ' straight to each function'}. "
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f} at the end (other work may share the CPUs).",
         "",
         "| route | handler p50 (ms) | handler p95 (ms) (goal < 1) | client round trip p50 / p95 (ms) |",
         "|---|---:|---:|---:|",

@@ -267,7 +267,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "area": "runtime",
         "title": "Function runtime vs a hello-world functions-framework function",
-        "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}",
+        "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}, "
+        f"load average {os.getloadavg()[0]:.1f} at the end (other work may share the CPUs)",
         "throughput": throughput,
         "cold_start": {
             "hello_seconds": hello["seconds"],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sqlite3
 import statistics
@@ -145,7 +146,8 @@ def main() -> int:
     }
     lines = [
         f"Store vs raw sqlite3 on the same file settings (WAL, synchronous={args.synchronous}), median of "
-        f"{args.rounds} alternating rounds.",
+        f"{args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f} at the end (other work "
+        "may share the CPUs and the disk).",
         "",
         f"| measure | store | raw sqlite3 | ratio store/raw (goal ≥ {GOAL}) |",
         "|---|---:|---:|---:|",
