@@ -1,21 +1,31 @@
 """Typed configuration, read once at cold start from `CODITECT_*` environment variables.
 
-Invalid values fail the process at start (pydantic-settings raises), never at the first request;
-an unknown `CODITECT_*` variable (a typo, a removed setting) is warned about at start. Secrets are
+Invalid values fail the process at start (pydantic raises), never at the first request; an
+unknown `CODITECT_*` variable (a typo, a removed setting) is warned about at start. Secrets are
 never values here: they are files (a mounted Kubernetes Secret) named by a path.
+
+The variables are read by `_environment` below, not by pydantic-settings: importing that package
+(and its cloud secret-source modules) cost every function's cold start more than everything else
+in this library. The rules are pydantic-settings' for what we use: `CODITECT_<FIELD>` in any
+case (or the field's `validation_alias`, e.g. `K_SINK`), a field of a list/tuple/dict type (or
+optional one) given as JSON, arguments passed to `Settings(...)` win over the environment.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import types
+import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "CODITECT_"
 
 log = logging.getLogger("coditect.config")
 # `CODITECT_*` variables that programs other than the functions read: the dev stack
@@ -35,10 +45,11 @@ OTHER_PROGRAMS_VARIABLES = frozenset(
 )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CODITECT_", extra="ignore", frozen=True, populate_by_name=True
-    )
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**_environment(type(self)), **values})
 
     # Where the embedded defaults keep their files (store, keys, backups, workspace state).
     data_dir: Path = Path(".coditect")
@@ -232,6 +243,36 @@ def unknown_variables(names: Iterable[str]) -> list[str]:
     )
     known = {*read, *OTHER_PROGRAMS_VARIABLES}
     return sorted(n for n in names if n.upper().startswith("CODITECT_") and n.upper() not in known)
+
+
+def _is_json(annotation: Any) -> bool:
+    """Whether a field's values come as JSON (pydantic-settings' "complex" fields)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_json(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+    return origin in (tuple, list, dict, set, frozenset) or annotation in (tuple, list, dict, set, frozenset)
+
+
+def _environment(cls: type[BaseModel]) -> dict[str, Any]:
+    found = {
+        k[len(ENV_PREFIX) :].lower(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)
+    }
+    values: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        raw = os.environ.get(alias) if isinstance(alias, str) else found.get(name)
+        if raw is None:
+            continue
+        if _is_json(field.annotation):
+            if not raw.strip():
+                continue  # empty: the default
+            try:
+                values[name] = json.loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be JSON: {exc}") from None
+        else:
+            values[name] = raw
+    return values
 
 
 @functools.lru_cache(maxsize=1)

@@ -209,6 +209,33 @@ def test_snapshot_read_adds_no_conflict_but_normal_read_does(store: Store) -> No
     assert store.db.transact(lambda tr: tr.get(store.k(b"out2"))) is None
 
 
+def test_read_conflict_key_conflicts_without_a_read(store: Store) -> None:
+    """FoundationDB's add_read_conflict_key: a commit that wrote the key after this transaction's
+    read version fails it (1020), one that wrote another key does not; the key is never read."""
+    guarded, other = store.k(b"guarded"), store.k(b"other")
+    store.db.transact(lambda tr: tr.set(guarded, b"0"))
+
+    hit = store.db.create_transaction()
+    assert hit.snapshot.get(other) is None  # pins the read version
+    hit.add_read_conflict_key(guarded)
+    miss = store.db.create_transaction()
+    assert miss.snapshot.get(other) is None
+    miss.add_read_conflict_key(store.k(b"guarded2"))
+
+    store.db.transact(lambda tr: tr.clear(guarded))  # a concurrent commit writes the key
+
+    hit.set(store.k(b"out1"), b"x")
+    with pytest.raises(StoreError) as info:
+        hit.commit()
+    assert info.value.code == 1020
+    miss.set(store.k(b"out2"), b"x")
+    miss.commit()
+    assert store.db.transact(lambda tr: (tr.get(store.k(b"out1")), tr.get(store.k(b"out2")))) == (None, b"x")
+    with pytest.raises(StoreError) as too_large:
+        store.db.create_transaction().add_read_conflict_key(b"k" * 10_001)
+    assert too_large.value.code == 2102
+
+
 def test_conflict_is_retried_by_transact(store: Store) -> None:
     calls: list[int] = []
     store.db.faults.conflicts = 2

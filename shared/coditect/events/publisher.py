@@ -14,13 +14,15 @@ import functools
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from coditect.config import get_settings
+
+if TYPE_CHECKING:  # imported when the first Publisher is made: a cold start that publishes
+    import httpx  # nothing (most first requests) does not pay for httpx
 
 log = logging.getLogger("coditect.events")
 
@@ -64,6 +66,8 @@ class Publisher:
         self.sink = sink
         self.attempts = max(1, attempts)
         self.backoff = backoff
+        import httpx
+
         self._client = httpx.Client(timeout=timeout, transport=transport)
 
     def publish(
@@ -81,6 +85,8 @@ class Publisher:
         return str(event["id"])
 
     def send(self, event: CloudEvent) -> None:
+        import httpx
+
         headers, body = to_binary(event)
         fields = {"type": event["type"], "source": event["source"], "id": event["id"]}
         for attempt in range(1, self.attempts + 1):

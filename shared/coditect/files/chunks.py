@@ -11,10 +11,16 @@ version records (in any session of the tenant) whose content it is. Forking a fi
 an old version therefore adds one manifest reference, not one per chunk.
 
 Existence rule: a refs key exists exactly when its chunk/manifest exists (created together,
-deleted together by GC). Adding a reference reads the refs key (a read conflict) and either
-bumps it or creates the object; GC deletes an object only after reading refs == 0 in its own
-transaction. Whichever of the two commits second conflicts and retries, so a chunk can never be
-deleted while something references it, and never resurrected half-written.
+deleted together by GC). Adding a reference reads the refs key without a conflict (snapshot)
+and then either bumps it (blind ADD) with a read conflict on the *object* key, or — absent —
+takes a read conflict on the refs key and creates the object. GC deletes an object only after
+reading refs == 0 in its own transaction, and clears both keys. So GC and an adder always
+conflict (the adder's object-key conflict meets GC's clear; GC's refs read meets the adder's
+ADD): whichever commits second retries, so a chunk can never be deleted while something
+references it, and never resurrected half-written. Two creators conflict on the refs key (the
+second retries and bumps). Two adders of an existing object do not conflict at all: each
+one's ADD is blind and nobody but GC writes the object key (concurrent uploads of the same
+content — a common file, a retried PUT — no longer retry each other).
 
 Removing a reference is a blind ADD of -1 plus a GC candidate marker (`keys.FILES_GC`, with the
 time), so removals never conflict with each other; GC later checks the candidates.
@@ -119,9 +125,11 @@ def add_chunk_ref(tr: Transaction, tid: str, h: bytes, data: bytes | None) -> in
     only when the caller knows the chunk exists (it holds a reference already).
     """
     refs = chunk_refs_key(tid, h)
-    if tr.get(refs) is not None:
+    if tr.snapshot.get(refs) is not None:
+        tr.add_read_conflict_key(chunk_key(tid, h))  # GC's delete of it fails this commit
         tr.add(refs, 1)
         return 0
+    tr.add_read_conflict_key(refs)  # a concurrent creator fails this commit
     if data is None:
         raise LookupError("chunk is not stored and no data was given")
     tr.set(chunk_key(tid, h), data)
@@ -148,9 +156,11 @@ def add_manifest_ref(tr: Transaction, tid: str, manifest_sha: bytes, manifest: M
     references exist (an upload transfers its staged references; `add_chunk_ref` otherwise).
     """
     refs = manifest_refs_key(tid, manifest_sha)
-    if tr.get(refs) is not None:
+    if tr.snapshot.get(refs) is not None:
+        tr.add_read_conflict_key(manifest_key(tid, manifest_sha))  # GC's delete fails this commit
         tr.add(refs, 1)
         return False
+    tr.add_read_conflict_key(refs)  # a concurrent creator fails this commit
     if manifest is None:
         raise LookupError("manifest is not stored and none was given")
     blobs.write_value(tr, manifest_key(tid, manifest_sha), manifest.encode())

@@ -239,8 +239,9 @@ def _precheck(
     conditions: Preconditions,
     announced: int | None,
     policy: Policy,
-) -> None:
-    """Fail before reading the body: wrong preconditions, a directory in the way, over quota."""
+) -> int:
+    """Fail before reading the body: wrong preconditions, a directory in the way, over quota.
+    Returns the tenant's logical usage (for the running quota check of a body without length)."""
     fs.check(tr)
     parent = parent_id_of(tr, fs, path)
     existing = None if parent is None else get_entry(tr, fs, parent, path.name)
@@ -249,6 +250,7 @@ def _precheck(
     conditions.check(existing)
     if announced is not None:
         quota.check(tr, fs.tenant_id, announced, policy)
+    return quota.logical_used(tr, fs.tenant_id)
 
 
 def _stage_async(
@@ -292,8 +294,7 @@ def write_stream(
     """
     if content_length is not None and content_length > policy.max_file_size:
         raise quota.too_large()
-    db.transact(_precheck, fs, path, conditions, content_length, policy)
-    used = db.transact(lambda tr: quota.logical_used(tr, fs.tenant_id))
+    used = db.transact(_precheck, fs, path, conditions, content_length, policy)  # one read transaction
     upload_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(len(path.segments))]
     sha = hashlib.sha256()

@@ -235,6 +235,12 @@ class Transaction(ABC):
     ) -> list[KeyValue]:
         return self.get_range(prefix, strinc(prefix), limit=limit, reverse=reverse, snapshot=snapshot)
 
+    def add_read_conflict_key(self, key: bytes) -> None:
+        """FoundationDB's add_read_conflict_key: the commit fails with 1020 if `key` was written
+        after this transaction's read version, as if it had been read (without reading it)."""
+        _check_key(key)
+        self._read_ranges.append((key, key + b"\x00"))
+
     @property
     def snapshot(self) -> SnapshotView:
         """Reads through this view add no read conflict (FoundationDB's snapshot reads)."""

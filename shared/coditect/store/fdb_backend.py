@@ -130,6 +130,11 @@ class FDBTransaction(Transaction):
         with translating():
             return [KeyValue(kv.key, kv.value) for kv in source.get_range(begin, end, limit, reverse)]
 
+    def add_read_conflict_key(self, key: bytes) -> None:
+        _check_key(key)
+        with translating():
+            self._tr.add_read_conflict_key(key)
+
     def set(self, key: bytes, value: bytes) -> None:
         _check_key(key)
         _check_value(value)

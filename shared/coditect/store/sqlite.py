@@ -8,6 +8,9 @@ looks at the write-conflict ranges of every commit newer than its read version i
 applies its buffered mutations, logs its own write ranges under the next version and commits.
 The log is pruned after 10 s: no transaction lives longer than 5 s (1007).
 
+Commits are queued in the kernel and grouped (one fsync per batch of concurrent commits of a
+process): see `coditect.store.sqlite_commit`.
+
 Durability: `synchronous=FULL` by default (every commit fsyncs the WAL, survives power loss);
 `sqlite:///path?synchronous=NORMAL` trades the last commits on power loss (never on a process
 crash or `kill -9`) for throughput.
@@ -28,6 +31,7 @@ from pathlib import Path
 from coditect.store import errors as E
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
+from coditect.store.sqlite_commit import Committer
 from coditect.store.versionstamp import fill, make_stamp
 
 log = logging.getLogger(__name__)
@@ -184,37 +188,22 @@ class SQLiteTransaction(Transaction):
                 self._begin_read()
             read_version = self._read_version
         self._end_read()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
-            raise StoreError(E.NOT_COMMITTED, "store busy") from exc
-        try:
-            version, pruned = (
-                int(v)
-                for (v,) in conn.execute(
-                    "SELECT value FROM meta WHERE name IN ('version', 'pruned') ORDER BY name DESC"
-                )
-            )
+
+        def check_and_apply(conn: sqlite3.Connection, new_version: int, pruned: int) -> bytes:
             if read_version is not None:
                 if read_version < pruned:
                     raise StoreError(E.TRANSACTION_TOO_OLD)
                 for (blob,) in conn.execute("SELECT ranges FROM commits WHERE version > ?", (read_version,)):
                     if _intersects(self._read_ranges, _unpack_ranges(bytes(blob))):
                         raise StoreError(E.NOT_COMMITTED)
-            new_version = version + 1
             stamp = make_stamp(new_version)
             ranges = self._apply(conn, stamp)
-            now = time.time()
-            conn.execute("INSERT INTO commits VALUES (?, ?, ?)", (new_version, now, _pack_ranges(ranges)))
-            conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (new_version,))
-            if new_version % 256 == 0:
-                self._prune(conn, now)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return stamp
+            conn.execute(
+                "INSERT INTO commits VALUES (?, ?, ?)", (new_version, time.time(), _pack_ranges(ranges))
+            )
+            return stamp
+
+        return self._sqlite._committer.commit(conn, check_and_apply, self._size)
 
     def _apply(self, conn: sqlite3.Connection, stamp: bytes) -> list[tuple[bytes, bytes]]:
         for begin, end in self._cleared:
@@ -263,6 +252,9 @@ class SQLiteDatabase(Database):
         self.url = f"sqlite://{path}"
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._committer = Committer(
+            path.with_name(path.name + "-writer.lock"), lambda: _pid[0], SQLiteTransaction._prune
+        )
         conn = self._checkout()
         if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
             conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
