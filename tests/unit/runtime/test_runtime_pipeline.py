@@ -247,3 +247,41 @@ def test_readiness_and_metrics_are_answered_before_routing(client: Any) -> None:
     )
     assert "nope" not in text  # raw paths never become labels
     check_envelope(client.post("/metrics"), 404, "not_found")  # only GET/HEAD are answered there
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": ' + b"9" * 5000 + b"}",  # beyond Python's integer-digit limit (was a 500)
+        b'{"name": "a", "size": ' + b"9" * 100 + b"}",  # beyond any integer we accept
+        b'{"name": "a", "size": 1e999}',  # float overflow → inf
+        b'{"name": "a", "size": NaN}',
+        b'{"name": "a", "size": Infinity}',
+        b'{"name": "a", "size": -Infinity}',
+        b'{"name": "a", "name": "b"}',  # duplicate keys
+        b'{"name": {"x": 1, "x": 2}}',  # duplicate keys, nested
+        b'{"name": "\xc3\x28"}',  # invalid UTF-8
+        b'{"name": "\\ud800"}',  # a lone surrogate escape
+        b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than the recursion limit
+    ],
+)
+def test_hostile_json_is_invalid_json_never_500(raw: bytes) -> None:
+    from coditect.errors import BadRequest
+    from coditect.http import body as body_module
+
+    with pytest.raises(BadRequest) as caught:
+        body_module.loads(raw)
+    assert caught.value.code == "invalid_json"
+
+
+def test_strict_json_still_reads_what_clients_send() -> None:
+    from coditect.http import body as body_module
+
+    raw = b'{"name": "\\ud83d\\ude00 caf\xc3\xa9", "size": -12, "ratio": 0.5, "big": 1e300, "n": null}'
+    assert body_module.loads(raw) == {
+        "name": "\U0001f600 caf\u00e9",
+        "size": -12,
+        "ratio": 0.5,
+        "big": 1e300,
+        "n": None,
+    }
