@@ -135,7 +135,7 @@ def register(call: Call) -> AuthOut:
     if plan == "invite_invalid":
         raise _invite_invalid()
     assert isinstance(plan, _Plan)
-    check_password_policy(body.password, email=body.email, tenant_name=plan.tenant_name)
+    check_password_policy(body.password, email=body.email, tenant_name=plan.tenant_name, name=body.name)
     password_hash = hashing.passwords(settings).hash(body.password)
     pepper = pepper_of(settings)
     user = UserRecord(
