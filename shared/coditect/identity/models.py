@@ -176,7 +176,9 @@ class LoginBody(_Body):
 
 
 class RefreshBody(_Body):
-    refresh_token: Annotated[str, Field(max_length=256)]
+    # Generous on purpose: any string that is not one of our tokens — an access token (a JWT of
+    # ~600 bytes) sent by mistake included — is 401 `refresh_token_not_found`, not a 422.
+    refresh_token: Annotated[str, Field(max_length=8192)]
 
 
 class PatchMeBody(_Body):
