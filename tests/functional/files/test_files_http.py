@@ -298,3 +298,16 @@ def test_fork_shares_content_and_survives_deleting_the_parent(fx: Files) -> None
     assert hashlib.sha256(fx.get(alice, child, "big.bin").data).digest() == hashlib.sha256(data).digest()
     assert fx.get(alice, child, "src/a.txt").data == b"child"
     check_envelope(fx.get(alice, parent, "big.bin"), 404, "not_found")
+
+
+def test_an_empty_cursor_is_the_first_page(fx: Any) -> None:
+    """Issue 15 item 13: `?cursor=` is the first page of a listing and of the versions."""
+    alice = fx.accounts.register()
+    sid = fx.session(alice)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        check_envelope(fx.put(alice, sid, name, b"x"), 201)
+    first = check_envelope(fx.listing(alice, sid, limit=2), 200)
+    assert check_envelope(fx.listing(alice, sid, limit=2, cursor=""), 200) == first
+    versions = {"path": "a.txt", "limit": 5}
+    one = check_envelope(fx.op(alice, sid, "versions", query_string=versions), 200)
+    assert check_envelope(fx.op(alice, sid, "versions", query_string={**versions, "cursor": ""}), 200) == one
