@@ -158,7 +158,7 @@ def register(call: Call) -> AuthOut:
             session = repo.get_session(tr, user.tenant_id, material.session_id)
             tenant = repo.get_tenant(tr, user.tenant_id)
             assert session is not None and tenant is not None
-            return tenant, ls.token_of(pepper, session, 0)
+            return tenant, material.first_token
         if owner is not None:
             return "email_taken"
         if plan.invite_id is None:
@@ -287,7 +287,7 @@ def login(call: Call) -> AuthOut:
         ls.purge_expired(tr, current.tenant_id, current.id, now=now, settings=settings, pepper=pepper)
         existing = repo.get_session(tr, current.tenant_id, material.session_id)
         if existing is not None:  # our own commit, retried after 1021
-            return current, tenant, ls.token_of(pepper, existing, 0)
+            return current, tenant, material.first_token
         session, refresh = ls.open_session(
             tr, user=current, material=material, pepper=pepper, now=now, user_agent=user_agent(call)
         )

@@ -75,7 +75,9 @@ class AuthSessionRecord(BaseModel):
     last_used_at: float
     generation: int = 0  # the live refresh token is number `generation` of this family
     rotated_at: float | None = None  # when generation - 1 was spent (start of its grace window)
-    family_nonce: str  # hex; with the pepper it derives every token of the family
+    # Legacy (records written before tokens were a hash chain): no longer read. Nothing stored
+    # derives a live refresh token now (coditect.identity.tokens).
+    family_nonce: str | None = None
     user_agent: str | None = None
     revoked_at: float | None = None
     revoked_reason: str | None = None

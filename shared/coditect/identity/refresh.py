@@ -34,6 +34,7 @@ def refresh(call: Call) -> RefreshOut:
     result = call.db.transact(
         ls.redeem,
         digest=digest,
+        presented=body.refresh_token,
         pepper=pepper,
         now=now,
         settings=settings,

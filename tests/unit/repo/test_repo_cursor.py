@@ -168,7 +168,9 @@ def _forge(cursor: str, key: bytes) -> str:
 
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     begin, end = S.range()
-    prefix = bytes(a for a, _ in __import__("itertools").takewhile(lambda p: p[0] == p[1], zip(begin, end)))
+    from coditect.repo.cursor import _common_prefix
+
+    prefix = _common_prefix(begin, end)
     full = prefix + raw[17:]
     h = hashlib.blake2b(key=key, digest_size=16, person=b"coditect-cursor")
     for part in (b"q", begin, end, full):
