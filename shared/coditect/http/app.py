@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import flask
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
@@ -104,10 +105,20 @@ class FunctionApp:
         return self._authenticator
 
     def entrypoint(self) -> Callable[[Request], Response]:
-        """The plain function functions-framework wants as its target."""
+        """The plain function functions-framework wants as its target.
+
+        functions-framework routes every path to the target through its own Flask url map, whose
+        `<path:path>` rule does not match every path (a `%0A` in it, `/robots.txt`): those would
+        get Flask's HTML 404. The module is executed inside that Flask app's context, so its
+        routing errors are handed to `serve` here: every answer is our JSON envelope with
+        X-Request-Id, logged and counted like any other.
+        """
 
         def handle(request: Request) -> Response:
             return self.serve(request)
+
+        if flask.has_app_context():
+            flask.current_app.register_error_handler(HTTPException, lambda _exc: self.serve(flask.request))
 
         handle.__doc__ = f"functions-framework target of the {self.spec.name!r} function."
         return handle
