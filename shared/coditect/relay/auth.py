@@ -160,9 +160,3 @@ def relay_cookie(headers: Headers) -> str | None:
         if COOKIE_NAME in jar:
             return jar[COOKIE_NAME].value
     return None
-
-
-def without_relay_cookie(value: bytes) -> bytes:
-    """A Cookie header value with the relay cookie's pair(s) removed (other cookies kept)."""
-    name = COOKIE_NAME.encode() + b"="
-    return b"; ".join(p for p in (c.strip() for c in value.split(b";")) if p and not p.startswith(name))
