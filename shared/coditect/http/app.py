@@ -239,12 +239,15 @@ class FunctionApp:
 
 
 _ENVELOPED_DEFAULTS = tuple((name, name.lower(), value) for name, value in envelope.API_HEADERS.items())
-_RAW_DEFAULTS = (("X-Content-Type-Options", "x-content-type-options", "nosniff"),)
+_RAW_DEFAULTS = (
+    ("X-Content-Type-Options", "x-content-type-options", "nosniff"),
+    *((name, name.lower(), value) for name, value in envelope.FRAMING_HEADERS.items()),
+)
 
 
 def _standard_headers(response: Response, rid: str, enveloped: bool) -> None:
     """X-Request-Id (always ours), then the default headers the handler did not set itself
-    (enveloped answers: `envelope.API_HEADERS`; raw ones: nosniff).
+    (enveloped answers: `envelope.API_HEADERS`; raw ones: nosniff and the framing headers).
 
     One pass over the few headers present instead of a scan per `set`/`setdefault`."""
     headers = response.headers

@@ -54,7 +54,9 @@ async def echo_http(request: Request) -> JSONResponse:
             "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.headers.raw],
             "body": body.decode("utf-8", errors="replace"),
         },
-        headers={"Set-Cookie": request.query_params["set_cookie"]} if "set_cookie" in request.query_params else None,
+        headers={"Set-Cookie": request.query_params["set_cookie"]}
+        if "set_cookie" in request.query_params
+        else None,
     )
 
 

@@ -311,7 +311,9 @@ def test_handshakes_refused_by_the_websocket_library_get_the_envelope(stack: Sta
     ):
         line, headers, body = raw(extra)
         assert line.split(" ")[1] == status, (line, body)
-        assert headers["content-type"] == "application/json" and headers["x-request-id"] == "probe-ws-request-1"
+        assert (
+            headers["content-type"] == "application/json" and headers["x-request-id"] == "probe-ws-request-1"
+        )
         doc = json.loads(body)
         assert doc["success"] is False and doc["error"]["code"] == code
         assert doc["request_id"] == "probe-ws-request-1"

@@ -285,3 +285,15 @@ def test_strict_json_still_reads_what_clients_send() -> None:
         "big": 1e300,
         "n": None,
     }
+
+
+def test_every_answer_refuses_framing(client: Any) -> None:
+    """Issue 15 item 5: API answers (success, error, raw) carry X-Frame-Options and frame-ancestors."""
+    for response in (
+        client.post("/api/v5/items", json={"name": "a"}),
+        client.get("/api/v5/boom"),
+        client.get("/api/v5/nowhere"),
+        client.delete("/api/v5/items/6f1c3c59-34a4-4d0b-a8f8-e9e3d3a7e1c1"),
+    ):
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
