@@ -297,3 +297,24 @@ def test_every_answer_refuses_framing(client: Any) -> None:
     ):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_plain_log_files_redact_secrets(tmp_path: Any) -> None:
+    """Issue 15 item 6: the local stack's plain-text logs (uvicorn's access lines of the gateway,
+    the broker, the scheduler) mask tickets, tokens and bearer credentials like the JSON logs."""
+    from coditect.devstack.servers import log_to_file
+
+    path = tmp_path / "gateway.log"
+    log_to_file(path, "test.redaction.access")
+    logger = logging.getLogger("test.redaction.access")
+    ticket = "wst_" + "T" * 43
+    logger.info(
+        '%s - "%s %s HTTP/1.1" %d', "127.0.0.1:5555", "GET", f"/workspaces/w/?a=1&ticket={ticket}", 303
+    )
+    logger.info("upstream said Authorization: Bearer %s", SECRET_TOKEN)
+    logger.info("refresh with token=%s", "crt_" + "R" * 43)
+    for handler in logger.handlers:
+        handler.flush()
+    text = path.read_text()
+    assert ticket not in text and SECRET_TOKEN not in text and "R" * 43 not in text
+    assert "ticket=[redacted]" in text and "/workspaces/w/?a=1" in text
