@@ -30,7 +30,7 @@ from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 
-from coditect import registry
+from coditect import idempotency, registry
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
 from coditect.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -190,6 +190,8 @@ class FunctionApp:
             fields.update(tenant_id=call.auth.tenant_id, user_id=call.auth.user_id)
             if route.auth == "admin" and not call.auth.is_admin:
                 raise Forbidden()
+        if route.idempotent:
+            call.idempotency_key = idempotency.parse(request.headers.get(idempotency.HEADER))
         if route.query:
             call.query = body.parse_query(request, resolve(route.query))
         if route.body:

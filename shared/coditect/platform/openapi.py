@@ -11,7 +11,10 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 - 404 for routes with path parameters (a missing object, another tenant's, or a non-UUID id);
 - 400 invalid_json, 413, 415 and 422 for routes with a JSON body; 422 for routes with a query;
 - 400 invalid_cursor for paged routes (their `cursor` is opaque and bound to the query);
-- 405 (wrong method on a known path), 429 and 500 on every operation.
+- 405 (wrong method on a known path), 429 and 500 on every operation;
+- 507 `insufficient_storage` (with Retry-After) on every write: the store's disk is full;
+- for `idempotent` routes the `Idempotency-Key` header parameter, 400 `invalid_idempotency_key`
+  and 422 `idempotency_key_reused`.
 
 `build(functions)` is pure; `document()` caches the registry's document for the openapi function.
 """
@@ -56,7 +59,7 @@ _STATUS_TEXT = {
     429: "Rate limited",
     500: "Internal error",
     503: "Unavailable",
-    507: "Quota exceeded",
+    507: "Insufficient storage",
 }
 
 
@@ -98,6 +101,11 @@ def error_answers(route: Route) -> dict[int, list[str]]:
         answers[422] = ["validation_failed"]
     if route.paged:
         answers.setdefault(400, []).append("invalid_cursor")
+    if route.idempotent:
+        answers.setdefault(400, []).append("invalid_idempotency_key")
+        answers.setdefault(422, []).append("idempotency_key_reused")
+    if route.method not in ("GET", "HEAD"):
+        answers[507] = ["insufficient_storage"]
     for status, code in route.errors:
         answers.setdefault(status, [])
         if code not in answers[status]:
@@ -207,6 +215,8 @@ def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, 
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ]
+    if route.idempotent:
+        params.append({"$ref": "#/components/parameters/Idempotency-Key"})
     if params:
         op["parameters"] = params
     if route.body:
@@ -286,6 +296,19 @@ def build(functions: Iterable[FunctionSpec]) -> dict[str, Any]:
         "components": {
             "schemas": {**dict(sorted(schemas.components.items())), **_ERROR_SCHEMAS},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "parameters": {
+                "Idempotency-Key": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": (
+                        "Makes a create or append safe to repeat: a repeat with the same key and body "
+                        "answers what the first request made (1-255 visible ASCII characters; a UUID). "
+                        "The same key with another body is 422 idempotency_key_reused."
+                    ),
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                }
+            },
             "headers": {
                 "X-Request-Id": {
                     "description": "The caller's X-Request-Id when it is a sane token, else a new one.",

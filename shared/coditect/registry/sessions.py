@@ -39,6 +39,7 @@ FUNCTIONS = (
                 summary="Create a session (name 1-200 characters, metadata a JSON object of at most 16 KiB)",
                 body=f"{M}:SessionCreate",
                 response=f"{M}:Session",
+                idempotent=True,
             ),
             Route(
                 "sessions.get",
@@ -117,6 +118,7 @@ FUNCTIONS = (
                 body=f"{M}:ConversationCreate",
                 response=f"{M}:Conversation",
                 errors=((409, "conflict"),),
+                idempotent=True,
             ),
             Route("conversations.get", "GET", CONV, summary="A conversation", response=f"{M}:Conversation"),
             Route(
@@ -163,6 +165,7 @@ FUNCTIONS = (
                 response=f"{M}:Message",
                 max_body=MESSAGE_MAX_BODY,
                 errors=((413, "content_too_large"),),
+                idempotent=True,
             ),
         ),
     ),
