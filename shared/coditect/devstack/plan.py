@@ -50,6 +50,7 @@ class StackSettings:
     extra: Path | None = None  # a file declaring extra FUNCTIONS (tests)
     grace: float = 5.0  # seconds between SIGTERM and SIGKILL
     ready_timeout: float = 60.0
+    logs: Path | None = None  # CODITECT_LOGS_DIR: logs on another volume than the store
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
@@ -64,11 +65,13 @@ class StackSettings:
             broker_port=int(env.get("CODITECT_BROKER_PORT") or 0),
             extra=Path(extra).resolve() if extra else None,
             grace=float(env.get("CODITECT_DEVSTACK_GRACE") or 5.0),
+            logs=Path(env["CODITECT_LOGS_DIR"]).resolve() if env.get("CODITECT_LOGS_DIR") else None,
         )
 
     @property
     def logs_dir(self) -> Path:
-        return self.data_dir / "logs"
+        """`CODITECT_LOGS_DIR`, else `<data dir>/logs`: a full log volume cannot stop the store."""
+        return self.logs or self.data_dir / "logs"
 
     @property
     def keys_dir(self) -> Path:

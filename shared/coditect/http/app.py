@@ -16,6 +16,7 @@ CORS → authentication → body/query validation → the handler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -33,12 +34,19 @@ from werkzeug.routing import Map, Rule
 from coditect import idempotency, registry
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
-from coditect.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
+from coditect.errors import (
+    ApiError,
+    Forbidden,
+    InsufficientStorage,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
 from coditect.http import body, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.http.client_ip import client_ip
 from coditect.registry.spec import FunctionSpec, Route, resolve
-from coditect.store import Database, open_store
+from coditect.store import Database, open_store, space
 
 log = logging.getLogger("coditect.http")
 Handler = Callable[[Call], Any]
@@ -135,6 +143,8 @@ class FunctionApp:
             response = self._dispatch(request, rid, fields)
         except ApiError as exc:
             response = envelope.error_response(exc, rid)
+        except space.StoreFull:
+            response = envelope.error_response(_storage_full(), rid)
         except HTTPException as exc:
             response = envelope.error_response(_from_werkzeug(exc), rid)
         except Exception:
@@ -200,7 +210,10 @@ class FunctionApp:
         handler = self.handlers.get(name)
         if handler is None:
             raise NotFound("No such route.")
-        return self._render(route, handler(call))
+        # A DELETE frees space: its transactions may use the store's reserve on a full disk.
+        with space.freeing() if request.method == "DELETE" else contextlib.nullcontext():
+            result = handler(call)
+        return self._render(route, result)
 
     @staticmethod
     def _render(route: Route, result: Any) -> Response:
@@ -261,6 +274,15 @@ def _standard_headers(response: Response, rid: str, enveloped: bool) -> None:
     for name, lowered, value in _ENVELOPED_DEFAULTS if enveloped else _RAW_DEFAULTS:
         if lowered not in present:
             headers.add(name, value)
+
+
+def _storage_full() -> ApiError:
+    """507 for a write the store's full disk cannot hold; clients retry later (or delete)."""
+    return InsufficientStorage(
+        "The server is out of storage space; retry later.",
+        code="insufficient_storage",
+        headers={"Retry-After": "30"},
+    )
 
 
 def _from_werkzeug(exc: HTTPException) -> ApiError:

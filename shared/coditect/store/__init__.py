@@ -3,6 +3,8 @@
 URLs: `sqlite:///abs/path/data.db` (the embedded default; `?synchronous=NORMAL|FULL`),
 `fdb://` (default cluster file) or `fdb:///path/to/fdb.cluster`. `None` reads
 `CODITECT_STORE`, and when that is unset uses `<CODITECT_DATA_DIR or .coditect>/store.db`.
+The SQLite store keeps `CODITECT_STORE_RESERVE_BYTES` (default 16 MiB; 0 = none) of disk in
+reserve for deletes and GC on a full disk (`coditect.store.space`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from coditect.store import space
 from coditect.store.base import Database, KeyValue, SnapshotView, Transaction, strinc, transactional
 from coditect.store.errors import StoreError
 
@@ -46,7 +49,10 @@ def open_store(url: str | None = None) -> Database:
             )
         from coditect.store.sqlite import SQLiteDatabase
 
-        return SQLiteDatabase(Path(parts.path), synchronous=options.get("synchronous", "FULL"))
+        reserve = int(os.environ.get("CODITECT_STORE_RESERVE_BYTES", space.DEFAULT_RESERVE_BYTES))
+        return SQLiteDatabase(
+            Path(parts.path), synchronous=options.get("synchronous", "FULL"), reserve_bytes=reserve
+        )
     if parts.scheme == "fdb":
         from coditect.store.fdb_backend import FDBDatabase, cluster_file_from_url
 

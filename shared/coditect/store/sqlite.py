@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coditect.store import errors as E
+from coditect.store import space
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
 from coditect.store.versionstamp import fill, make_stamp
@@ -184,9 +185,14 @@ class SQLiteTransaction(Transaction):
                 self._begin_read()
             read_version = self._read_version
         self._end_read()
+        guard = self._sqlite.space
+        if guard.low() and not space.is_freeing():
+            raise space.StoreFull()  # keep what is left for deletes and GC
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
+            if space.is_full(exc):
+                raise self._full(guard) from None
             raise StoreError(E.NOT_COMMITTED, "store busy") from exc
         try:
             version, pruned = (
@@ -210,11 +216,21 @@ class SQLiteTransaction(Transaction):
             if new_version % 256 == 0:
                 self._prune(conn, now)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if space.is_full(exc):
+                raise self._full(guard) from None
             raise
         return stamp
+
+    @staticmethod
+    def _full(guard: space.SpaceGuard) -> Exception:
+        """What a commit that hit a full disk raises (nothing was committed): freeing work retries
+        once the reserve is released (1020 is retried by `transact`); anything else is StoreFull."""
+        if guard.release() and space.is_freeing():
+            return StoreError(E.NOT_COMMITTED, "the disk was full; retrying on the released reserve")
+        return space.StoreFull()
 
     def _apply(self, conn: sqlite3.Connection, stamp: bytes) -> list[tuple[bytes, bytes]]:
         for begin, end in self._cleared:
@@ -254,7 +270,7 @@ class SQLiteTransaction(Transaction):
 class SQLiteDatabase(Database):
     """A SQLite file shared by many processes; one connection per thread per process."""
 
-    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, synchronous: str = "FULL", reserve_bytes: int = 0) -> None:
         super().__init__()
         if synchronous.upper() not in SYNC_LEVELS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNC_LEVELS)}")
@@ -263,6 +279,8 @@ class SQLiteDatabase(Database):
         self.url = f"sqlite://{path}"
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.space = space.SpaceGuard(path.parent, reserve_bytes)
+        self.space.ensure()
         conn = self._checkout()
         if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
             conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
