@@ -6,14 +6,17 @@ free space. Now (issue 15 item 15):
 - **StoreFull**: a commit the disk cannot hold (SQLite's SQLITE_FULL, or ENOSPC from the OS)
   raises `StoreFull`, which the HTTP runtime answers 507 `insufficient_storage` with Retry-After.
 - **A reserve**: `<db dir>/store.reserve`, a file of `reserve_bytes` of real blocks (written,
-  not sparse), made at open when there is room. When a commit hits a full disk the reserve is
-  deleted, which hands its blocks back to the file system for the transactions below.
+  not sparse), made at open when there is room. When a *freeing* commit (below) hits a full disk
+  the reserve is deleted, which hands its blocks back to the file system, and the commit is
+  retried on them. A growing write that hits a full disk never touches the reserve.
 - **Only freeing work while low**: while the volume's free space is under `reserve_bytes`
   (checked with statvfs at most every `CHECK_SECONDS`), transactions are refused with `StoreFull`
   before they touch SQLite, except inside `freeing()`: the HTTP runtime runs every DELETE request
   in it, and the gc job runs in it, so space can be freed through the API and by GC. A freeing
   transaction that still hits a full disk releases the reserve and is retried (nothing was
-  committed). Once free space is back above twice the reserve, the reserve is made again.
+  committed). Free space counts what the store can reuse without the file system (pages a delete
+  put on SQLite's freelist), so space freed through the API admits writes again. Once free space
+  is back above twice the reserve, the reserve is made again.
 
 Why this works with SQLite: a delete rewrites pages into the WAL; after a checkpoint SQLite reuses
 the WAL file from its start without shrinking it (journal_size_limit is not set), and freed
@@ -31,7 +34,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger("coditect.store")
@@ -77,8 +80,9 @@ def is_full(exc: BaseException) -> bool:
 class SpaceGuard:
     """The reserve file and the low-space admission rule of one store directory."""
 
-    def __init__(self, directory: Path, reserve_bytes: int) -> None:
+    def __init__(self, directory: Path, reserve_bytes: int, reusable: Callable[[], int] = lambda: 0) -> None:
         self.directory = directory
+        self.reusable = reusable  # bytes the store can reuse without the file system (SQLite's freelist)
         self.reserve_bytes = max(0, reserve_bytes)
         self.reserve = directory / "store.reserve"
         self._lock = threading.Lock()
@@ -98,8 +102,8 @@ class SpaceGuard:
             return self._low
         with self._lock:
             try:
-                free = self.free_bytes()
-            except OSError:
+                free = self.free_bytes() + self.reusable()
+            except (OSError, sqlite3.Error):
                 return self._low
             self._checked, self._low = now, free < self.reserve_bytes
             if not self._low and free >= 2 * self.reserve_bytes and not self.reserve.exists():

@@ -186,8 +186,22 @@ class SQLiteTransaction(Transaction):
             read_version = self._read_version
         self._end_read()
         guard = self._sqlite.space
-        if guard.low() and not space.is_freeing():
+        lean = guard.low()
+        if lean and not space.is_freeing():
             raise space.StoreFull()  # keep what is left for deletes and GC
+        if lean:
+            # A delete on a full disk (store.space): do not zero every freed page, and do not let
+            # the commit's automatic checkpoint grow the database file into the space it needs.
+            conn.execute("PRAGMA secure_delete=FAST")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            return self._write(conn, read_version, guard)
+        finally:
+            if lean:
+                conn.execute(f"PRAGMA secure_delete={self._sqlite.secure_delete}")
+                conn.execute("PRAGMA wal_autocheckpoint=1000")
+
+    def _write(self, conn: sqlite3.Connection, read_version: int | None, guard: space.SpaceGuard) -> bytes:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
@@ -220,6 +234,7 @@ class SQLiteTransaction(Transaction):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if space.is_full(exc):
+                log.warning("store: commit refused by a full disk: %s", exc)
                 raise self._full(guard) from None
             raise
         return stamp
@@ -228,7 +243,7 @@ class SQLiteTransaction(Transaction):
     def _full(guard: space.SpaceGuard) -> Exception:
         """What a commit that hit a full disk raises (nothing was committed): freeing work retries
         once the reserve is released (1020 is retried by `transact`); anything else is StoreFull."""
-        if guard.release() and space.is_freeing():
+        if space.is_freeing() and guard.release():
             return StoreError(E.NOT_COMMITTED, "the disk was full; retrying on the released reserve")
         return space.StoreFull()
 
@@ -279,13 +294,23 @@ class SQLiteDatabase(Database):
         self.url = f"sqlite://{path}"
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.space = space.SpaceGuard(path.parent, reserve_bytes)
+        self.space = space.SpaceGuard(path.parent, reserve_bytes, self._reusable_bytes)
         self.space.ensure()
         conn = self._checkout()
+        # The build's default (Debian's: 1, zero every freed page); lowered only for deletes on a
+        # full disk, where zeroing would need space the disk no longer has.
+        self.secure_delete = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
         if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
             conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._checkin(conn)
         _notice()
+
+    def _reusable_bytes(self) -> int:
+        """Bytes on the database's freelist: pages deletes freed, reused before the file grows."""
+        conn = self._reader()
+        (pages,) = conn.execute("PRAGMA freelist_count").fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(size)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
