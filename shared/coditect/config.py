@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # Number of trusted reverse-proxy hops in X-Forwarded-For; 0 = use the socket peer only.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     max_json_body: int = 1024 * 1024
+    # A request body must arrive at this many bytes/s after a grace period, else 408 and the
+    # connection is closed (coditect.http.bodytime): slow clients cannot hold a function's threads.
+    body_min_rate: int = Field(default=1024, ge=1)
+    body_grace_seconds: float = Field(default=10.0, gt=0)
     max_file_size: int = 100 * 1024 * 1024
     # -- files (coditect.files) -------------------------------------------------------------
     # Per-tenant quota on logical file bytes (every stored version in every session); 507 above.

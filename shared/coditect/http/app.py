@@ -42,7 +42,7 @@ from coditect.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from coditect.http import body, envelope, logs, metrics
+from coditect.http import body, bodytime, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.http.client_ip import client_ip
 from coditect.registry.spec import FunctionSpec, Route, resolve
@@ -127,6 +127,8 @@ class FunctionApp:
 
         if flask.has_app_context():
             flask.current_app.register_error_handler(HTTPException, lambda _exc: self.serve(flask.request))
+            # Unread bodies are never drained: the server closes instead (coditect.http.bodytime).
+            flask.current_app.wsgi_app = bodytime.CloseAware(flask.current_app.wsgi_app)  # type: ignore[method-assign]
 
         handle.__doc__ = f"functions-framework target of the {self.spec.name!r} function."
         return handle
@@ -139,6 +141,9 @@ class FunctionApp:
         started = time.perf_counter()
         rid = request_id_of(request)
         fields: dict[str, Any] = {"request_id": rid, "method": request.method}
+        bodytime.install(
+            request, grace=self.settings.body_grace_seconds, min_rate=self.settings.body_min_rate
+        )
         try:
             response = self._dispatch(request, rid, fields)
         except ApiError as exc:
@@ -150,6 +155,7 @@ class FunctionApp:
         except Exception:
             log.exception("unhandled error", extra={"fields": fields})
             response = envelope.error_response(ApiError(), rid)
+        bodytime.finish(request, response)
         _standard_headers(response, rid, fields.get("enveloped", True))
         self._cors(request, response)
         fields.update(
