@@ -13,6 +13,7 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 - 400 invalid_cursor for paged routes (their `cursor` is opaque and bound to the query);
 - 405 (wrong method on a known path), 429 and 500 on every operation;
 - 507 `insufficient_storage` (with Retry-After) on every write: the store's disk is full;
+- 408 `request_timeout` on routes with a body: it arrived below the minimum data rate;
 - for `idempotent` routes the `Idempotency-Key` header parameter, 400 `invalid_idempotency_key`
   and 422 `idempotency_key_reused`.
 
@@ -51,6 +52,7 @@ _STATUS_TEXT = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     412: "Precondition failed",
     413: "Payload too large",
@@ -106,6 +108,8 @@ def error_answers(route: Route) -> dict[int, list[str]]:
         answers.setdefault(422, []).append("idempotency_key_reused")
     if route.method not in ("GET", "HEAD"):
         answers[507] = ["insufficient_storage"]
+    if route.body or route.raw_body:
+        answers[408] = ["request_timeout"]  # the body arrived too slowly (coditect.http.bodytime)
     for status, code in route.errors:
         answers.setdefault(status, [])
         if code not in answers[status]:

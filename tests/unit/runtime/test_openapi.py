@@ -126,6 +126,7 @@ def test_envelopes_errors_bodies_and_queries() -> None:
         "400",
         "401",
         "405",
+        "408",
         "409",
         "413",
         "415",
