@@ -20,8 +20,9 @@ which the object exists and the key does not (or the reverse), whatever crashes:
 - the same key with a different body is 422 `idempotency_key_reused` (nothing is written);
 - concurrent requests with one key serialise on the record (one commits, the other retries,
   finds it and answers the same object);
-- a key is 1-255 visible ASCII characters (a UUID is the usual choice), else 400
-  `invalid_idempotency_key`.
+- a key is 1 to 200 visible ASCII characters (a UUID is the usual choice), else 422
+  `validation_failed` with `loc` ["header", "Idempotency-Key"] — the same rule and answer as the
+  workspace allocation's key (`coditect.workspaces.service`).
 """
 
 from __future__ import annotations
@@ -33,27 +34,25 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from coditect.errors import BadRequest, ValidationFailed
+from coditect.errors import ValidationFailed
 from coditect.keys import Subspace
 from coditect.store import Transaction
 
 HEADER = "Idempotency-Key"
 SESSION_PART = "idem"  # session(tid, sid).sub(SESSION_PART): records of creates inside a session
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def parse(value: str | None) -> str | None:
-    """The header's key, None when absent; 400 `invalid_idempotency_key` when malformed."""
+    """The header's key, None when absent; 422 `validation_failed` when malformed."""
     if value is None:
         return None
-    key = value.strip()
-    if key.startswith('"') and key.endswith('"') and len(key) >= 2:  # the draft's sf-string form
-        key = key[1:-1]
-    if not _KEY.fullmatch(key):
-        raise BadRequest(
-            "Idempotency-Key must be 1-255 visible ASCII characters.", code="invalid_idempotency_key"
+    if not _KEY.fullmatch(value):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 200 visible ASCII characters.",
+            details=[{"loc": ["header", HEADER], "type": "string_pattern_mismatch"}],
         )
-    return key
+    return value
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 - 405 (wrong method on a known path), 429 and 500 on every operation;
 - 507 `insufficient_storage` (with Retry-After) on every write: the store's disk is full;
 - 408 `request_timeout` on routes with a body: it arrived below the minimum data rate;
-- for `idempotent` routes the `Idempotency-Key` header parameter, 400 `invalid_idempotency_key`
-  and 422 `idempotency_key_reused`.
+- for `idempotent` routes the `Idempotency-Key` header parameter and 422 `idempotency_key_reused`
+  (a malformed key is 422 `validation_failed`).
 
 `build(functions)` is pure; `document()` caches the registry's document for the openapi function.
 """
@@ -104,8 +104,7 @@ def error_answers(route: Route) -> dict[int, list[str]]:
     if route.paged:
         answers.setdefault(400, []).append("invalid_cursor")
     if route.idempotent:
-        answers.setdefault(400, []).append("invalid_idempotency_key")
-        answers.setdefault(422, []).append("idempotency_key_reused")
+        answers.setdefault(422, ["validation_failed"]).append("idempotency_key_reused")
     if route.method not in ("GET", "HEAD"):
         answers[507] = ["insufficient_storage"]
     if route.body or route.raw_body:
@@ -307,10 +306,10 @@ def build(functions: Iterable[FunctionSpec]) -> dict[str, Any]:
                     "required": False,
                     "description": (
                         "Makes a create or append safe to repeat: a repeat with the same key and body "
-                        "answers what the first request made (1-255 visible ASCII characters; a UUID). "
+                        "answers what the first request made (1 to 200 visible ASCII characters; a UUID). "
                         "The same key with another body is 422 idempotency_key_reused."
                     ),
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
                 }
             },
             "headers": {
