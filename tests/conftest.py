@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.plugins.identity"]
+# The store keeps no disk reserve in tests (each test opens fresh stores; see coditect.store.space);
+# the full-disk tests set their own.
+os.environ.setdefault("CODITECT_STORE_RESERVE_BYTES", "0")
+
+pytest_plugins = ["tests.plugins.identity", "tests.plugins.small_disk"]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ def list_conversations(call: Call) -> dict[str, Any]:
 
 @app.route("conversations.create")
 def create_conversation(call: Call) -> Conversation:
-    return conversations.create(call.db, call.ctx, call.uuid_param("id"), call.body)
+    return conversations.create(call.db, call.ctx, call.uuid_param("id"), call.body, call.idempotency_key)
 
 
 @app.route("conversations.get")

@@ -16,7 +16,7 @@ def get_health(call: Call) -> Response | health.Health:
     except health.Unhealthy as exc:
         body = {
             "success": False,
-            "data": health.Health(status="unhealthy"),
+            "data": exc.data,
             "error": {"code": exc.code, "message": exc.message},
             "request_id": call.request_id,
         }

@@ -18,7 +18,7 @@ def list_messages(call: Call) -> dict[str, Any]:
 
 @app.route("messages.append")
 def append_message(call: Call) -> Message:
-    return messages.append(call.db, call.ctx, call.uuid_param("id"), call.body)
+    return messages.append(call.db, call.ctx, call.uuid_param("id"), call.body, call.idempotency_key)
 
 
 handle = app.entrypoint()

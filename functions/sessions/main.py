@@ -24,7 +24,7 @@ def list_sessions(call: Call) -> dict[str, Any]:
 
 @app.route("sessions.create")
 def create_session(call: Call) -> Reply:
-    return _tagged(service.create(call.db, call.ctx, call.body))
+    return _tagged(service.create(call.db, call.ctx, call.body, call.idempotency_key))
 
 
 @app.route("sessions.get")

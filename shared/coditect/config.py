@@ -41,6 +41,10 @@ OTHER_PROGRAMS_VARIABLES = frozenset(
         "CODITECT_DEVSTACK_GRACE",
         "CODITECT_WORKSPACE_ID",
         "CODITECT_SHELL",
+        "CODITECT_LOGS_DIR",
+        "CODITECT_CADDY",
+        "CODITECT_FRONTDOOR_BODY_TIMEOUT",
+        "CODITECT_FRONTDOOR_BODY_MIN_RATE",
     }
 )
 
@@ -55,10 +59,9 @@ class Settings(BaseModel):
     data_dir: Path = Path(".coditect")
     # Store URL; empty means `sqlite://<data_dir>/store.db` (see coditect.store.open_store).
     store: str = ""
-    # Key of the MAC that binds a pagination cursor to its query (coditect.repo.cursor). Not a
-    # secret worth a file: the MAC only stops clients replaying a cursor into another query, and
-    # ranges enforce isolation; empty uses a built-in key (fine on a laptop).
-    cursor_key: str = ""
+    # Disk the SQLite store keeps in reserve so deletes and GC still work on a full disk
+    # (coditect.store.space; 0 = none).
+    store_reserve_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     # Where published CloudEvents go: Knative's SinkBinding sets `K_SINK` (no CODITECT_ prefix) in
     # the functions that publish; the local stack sets it too. Empty: this process cannot publish.
     sink: str = Field(default="", validation_alias="K_SINK")
@@ -77,6 +80,10 @@ class Settings(BaseModel):
     # from the downstream address and overwrite a client's copy (docs/frontdoor.md).
     client_ip_header: str = Field(default="", pattern=r"^([A-Za-z0-9-]{1,64})?$")
     max_json_body: int = 1024 * 1024
+    # A request body must arrive at this many bytes/s after a grace period, else 408 and the
+    # connection is closed (coditect.http.bodytime): slow clients cannot hold a function's threads.
+    body_min_rate: int = Field(default=1024, ge=1)
+    body_grace_seconds: float = Field(default=10.0, gt=0)
     max_file_size: int = 100 * 1024 * 1024
     # -- files (coditect.files) -------------------------------------------------------------
     # Per-tenant quota on logical file bytes (every stored version in every session); 507 above.

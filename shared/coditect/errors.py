@@ -13,7 +13,7 @@
     ├── UnsupportedMediaType      415  unsupported_media_type
     ├── ValidationFailed          422  validation_failed (details = [{loc, type}]), weak_password
     ├── RateLimited               429  rate_limited (carries Retry-After)
-    ├── InsufficientStorage       507  quota_exceeded
+    ├── InsufficientStorage       507  quota_exceeded, insufficient_storage (full disk, Retry-After)
     └── ServiceUnavailable        503  unavailable
 
 Handlers raise these; the runtime renders them as the contract's error envelope. Anything else

@@ -42,6 +42,7 @@ Per-tenant subspaces are built from `tenant(tid)` with the names in `TENANT_SUBS
 | `SESSIONS_BY_PARENT` "s_by_parent" | `(parent_sid, created_us, sid, "rec")` | index: live forks of a session |
 | `CONVERSATION_INDEX` "conv_ix" | `(cid,)`                      | pack((sid, "conv", cid)): where a conversation lives |
 | `SETTINGS` "settings"    | `("settings", user_id, key)`        | per-user settings                   |
+| `IDEMPOTENCY` "idem"     | `("idem", user_id, op, scope, key)` | Idempotency-Key → created id (session creates) |
 | `FILE_CHUNKS` "fchunks"  | `("fchunks", sha256)`               | file content chunk (≤ 64 KiB)       |
 | `FILE_CHUNK_REFS` "fchunkrefs" | `("fchunkrefs", sha256)`      | chunk reference count (8-byte LE)   |
 | `FILE_MANIFESTS` "fmanifests" | `("fmanifests", sha256)`       | file content → its chunk list (blob) |
@@ -53,7 +54,8 @@ session lives under ONE subspace, `session(tid, sid)` = `("t", tid, "s", sid, ..
 a session is clearing one prefix (in bounded, resumable steps: `coditect.sessions.purge`).
 Parts used under it: `"rec"` the session record, `"conv"`/`"count"`/`"msg"`/`"msgid"`
 conversations and messages, `"fork"`/`"forking"` staged-fork state, `"files"` the files area,
-`"ws"` the workspaces area. Data an area keeps OUTSIDE it (global indexes) is cleared by the
+`"ws"` the workspaces area, `"idem"` the Idempotency-Key records of creates inside the session
+(conversations, messages: `coditect.idempotency`). Data an area keeps OUTSIDE it (global indexes) is cleared by the
 purge hook that area registers (`coditect.sessions.hooks`).
 
 Adding a subspace: one line in the right block below with a comment saying what lives there,
@@ -85,6 +87,7 @@ __all__ = [
     "FILE_UPLOADS",
     "GLOBAL",
     "GLOBAL_SUBSPACES",
+    "IDEMPOTENCY",
     "INVITES",
     "LIVE_SESSIONS",
     "OPS",
@@ -212,6 +215,7 @@ SESSIONS_BY_OWNER_ARCHIVED = "s_by_owner_arch"  # (owner, archived, updated_us, 
 SESSIONS_BY_PARENT = "s_by_parent"  # (parent_sid, created_us, sid, "rec") → b"": live forks
 CONVERSATION_INDEX = "conv_ix"  # (cid,) → pack((sid, "conv", cid)): conversation id → its session
 SETTINGS = "settings"  # (user_id, key) → per-user setting record
+IDEMPOTENCY = "idem"  # (user_id, op, scope, key) → the id a create with this Idempotency-Key made
 FILE_CHUNKS = "fchunks"  # (sha256,) → one content chunk, shared by every file of the tenant using it
 FILE_CHUNK_REFS = "fchunkrefs"  # (sha256,) → references to the chunk (manifests + staged uploads)
 FILE_MANIFESTS = "fmanifests"  # (sha256 of a whole file,) → its chunk list (repo.blobs)
@@ -234,6 +238,7 @@ TENANT_SUBSPACES: tuple[str, ...] = (
     SESSIONS_BY_PARENT,
     CONVERSATION_INDEX,
     SETTINGS,
+    IDEMPOTENCY,
     FILE_CHUNKS,
     FILE_CHUNK_REFS,
     FILE_MANIFESTS,

@@ -4,7 +4,13 @@ Every password goes through `normalise` (NFKC) before it is measured, hashed or 
 password typed with full-width or composed characters matches the same password typed plainly.
 Length limits are checked before any Argon2 work: at least 15 code points, at most 1024 UTF-8
 bytes, never truncated. There are no composition rules; instead a password is rejected when it
-is common (zxcvbn's list of 30,000 leaked passwords) or contains the user's email or tenant name.
+is common (zxcvbn's list of 30,000 leaked passwords), contains the user's email or tenant name,
+equals the current password (on a change), or when the zxcvbn strength estimator scores it below
+`MIN_ZXCVBN_SCORE` — which catches what an exact list cannot: sequences (`abcdef...`), repeats,
+keyboard walks (`qwertyuiop...`, `1q2w3e4r...`), dictionary words with substitutions and
+numbers appended, and the user's own context words (email, its local part, name, tenant name,
+"coditect") anywhere in the password. The refusal names the rule and, for the estimator, its
+reason and suggestions (never the password).
 
 `Passwords` wraps an Argon2 *backend* (by default `argon2.PasswordHasher`); tests inject a
 counting backend to check that the login path runs exactly one Argon2 operation whether or not
@@ -15,9 +21,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,6 +35,14 @@ MIN_PASSWORD_CODE_POINTS = 15
 MAX_PASSWORD_BYTES = 1024
 # Email local parts and tenant names shorter than this are too generic to forbid ("al", "io").
 MIN_CONTEXT_LENGTH = 3
+# zxcvbn scores 0-4; 3 = "safely unguessable: moderate protection from an offline slow-hash
+# attack" (< 10^10 guesses is a 2). Dropbox's and OWASP ASVS's usual bar.
+MIN_ZXCVBN_SCORE = 3
+# zxcvbn's cost grows quickly with length (≈ 0.05 s at 100 characters): the estimate covers a
+# prefix. A prefix that is already strong makes the whole password at least as strong.
+ZXCVBN_MAX_CHARS = 100
+# Always a context word: a password naming the product is the first guess against it.
+PRODUCT_WORDS = ("coditect",)
 # A password made of a short unit repeated ("abcabcabc...") is as guessable as the unit.
 _MAX_TRIVIAL_UNIT = 4
 
@@ -35,7 +50,9 @@ _MAX_TRIVIAL_UNIT = 4
 OWASP_MIN_MEMORY_KIB = 19456
 OWASP_MIN_TIME_COST = 2
 
-ViolationType = Literal["too_short", "too_long", "common", "contains_context", "invalid_characters"]
+ViolationType = Literal[
+    "too_short", "too_long", "common", "contains_context", "invalid_characters", "guessable", "unchanged"
+]
 
 
 @dataclass(frozen=True)
@@ -191,19 +208,49 @@ def _is_common(folded: str) -> bool:
     return False
 
 
-def _weak(violation: ViolationType, message: str) -> ValidationFailed:
+def _weak(violation: ViolationType, message: str, **extra: Any) -> ValidationFailed:
     return ValidationFailed(
         message,
         code="weak_password",
-        details=[{"loc": ["body", "password"], "type": violation}],
+        details=[{"loc": ["body", "password"], "type": violation, **extra}],
     )
 
 
-def check_password_policy(password: str, *, email: str, tenant_name: str | None) -> None:
+def context_words(email: str, name: str | None, tenant_name: str | None) -> list[str]:
+    """What an attacker who knows the account tries first: its email, the email's local part and
+    its pieces, the user's and tenant's names and their words, and the product's name."""
+    local_part = email.rpartition("@")[0]
+    words = [email, local_part, name or "", tenant_name or "", *PRODUCT_WORDS]
+    for raw in (local_part, name or "", tenant_name or ""):
+        words.extend(w for w in re.split(r"[\W_]+", raw) if w)
+    folded = (normalise(w).strip().casefold() for w in words)
+    return sorted({w for w in folded if len(w) >= MIN_CONTEXT_LENGTH})
+
+
+def strength(password: str, context: list[str]) -> tuple[int, str, list[str]]:
+    """zxcvbn's (score 0-4, warning, suggestions) for the password's first `ZXCVBN_MAX_CHARS`."""
+    from zxcvbn import zxcvbn  # lazy: the dictionaries cost ~100 ms to import
+
+    result = zxcvbn(password[:ZXCVBN_MAX_CHARS], user_inputs=context, max_length=ZXCVBN_MAX_CHARS)
+    feedback = result.get("feedback") or {}
+    return int(result["score"]), str(feedback.get("warning") or ""), list(feedback.get("suggestions") or [])
+
+
+def check_password_policy(
+    password: str,
+    *,
+    email: str,
+    tenant_name: str | None,
+    name: str | None = None,
+    current: str | None = None,
+) -> None:
     """Enforce NIST 800-63B on a new password; raise `ValidationFailed("weak_password")`.
 
-    The details name the rule broken (`too_short`, `too_long`, `common`, `contains_context`,
-    or `invalid_characters` for text that is not valid Unicode), never the password itself.
+    The same rule serves register, invite acceptance and password change (`current` = the
+    verified current password: an unchanged password is refused). The details name the rule
+    broken (`too_short`, `too_long`, `common`, `contains_context`, `unchanged`, `guessable`, or
+    `invalid_characters` for text that is not valid Unicode; the message says it in words); for
+    `guessable` also zxcvbn's `reason`, `score`, `min_score` and `suggestions`. Never the password.
     """
     encoded = _encode(password)
     if encoded is None:
@@ -223,3 +270,16 @@ def check_password_policy(password: str, *, email: str, tenant_name: str | None)
         context = normalise(raw).strip().casefold()
         if len(context) >= MIN_CONTEXT_LENGTH and context in folded:
             raise _weak("contains_context", "The password must not contain your email or tenant name.")
+    if current is not None and normalise(current) == normalised:
+        raise _weak("unchanged", "The new password must differ from the current one.")
+    score, warning, suggestions = strength(normalised, context_words(email, name, tenant_name))
+    if score < MIN_ZXCVBN_SCORE:
+        reason = warning or "This password is too easy to guess."
+        raise _weak(
+            "guessable",
+            f"This password is too easy to guess: {reason}" if warning else reason,
+            reason=reason,
+            score=score,
+            min_score=MIN_ZXCVBN_SCORE,
+            suggestions=suggestions or ["Use a longer passphrase of several unrelated words."],
+        )

@@ -11,13 +11,20 @@ with exponential backoff; what is still undelivered after the last attempt, or r
 another 4xx, is appended to the dead-letter log (one JSON line: time, subscriber, attempts,
 reason, the event in structured form). Deliveries still pending at shutdown are dead-lettered
 too, so no event disappears silently.
+
+A dead-letter log that cannot be written (a full disk: ENOSPC) loses nothing either: the lines
+are kept in memory (at most `MAX_UNWRITTEN`, oldest dropped first, and counted) and written again
+every `retry_interval` seconds and at shutdown; the delivery task never fails with the OSError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +40,7 @@ from coditect import event_types
 
 log = logging.getLogger("coditect.devstack.broker")
 RETRYABLE_STATUS = frozenset({404, 408, 409, 429})
+MAX_UNWRITTEN = 100_000  # dead-letter lines kept in memory while the log cannot be written
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class Broker:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         timeout: float = 30.0,
+        retry_interval: float = 5.0,
     ) -> None:
         self.subscriptions = {k: list(v) for k, v in subscriptions.items()}
         self.dead_letter = dead_letter
@@ -70,6 +79,11 @@ class Broker:
         self.pending: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.dead = 0
+        self.retry_interval = retry_interval
+        self.unwritten: deque[str] = deque()  # dead-letter lines not yet on disk
+        self.dropped = 0  # lines lost because more than MAX_UNWRITTEN waited
+        self._torn = False  # a failed write may have left half a line: end it first
+        self._flusher: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
 
     # -- ingress -----------------------------------------------------------------------------
@@ -176,12 +190,48 @@ class Broker:
             "reason": reason,
             "event": json.loads(structured),
         }
-        self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
-        with self.dead_letter.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        if len(self.unwritten) >= MAX_UNWRITTEN:
+            self.unwritten.popleft()
+            self.dropped += 1
+        self.unwritten.append(json.dumps(record, separators=(",", ":")) + "\n")
+        self.flush_dead_letters()
         log.warning(
             "broker: dead-lettered %s %s for %s: %s", event["type"], event["id"], subscriber.name, reason
         )
+
+    def flush_dead_letters(self) -> bool:
+        """Append the waiting dead-letter lines; on an OSError keep them and retry later."""
+        if not self.unwritten:
+            return True
+        try:
+            self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+            with self.dead_letter.open("a", encoding="utf-8") as file:
+                if self._torn:
+                    file.write("\n")  # a reader skips the half line a failed write left
+                    file.flush()
+                    self._torn = False
+                while self.unwritten:
+                    file.write(self.unwritten[0])
+                    file.flush()
+                    self.unwritten.popleft()
+        except OSError as exc:
+            self._torn = True
+            log.warning("broker: dead-letter log not writable (%s); %d line(s) kept in memory, retrying",
+                        type(exc).__name__, len(self.unwritten))  # fmt: skip
+            self._retry_later()
+            return False
+        return True
+
+    def _retry_later(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop (a synchronous caller): next call
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_until_written())
+
+    async def _flush_until_written(self) -> None:
+        while self.unwritten:
+            await asyncio.sleep(self.retry_interval)
+            self.flush_dead_letters()
 
     async def aclose(self) -> None:
         """Stop: pending deliveries are cancelled (and dead-lettered), the client closed."""
@@ -189,6 +239,11 @@ class Broker:
             task.cancel()
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if not self.flush_dead_letters():  # last resort: the terminal, rather than nowhere
+            log.error("broker: %d dead-letter line(s) could not be written at shutdown", len(self.unwritten))
+            sys.stderr.write("".join(self.unwritten))
         if self._client is not None:
             await self._client.aclose()
             self._client = None

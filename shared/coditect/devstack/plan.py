@@ -57,6 +57,7 @@ class StackSettings:
     # per `body_min_rate` bytes, else 408 (docs/frontdoor.md).
     body_timeout: float = 10.0
     body_min_rate: int = 32 * 1024
+    logs: Path | None = None  # CODITECT_LOGS_DIR: logs on another volume than the store
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
@@ -73,11 +74,13 @@ class StackSettings:
             grace=float(env.get("CODITECT_DEVSTACK_GRACE") or 5.0),
             body_timeout=float(env.get("CODITECT_FRONTDOOR_BODY_TIMEOUT") or 10.0),
             body_min_rate=int(env.get("CODITECT_FRONTDOOR_BODY_MIN_RATE") or 32 * 1024),
+            logs=Path(env["CODITECT_LOGS_DIR"]).resolve() if env.get("CODITECT_LOGS_DIR") else None,
         )
 
     @property
     def logs_dir(self) -> Path:
-        return self.data_dir / "logs"
+        """`CODITECT_LOGS_DIR`, else `<data dir>/logs`: a full log volume cannot stop the store."""
+        return self.logs or self.data_dir / "logs"
 
     @property
     def keys_dir(self) -> Path:

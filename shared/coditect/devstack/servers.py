@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from coditect.http import logs
+
 
 class PortInUse(Exception):
     """The configured port is taken (say which setting changes it)."""
@@ -82,7 +84,7 @@ def log_to_file(path: Path, *loggers: str, level: int = logging.INFO) -> None:
     """Send the named loggers to `path` (appending), and not to the terminal."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(logs.RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     for name in loggers:
         logger = logging.getLogger(name)
         logger.addHandler(handler)

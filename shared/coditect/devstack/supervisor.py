@@ -66,14 +66,20 @@ class Stack:
         for directory in (s.data_dir, s.logs_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._refuse_second_supervisor()
+        from coditect.auth.cursor_keys import ensure_cursor_key
         from coditect.auth.keys import ensure_keys
 
         ensure_keys(s.keys_dir)
-        # Non-signing functions mount only the public keys in production; mirror that here.
-        s.public_keys_dir.mkdir(exist_ok=True)
+        ensure_cursor_key(s.keys_dir)
+        # Non-signing functions mount only the public keys in production (plus the cursor keys:
+        # every function that lists things MACs cursors); mirror that here.
+        s.public_keys_dir.mkdir(mode=0o700, exist_ok=True)
         for path in s.keys_dir.iterdir():
-            if path.suffix == ".pub" or path.name == "active":
+            if path.suffix == ".pub" or path.name in ("active", "cursor-active"):
                 shutil.copyfile(path, s.public_keys_dir / path.name)
+            elif path.name.startswith("cursor-") and path.suffix == ".secret":
+                shutil.copyfile(path, s.public_keys_dir / path.name)
+                os.chmod(s.public_keys_dir / path.name, 0o600)
         log_to_file(s.logs_dir / "devstack.log", "coditect.devstack")
         log_to_file(s.logs_dir / "broker.log", "coditect.devstack.broker")
         log_to_file(s.logs_dir / "scheduler.log", "coditect.devstack.scheduler")

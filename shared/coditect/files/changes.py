@@ -84,5 +84,5 @@ def read_changes(
     if kvs:
         cursor = encode_cursor(_QUERY, begin, end, kvs[-1][0])
     else:
-        cursor = since if since is not None else encode_cursor(_QUERY, begin, end, begin)
+        cursor = since or encode_cursor(_QUERY, begin, end, begin)
     return ChangesPage(changes=[_decode(fs, k, v) for k, v in kvs], cursor=cursor)

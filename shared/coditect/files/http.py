@@ -5,12 +5,20 @@ GET answers are the raw bytes (not enveloped; errors still are), streamed from t
 generator so a 100 MiB file is never held in memory. One byte range is served as 206 with
 Content-Range; a request with several ranges gets the whole file (200), which RFC 9110 allows;
 an unsatisfiable range is 416 `range_not_satisfiable` with `Content-Range: bytes */<size>`.
+
+User content is served so that it can never act on the API's origin (issue 15 item 4): every
+answer carries `Content-Security-Policy: sandbox; default-src 'none'; ...` (a document rendered
+anyway runs in an opaque origin with no scripts, forms or loads), `X-Content-Type-Options:
+nosniff`, and `Content-Disposition: attachment` unless the stored type is in `INLINE_TYPES`
+(passive formats a browser displays without running anything: plain text, images other than
+SVG, audio, video, JSON). HTML, SVG, XML, JavaScript, PDF and anything unknown download.
 """
 
 from __future__ import annotations
 
 import mimetypes
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from flask import Request, Response
 from werkzeug.http import http_date, parse_etags, parse_range_header
@@ -27,6 +35,18 @@ from coditect.sessions.access import require_session
 from coditect.store import Database, Transaction
 
 DEFAULT_TYPE = "application/octet-stream"
+# Served inline; everything else is an attachment. No type here can carry script (SVG and PDF can).
+INLINE_TYPES = frozenset(
+    {
+        "text/plain", "text/csv", "text/markdown", "application/json",
+        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp",
+        "audio/mpeg", "audio/ogg", "audio/wav", "audio/webm", "audio/flac",
+        "video/mp4", "video/webm", "video/ogg",
+    }
+)  # fmt: skip
+USER_CONTENT_CSP = (
+    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
+)
 
 
 class RangeNotSatisfiable(ApiError):
@@ -88,7 +108,17 @@ def content_type_of(request: Request, path: FilePath) -> str:
     return guessed or DEFAULT_TYPE
 
 
-def file_headers(readable: Readable) -> dict[str, str]:
+def disposition(content_type: str, name: str) -> str:
+    """`inline` for `INLINE_TYPES`, else `attachment`; with the file name (RFC 6266 / 8187)."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    kind = "inline" if base in INLINE_TYPES else "attachment"
+    if not name:
+        return kind
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def file_headers(readable: Readable, name: str = "") -> dict[str, str]:
     record = readable.record
     return {
         "ETag": quoted(record.etag),
@@ -96,13 +126,17 @@ def file_headers(readable: Readable) -> dict[str, str]:
         "Last-Modified": http_date(record.created_at),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
+        "Content-Disposition": disposition(record.content_type, name),
+        "Content-Security-Policy": USER_CONTENT_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cross-Origin-Resource-Policy": "same-origin",
     }
 
 
 def file_response(db: Database, tenant_id: str, readable: Readable, request: Request) -> Response:
     """The GET/HEAD answer for one file version, honouring If-None-Match and Range."""
     record = readable.record
-    headers = file_headers(readable)
+    headers = file_headers(readable, request.path.rsplit("/", 1)[-1])
     wanted = _etag_list(request.headers.get("If-None-Match"))
     if wanted is not None and ("*" in wanted or record.etag in wanted):
         return Response(status=304, headers=headers)

@@ -153,7 +153,7 @@ def _list(
     query = f"files.list:{int(recursive)}:{prefix.text}"
     begin, end = fs.space.range("l")
     resume: tuple[str, ...] = ()
-    if cursor is not None:
+    if cursor:  # "" (an empty `?cursor=`) is the first page, as None
         resume = tuple(fs.space.unpack(decode_cursor(query, begin, end, cursor))[1:])
     out: list[tuple[FilePath, Entry]] = []
     _walk(tr, fs, dir_id, prefix, resume, recursive, out, limit + 1)

@@ -16,6 +16,7 @@ CORS → authentication → body/query validation → the handler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -23,21 +24,28 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import flask
 from flask import Request, Response
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 
-from coditect import registry
+from coditect import idempotency, registry
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
-from coditect.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
-from coditect.http import body, envelope, logs, metrics
+from coditect.errors import (
+    ApiError,
+    InsufficientStorage,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
+from coditect.http import body, bodytime, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.http.client_ip import client_ip
 from coditect.registry.spec import FunctionSpec, Route, resolve
-from coditect.store import Database, open_store
+from coditect.store import Database, open_store, space
 
 log = logging.getLogger("coditect.http")
 Handler = Callable[[Call], Any]
@@ -104,13 +112,25 @@ class FunctionApp:
         """The plain function functions-framework wants as its target.
 
         Called at the end of the function's module, after every `@app.route`: a route the
-        registry declares for this function without a handler fails the import here."""
+        registry declares for this function without a handler fails the import here.
+
+        functions-framework routes every path to the target through its own Flask url map, whose
+        `<path:path>` rule does not match every path (a `%0A` in it, `/robots.txt`): those would
+        get Flask's HTML 404. The module is executed inside that Flask app's context, so its
+        routing errors are handed to `serve` here: every answer is our JSON envelope with
+        X-Request-Id, logged and counted like any other.
+        """
         unbound = sorted(set(self.routes) - set(self.handlers))
         if unbound:
             raise LookupError(f"function {self.spec.name!r} declares routes without a handler: {unbound}")
 
         def handle(request: Request) -> Response:
             return self.serve(request)
+
+        if flask.has_app_context():
+            flask.current_app.register_error_handler(HTTPException, lambda _exc: self.serve(flask.request))
+            # Unread bodies are never drained: the server closes instead (coditect.http.bodytime).
+            flask.current_app.wsgi_app = bodytime.CloseAware(flask.current_app.wsgi_app)  # type: ignore[method-assign]
 
         handle.__doc__ = f"functions-framework target of the {self.spec.name!r} function."
         return handle
@@ -123,15 +143,21 @@ class FunctionApp:
         started = time.perf_counter()
         rid = request_id_of(request)
         fields: dict[str, Any] = {"request_id": rid, "method": request.method}
+        bodytime.install(
+            request, grace=self.settings.body_grace_seconds, min_rate=self.settings.body_min_rate
+        )
         try:
             response = self._dispatch(request, rid, fields)
         except ApiError as exc:
             response = envelope.error_response(exc, rid)
+        except space.StoreFull:
+            response = envelope.error_response(_storage_full(), rid)
         except HTTPException as exc:
             response = envelope.error_response(_from_werkzeug(exc), rid)
         except Exception:
             log.exception("unhandled error", extra={"fields": fields})
             response = envelope.error_response(ApiError(), rid)
+        bodytime.finish(request, response)
         _standard_headers(response, rid, fields.get("enveloped", True))
         self._cors(request, response)
         fields.update(
@@ -183,12 +209,17 @@ class FunctionApp:
             fields.update(tenant_id=call.auth.tenant_id, user_id=call.auth.user_id)
             if route.auth == "admin" and not call.auth.is_admin:
                 raise resolve(ADMIN_REFUSAL)(call.db, call.auth, call.origin, reason="role_required")
+        if route.idempotent:
+            call.idempotency_key = idempotency.parse(request.headers.get(idempotency.HEADER))
         if route.query:
             call.query = body.parse_query(request, resolve(route.query))
         if route.body:
             limit = route.max_body or self.settings.max_json_body
             call.body = body.parse_json_body(request, resolve(route.body), limit)
-        return self._render(route, self.handlers[name](call))
+        # A DELETE frees space: its transactions may use the store's reserve on a full disk.
+        with space.freeing() if request.method == "DELETE" else contextlib.nullcontext():
+            result = self.handlers[name](call)
+        return self._render(route, result)
 
     @staticmethod
     def _render(route: Route, result: Any) -> Response:
@@ -230,12 +261,15 @@ class FunctionApp:
 
 
 _ENVELOPED_DEFAULTS = tuple((name, name.lower(), value) for name, value in envelope.API_HEADERS.items())
-_RAW_DEFAULTS = (("X-Content-Type-Options", "x-content-type-options", "nosniff"),)
+_RAW_DEFAULTS = (
+    ("X-Content-Type-Options", "x-content-type-options", "nosniff"),
+    *((name, name.lower(), value) for name, value in envelope.FRAMING_HEADERS.items()),
+)
 
 
 def _standard_headers(response: Response, rid: str, enveloped: bool) -> None:
     """X-Request-Id (always ours), then the default headers the handler did not set itself
-    (enveloped answers: `envelope.API_HEADERS`; raw ones: nosniff).
+    (enveloped answers: `envelope.API_HEADERS`; raw ones: nosniff and the framing headers).
 
     One pass over the few headers present instead of a scan per `set`/`setdefault`."""
     headers = response.headers
@@ -247,6 +281,15 @@ def _standard_headers(response: Response, rid: str, enveloped: bool) -> None:
     for name, lowered, value in _ENVELOPED_DEFAULTS if enveloped else _RAW_DEFAULTS:
         if lowered not in present:
             headers.add(name, value)
+
+
+def _storage_full() -> ApiError:
+    """507 for a write the store's full disk cannot hold; clients retry later (or delete)."""
+    return InsufficientStorage(
+        "The server is out of storage space; retry later.",
+        code="insufficient_storage",
+        headers={"Retry-After": "30"},
+    )
 
 
 def _from_werkzeug(exc: HTTPException) -> ApiError:

@@ -28,6 +28,7 @@ class Call:
     body: Any = None  # the validated body model, when the route declares one
     query: Any = None  # the validated query model, when the route declares one
     auth: TenantContext | None = None
+    idempotency_key: str | None = None  # the valid Idempotency-Key of an `idempotent` route
 
     @property
     def ctx(self) -> TenantContext:

@@ -15,9 +15,16 @@ from pydantic import BaseModel
 
 from coditect.errors import ApiError
 
+# Every API answer: not cached, not sniffed, not framable by anyone (a JSON API has no reason to
+# be framed; OWASP REST Security), no resource loads from it if a browser ever renders one.
+FRAMING_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
 API_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
+    **FRAMING_HEADERS,
 }
 
 

@@ -61,6 +61,15 @@ def _line(function: str, created: float, level: str, logger: str, msg: str, fiel
     return entry
 
 
+class RedactingFormatter(logging.Formatter):
+    """A plain-text formatter that masks secrets like `JsonFormatter` does: for every log file
+    that is not JSON (the local stack's gateway, broker and scheduler logs, uvicorn's access
+    lines — `GET /workspaces/…?ticket=…` — included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, function: str) -> None:
         super().__init__()

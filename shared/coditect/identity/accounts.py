@@ -129,7 +129,7 @@ def register(db: Database, settings: Settings, origin: Origin, body: RegisterBod
         return _Plan(tenant.id, tenant.name, invite.role, invite.id)
 
     plan = raise_returned(db.transact(precheck))
-    check_password_policy(body.password, email=body.email, tenant_name=plan.tenant_name)
+    check_password_policy(body.password, email=body.email, tenant_name=plan.tenant_name, name=body.name)
     password_hash = hashing.passwords(settings).hash(body.password)
     pepper = pepper_of(settings)
     user = UserRecord(
@@ -152,7 +152,7 @@ def register(db: Database, settings: Settings, origin: Origin, body: RegisterBod
             session = repo.get_session(tr, user.tenant_id, material.session_id)
             tenant = repo.get_tenant(tr, user.tenant_id)
             assert session is not None and tenant is not None
-            return tenant, ls.token_of(pepper, session, 0)
+            return tenant, material.first_token
         if owner is not None:
             raise _email_taken()
         if plan.invite_id is None:
@@ -274,7 +274,7 @@ def login(db: Database, settings: Settings, origin: Origin, body: LoginBody) -> 
         ls.purge_expired(tr, current.tenant_id, current.id, now=now, settings=settings, pepper=pepper)
         existing = repo.get_session(tr, current.tenant_id, material.session_id)
         if existing is not None:  # our own commit, retried after 1021
-            return current, tenant, ls.token_of(pepper, existing, 0)
+            return current, tenant, material.first_token
         session, refresh = ls.open_session(
             tr, user=current, material=material, pepper=pepper, now=now, user_agent=origin.user_agent
         )

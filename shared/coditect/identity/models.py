@@ -79,7 +79,9 @@ class AuthSessionRecord(BaseModel):
     last_used_at: float
     generation: int = 0  # the live refresh token is number `generation` of this family
     rotated_at: float | None = None  # when generation - 1 was spent (start of its grace window)
-    family_nonce: str  # hex; with the pepper it derives every token of the family
+    # Legacy (records written before tokens were a hash chain): no longer read. Nothing stored
+    # derives a live refresh token now (coditect.identity.tokens).
+    family_nonce: str | None = None
     user_agent: str | None = None
     revoked_at: float | None = None
     revoked_reason: str | None = None
@@ -180,7 +182,9 @@ class LoginBody(_Body):
 
 
 class RefreshBody(_Body):
-    refresh_token: Annotated[str, Field(max_length=256)]
+    # Generous on purpose: any string that is not one of our tokens — an access token (a JWT of
+    # ~600 bytes) sent by mistake included — is 401 `refresh_token_not_found`, not a 422.
+    refresh_token: Annotated[str, Field(max_length=8192)]
 
 
 class PatchMeBody(_Body):

@@ -36,6 +36,7 @@ def refresh(db: Database, settings: Settings, origin: Origin, refresh_token: str
     result = db.transact(
         ls.redeem,
         digest=digest,
+        presented=refresh_token,
         pepper=pepper,
         now=now,
         settings=settings,

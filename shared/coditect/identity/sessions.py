@@ -31,29 +31,20 @@ MAX_USER_AGENT = 256
 
 @dataclass(frozen=True)
 class Material:
-    """Ids and secrets of a new login session, drawn once, outside the retry loop."""
+    """Ids and secrets of a new login session, drawn once, outside the retry loop: a retried
+    transaction body (after `commit_unknown_result`) answers with the same `first_token`."""
 
     session_id: str
-    family_nonce: str
+    first_token: str
 
     @classmethod
     def new(cls) -> Material:
-        return cls(str(uuid.uuid4()), tokens.new_family_nonce())
+        return cls(str(uuid.uuid4()), tokens.new_refresh_token())
 
 
-def token_of(pepper: bytes, session: AuthSessionRecord, generation: int | None = None) -> str:
-    """Refresh token number `generation` (default: the live one) of the session's family."""
-    return tokens.refresh_token(
-        pepper,
-        session_id=session.id,
-        family_nonce=session.family_nonce,
-        generation=session.generation if generation is None else generation,
-    )
-
-
-def _index(tr: Transaction, pepper: bytes, session: AuthSessionRecord, generation: int) -> None:
-    digest = tokens.refresh_digest(pepper, token_of(pepper, session, generation))
-    assert digest is not None  # a token we derived always has our shape
+def _index(tr: Transaction, pepper: bytes, session: AuthSessionRecord, token: str, generation: int) -> None:
+    digest = tokens.refresh_digest(pepper, token)
+    assert digest is not None  # a token we made always has our shape
     repo.set_refresh_digest(tr, digest, session.tenant_id, session.id, generation)
 
 
@@ -73,13 +64,12 @@ def open_session(
         user_id=user.id,
         created_at=now,
         last_used_at=now,
-        family_nonce=material.family_nonce,
         user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
     )
     repo.create_session(tr, session)
     repo.set_live(tr, user.tenant_id, session.id, user.id, user.role)
-    _index(tr, pepper, session, 0)
-    return session, token_of(pepper, session, 0)
+    _index(tr, pepper, session, material.first_token, 0)
+    return session, material.first_token
 
 
 def revoke(tr: Transaction, session: AuthSessionRecord, *, now: float, reason: str) -> bool:
@@ -114,16 +104,17 @@ def set_role(tr: Transaction, tid: str, uid: str, role: Role) -> None:
 def purge_expired(
     tr: Transaction, tid: str, uid: str, *, now: float, settings: Settings, pepper: bytes
 ) -> int:
-    """Delete the user's sessions past their absolute lifetime, with every digest they indexed."""
+    """Delete the user's sessions past their absolute lifetime.
+
+    Their digests cannot be recomputed (nothing stored derives a token): a digest left behind
+    finds no session (`not_found`) and the gc job's refresh sweep deletes it. `pepper` is unused
+    and kept for callers."""
+    del pepper
     purged = 0
     for sid in repo.user_session_ids(tr, tid, uid):
         session = repo.get_session(tr, tid, sid)
         if session is None or now < session.created_at + settings.refresh_absolute_ttl:
             continue
-        for generation in range(session.generation + 1):
-            digest = tokens.refresh_digest(pepper, token_of(pepper, session, generation))
-            assert digest is not None
-            repo.clear_refresh_digest(tr, digest)
         repo.delete_session(tr, session)
         purged += 1
     return purged
@@ -154,13 +145,15 @@ def redeem(
     tr: Transaction,
     *,
     digest: bytes | None,
+    presented: str,
     pepper: bytes,
     now: float,
     settings: Settings,
     policy: ratelimit.Policy,
     info: RequestInfo,
 ) -> Redeemed:
-    """Spend a refresh token (by digest): rotate, replay the successor in grace, or detect reuse."""
+    """Spend the `presented` refresh token (found by its `digest`): rotate, replay the successor
+    in grace, or detect reuse. The successor is derived from `presented` (never from the store)."""
     decision = ratelimit.hit(tr, policy, info.ip, now)
     if not decision.allowed:
         return Redeemed("rate_limited", retry_after=decision.retry_after)
@@ -197,19 +190,21 @@ def redeem(
             at=now,
         )
 
+    following = tokens.successor(pepper, session_id=sid, presented=presented)
     if generation == session.generation:
         rotated = session.model_copy(
             update={"generation": generation + 1, "rotated_at": now, "last_used_at": now}
         )
         repo.put_session(tr, rotated, session)
-        _index(tr, pepper, rotated, rotated.generation)
+        _index(tr, pepper, rotated, following, rotated.generation)
         event("success", None)
-        return Redeemed("rotated", user, rotated, token_of(pepper, rotated))
+        return Redeemed("rotated", user, rotated, following)
     in_grace = session.rotated_at is not None and now - session.rotated_at <= settings.refresh_grace_seconds
     if generation == session.generation - 1 and in_grace:
-        # The client (or a racing tab, or our own retried commit) already spent it: same answer.
+        # The client (or a racing tab, or our own retried commit) already spent it: same answer,
+        # derived again from the very token presented.
         event("success", "grace")
-        return Redeemed("grace", user, session, token_of(pepper, session))
+        return Redeemed("grace", user, session, following)
     revoke(tr, session, now=now, reason="refresh_token_reused")
     event("failure", "refresh_token_reused", type="refresh_token_reuse")
     return Redeemed("reused", user, session)

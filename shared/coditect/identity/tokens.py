@@ -1,22 +1,24 @@
 """Refresh and invite tokens: how they are made, and the only form in which the store holds them.
 
-Refresh tokens — one *family* per login session
------------------------------------------------
-A login session stores a random 256-bit `family_nonce` (from `secrets`, drawn outside any
-transaction) and a `generation` counter. Token number *g* of the family is
+Refresh tokens — one *family* per login session, a hash chain
+-------------------------------------------------------------
+The first token of a login session is 256 random bits (from `secrets`, drawn outside any
+transaction). Every successor is derived from the token presented to obtain it:
 
-    family_key = HMAC-SHA256(pepper, "coditect-refresh-family\\0" ‖ nonce)
-    token(g)   = "crt_" ‖ base64url(HMAC-SHA256(family_key, "gen\\0" ‖ sid ‖ g))
+    token(g + 1) = "crt_" ‖ base64url(HMAC-SHA256(pepper, "coditect-refresh-next\\0" ‖ sid ‖ "\\0" ‖ token(g)))
 
-so the server can *recompute* the current successor instead of storing it: presenting the
-just-spent token again within the grace window returns the identical string, and a transaction
-body that runs twice (`commit_unknown_result`) derives the same token both times. The store
-holds only `digest(token) = HMAC-SHA256(pepper, "coditect-refresh-digest\\0" ‖ token)` as the
-key of the token-digest index, never a token, and the nonce alone derives nothing without the
-pepper. The pepper is a 32-byte secret *file* beside the signing keys (`token-pepper.secret`,
-mode 0600), mounted only into the functions that mint or redeem refresh tokens; it is created
-on first use where the key directory is writable (the local stack) and must be provisioned in
-the Secret elsewhere. It is never logged and never leaves this module.
+so the server can *recompute* the successor instead of storing it: presenting the just-spent
+token again within the grace window returns the identical string, and a transaction body that
+runs twice (`commit_unknown_result`) derives the same token both times. Nothing stored derives a
+live token: the store holds only `digest(token) = HMAC-SHA256(pepper, "coditect-refresh-digest\\0"
+‖ token)` as the key of the token-digest index (a one-way function of the token), so whoever reads
+the whole store AND the pepper still cannot mint the live token of any family — they would need
+a token the client holds. (Records written before this scheme carry a `family_nonce`; it is no
+longer read: their live tokens rotate into the chain on their next refresh.) The pepper is a
+32-byte secret *file* beside the signing keys (`token-pepper.secret`, mode 0600), mounted only
+into the functions that mint or redeem refresh tokens; it is created on first use where the key
+directory is writable (the local stack) and must be provisioned in the Secret elsewhere. It is
+never logged and never leaves this module.
 
 Invite tokens are plain random 256-bit strings; the store keeps their SHA-256 (unkeyed, so the
 tenant function, which holds no secrets, can create them: a 256-bit random value cannot be
@@ -32,7 +34,6 @@ import hmac
 import os
 import re
 import secrets
-import struct
 from pathlib import Path
 
 from coditect.auth.keys import KeyRingError
@@ -48,9 +49,9 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def new_family_nonce() -> str:
-    """A fresh family secret (hex of 32 bytes from `secrets`); call outside transactions."""
-    return secrets.token_hex(32)
+def new_refresh_token() -> str:
+    """The first token of a new family: 256 random bits; call outside transactions."""
+    return REFRESH_PREFIX + _b64(secrets.token_bytes(32))
 
 
 def new_invite_token() -> str:
@@ -90,11 +91,10 @@ def load_pepper(path: Path) -> bytes:
     return pepper
 
 
-def refresh_token(pepper: bytes, *, session_id: str, family_nonce: str, generation: int) -> str:
-    """Token number `generation` of the family (deterministic; see the module docstring)."""
-    family_key = hmac.new(pepper, b"coditect-refresh-family\x00" + bytes.fromhex(family_nonce), "sha256")
-    message = b"gen\x00" + session_id.encode("ascii") + struct.pack(">Q", generation)
-    return REFRESH_PREFIX + _b64(hmac.new(family_key.digest(), message, "sha256").digest())
+def successor(pepper: bytes, *, session_id: str, presented: str) -> str:
+    """The token that replaces `presented` (deterministic; see the module docstring)."""
+    message = b"coditect-refresh-next\x00" + session_id.encode("ascii") + b"\x00" + presented.encode("ascii")
+    return REFRESH_PREFIX + _b64(hmac.new(pepper, message, "sha256").digest())
 
 
 def refresh_digest(pepper: bytes, token: str) -> bytes | None:

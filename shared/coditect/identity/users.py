@@ -83,7 +83,13 @@ def change_password(
             )
         )
         raise invalid_credentials()
-    check_password_policy(body.new_password, email=user.email, tenant_name=tenant.name if tenant else None)
+    check_password_policy(
+        body.new_password,
+        email=user.email,
+        tenant_name=tenant.name if tenant else None,
+        name=user.name,
+        current=body.current_password,
+    )
     new_hash = hasher.hash(body.new_password)
     event_id = str(uuid.uuid4())
 

@@ -124,6 +124,14 @@ def sweep_refresh_families(
 
 
 def gc(ctx: JobContext) -> Result:
+    """Every phase frees space: on a full disk it may use the store's reserve (store.space)."""
+    from coditect.store import space
+
+    with space.freeing():
+        return _gc(ctx)
+
+
+def _gc(ctx: JobContext) -> Result:
     from coditect.events import prune_dedupe
     from coditect.files.gc import collect_garbage
     from coditect.sessions.purge import purge_pending

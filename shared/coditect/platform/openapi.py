@@ -12,7 +12,11 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 - 400 invalid_json, 413, 415 and 422 for routes with a JSON body; 422 for routes with a query;
 - 400 invalid_cursor for paged routes (their `cursor` is opaque and bound to the query);
 - 405 (wrong method on a known path, with `Allow`), 429 (with `Retry-After`) and 500 on every
-  operation; 401 answers carry `WWW-Authenticate`, 416 `Content-Range`.
+  operation; 401 answers carry `WWW-Authenticate`, 416 `Content-Range`;
+- 507 `insufficient_storage` (with Retry-After) on every write: the store's disk is full;
+- 408 `request_timeout` on routes with a body: it arrived below the minimum data rate;
+- for `idempotent` routes the `Idempotency-Key` header parameter and 422 `idempotency_key_reused`
+  (a malformed key is 422 `validation_failed`).
 
 Path parameters are named by resource in the document (`{session_id}`, `{conversation_id}`, ...),
 whatever the werkzeug rule calls them; tags are resources too. Headers a route reads or sets are
@@ -82,9 +86,9 @@ REQUEST_HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Idempotency-Key": {
-        "description": "1 to 200 visible ASCII characters, scoped to the caller: a retry with the same "
-        "key and body answers what the first request answered; the same key with another body is "
-        "422 idempotency_key_reused.",
+        "description": "Makes a create or append safe to repeat: a repeat with the same key and body "
+        "answers what the first request made (1 to 200 visible ASCII characters, scoped to the caller; "
+        "a UUID). The same key with another body is 422 idempotency_key_reused.",
         "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
     },
 }
@@ -113,7 +117,7 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
 }
 # Headers every answer of a status carries (besides X-Request-Id).
 _ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 416: ("Content-Range",), 429: ("Retry-After",),
-                  503: ("Retry-After",)}  # fmt: skip
+                  503: ("Retry-After",), 507: ("Retry-After",)}  # fmt: skip
 # Tags are resources: the first segment after /api/v5, or a nested collection named here.
 _NESTED_TAGS = ("conversations", "messages", "files")
 _TAG_ALIASES = {"health": "platform", "openapi.json": "platform", "audit": "tenant"}
@@ -136,6 +140,7 @@ _STATUS_TEXT = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     412: "Precondition failed",
     413: "Payload too large",
@@ -215,6 +220,12 @@ def error_answers(route: Route) -> dict[int, list[str]]:
         answers[422] = ["validation_failed"]
     if route.paged:
         answers.setdefault(400, []).append("invalid_cursor")
+    if route.idempotent:
+        answers.setdefault(422, ["validation_failed"]).append("idempotency_key_reused")
+    if route.method not in ("GET", "HEAD"):
+        answers[507] = ["insufficient_storage"]
+    if route.body or route.raw_body:
+        answers[408] = ["request_timeout"]  # the body arrived too slowly (coditect.http.bodytime)
     for status, code in route.errors:
         answers.setdefault(status, [])
         if code not in answers[status]:
@@ -355,6 +366,12 @@ def _successes(route: Route, schemas: _Schemas) -> dict[str, Any]:
     return answers
 
 
+def request_headers(route: Route) -> tuple[str, ...]:
+    """The request headers a route reads: its declared ones, and Idempotency-Key when `idempotent`
+    (the runtime parses that one for the handler)."""
+    return (*route.request_headers, *(("Idempotency-Key",) if route.idempotent else ()))
+
+
 def _tag(path: str) -> str:
     segments = [seg.split(":", 1)[0] for seg in path.removeprefix("/api/v5/").split("/")]
     nested = [seg for seg in segments[1:] if seg in _NESTED_TAGS]
@@ -383,7 +400,7 @@ def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, 
             },
             {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
         ]
-    params += [{"$ref": f"#/components/parameters/{name}"} for name in route.request_headers]
+    params += [{"$ref": f"#/components/parameters/{name}"} for name in request_headers(route)]
     if params:
         op["parameters"] = params
     if route.body:
@@ -457,7 +474,7 @@ def build(functions: Iterable[FunctionSpec]) -> dict[str, Any]:
     components = {**dict(sorted(schemas.components.items())), **_ERROR_SCHEMAS}
     add_examples(components)
     used_tags = sorted({tag for item in paths.values() for op in item.values() for tag in op["tags"]})
-    used_headers = {name for route in (r for _, r in pairs) for name in route.request_headers}
+    used_headers = {name for _, route in pairs for name in request_headers(route)}
     doc = {
         "openapi": OPENAPI_VERSION,
         "info": {

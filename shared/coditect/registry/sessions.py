@@ -49,6 +49,7 @@ FUNCTIONS = (
                     ("conversations", "conversations.list", ((_SID, _NEW_ID),)),
                     ("fork", "sessions.fork", ((_SID, _NEW_ID),)),
                 ),
+                idempotent=True,
             ),
             Route(
                 "sessions.get",
@@ -135,6 +136,7 @@ FUNCTIONS = (
                     ("append", "messages.append", (("conversation_id", _NEW_ID),)),
                 ),
                 errors=((409, "conflict"),),
+                idempotent=True,
             ),
             Route("conversations.get", "GET", CONV, summary="A conversation", response=f"{M}:Conversation"),
             Route(
@@ -181,6 +183,7 @@ FUNCTIONS = (
                 response=f"{M}:Message",
                 max_body=MESSAGE_MAX_BODY,
                 errors=((413, "content_too_large"),),
+                idempotent=True,
             ),
         ),
     ),

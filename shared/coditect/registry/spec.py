@@ -34,6 +34,7 @@ class Route:
     raw_body: bool = False  # the handler streams the body itself (files)
     max_body: int | None = None  # JSON body limit when above the default 1 MiB
     enveloped: bool = True  # False: the handler's answer is not wrapped (JWKS, raw files)
+    idempotent: bool = False  # accepts Idempotency-Key (coditect.idempotency): a create/append
     # Route-specific error answers for the OpenAPI document, e.g. ((409, "email_taken"),); the
     # generic ones (401/403 by auth, 404/405/413/415/422/429/500) are added by the generator.
     errors: tuple[tuple[int, str], ...] = ()

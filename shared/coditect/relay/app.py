@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from coditect.config import Settings, get_settings
-from coditect.relay import metrics
+from coditect.relay import handshake, metrics
 from coditect.relay.grants import GrantSource, StoreGrants
 from coditect.relay.httpproxy import proxy_http
 from coditect.relay.revocation import Watcher
@@ -70,6 +70,7 @@ class RelayApp:
 def create_app(settings: Settings | None = None, grants: GrantSource | None = None) -> RelayApp:
     """The relay over the store named by the settings (or the given `GrantSource`)."""
     settings = settings or get_settings()
+    handshake.install()  # refusals made by the WebSocket library get the JSON envelope too
     if grants is None:
         from coditect.store import open_store
 

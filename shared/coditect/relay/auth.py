@@ -5,7 +5,8 @@ Order of checks (each before any upgrade, so a refused WebSocket never sees a 10
 1. Path: `/workspaces/<canonical lowercase uuid>[/rest]`, else 404 `not_found`.
 2. Origin: when the request carries one, it must equal an entry of `cors_origins` exactly
    (scheme, host and port; no prefix/suffix/substring matching; "null" never passes), else 403
-   `origin_not_allowed`. Checked first so a cross-site page cannot even burn a ticket. A request
+   `origin_not_allowed`. Checked before the credentials are used; a ticket presented with a
+   refused Origin is spent all the same (`RelayState.check_origin`: issue 15 item 6). A request
    without Origin passes this step: browsers always send it on WebSockets and cross-site
    requests, and non-browser clients could forge any value anyway; they still need a ticket.
 3. Credentials, first match wins: a `coditect.ticket.<t>` subprotocol (WebSocket), `?ticket=<t>`
@@ -160,9 +161,3 @@ def relay_cookie(headers: Headers) -> str | None:
         if COOKIE_NAME in jar:
             return jar[COOKIE_NAME].value
     return None
-
-
-def without_relay_cookie(value: bytes) -> bytes:
-    """A Cookie header value with the relay cookie's pair(s) removed (other cookies kept)."""
-    name = COOKIE_NAME.encode() + b"="
-    return b"; ".join(p for p in (c.strip() for c in value.split(b";")) if p and not p.startswith(name))

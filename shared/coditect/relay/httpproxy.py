@@ -14,19 +14,23 @@ from typing import Any
 import httpx
 
 from coditect.http.asgi import ClientGone, drain, request_id, stream_body
-from coditect.relay.auth import Refusal, check_origin, parse_path, relay_cookie, split_query
-from coditect.relay.headers import response_headers, upstream_request_headers
+from coditect.relay.auth import Refusal, parse_path, relay_cookie, split_query
+from coditect.relay.headers import (
+    REFUSAL_HEADERS,
+    frame_ancestors,
+    response_headers,
+    upstream_request_headers,
+)
 from coditect.relay.state import RelayState
 
 log = logging.getLogger("coditect.relay")
 Scope = dict[str, Any]
-_NO_STORE = [(b"cache-control", b"no-store"), (b"referrer-policy", b"no-referrer")]
 
 
 async def refuse(send: Any, refusal: Refusal, rid: str) -> None:
     body = refusal.body(rid)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"x-request-id", rid.encode()), *_NO_STORE]  # fmt: skip
+               (b"x-request-id", rid.encode()), *REFUSAL_HEADERS]  # fmt: skip
     headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers]
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -38,8 +42,8 @@ async def proxy_http(scope: Scope, receive: Any, send: Any, state: RelayState) -
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     try:
         target = parse_path(raw_path)
-        check_origin(headers, state.config.allowed_origins)
         ticket, query = split_query(scope.get("query_string", b""))
+        await state.check_origin(headers, target.workspace_id, ticket)
         grant = await state.authorize(
             target.workspace_id, ticket, None if ticket is not None else relay_cookie(headers)
         )
@@ -55,7 +59,7 @@ async def proxy_http(scope: Scope, receive: Any, send: Any, state: RelayState) -
             location = raw_path + (b"?" + query if query else b"")
             await drain(receive)
             await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", location), (b"content-length", b"0"), *_NO_STORE, *extra]})  # fmt: skip
+                        "headers": [(b"location", location), (b"content-length", b"0"), *REFUSAL_HEADERS, *extra]})  # fmt: skip
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
 
@@ -85,6 +89,7 @@ async def proxy_http(scope: Scope, receive: Any, send: Any, state: RelayState) -
         return await refuse(send, Refusal(502, "bad_gateway", "upstream"), rid)
     try:
         out = response_headers(upstream.headers.raw) + extra
+        out.append(frame_ancestors(state.config.allowed_origins))
         await send({"type": "http.response.start", "status": upstream.status_code, "headers": out})
         async for chunk in upstream.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

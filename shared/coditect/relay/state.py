@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import httpx
 
 from coditect.config import Settings
 from coditect.relay import metrics
-from coditect.relay.auth import Refusal
+from coditect.relay.auth import Headers, Refusal, check_origin
 from coditect.relay.grants import GrantSource, RelayDenied, RelayGrant
 from coditect.relay.headers import Forwarding
 from coditect.relay.limits import Connections
@@ -81,6 +82,17 @@ class RelayState:
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    async def check_origin(self, headers: Headers, workspace_id: str, ticket: str | None) -> None:
+        """The exact-match Origin check; a ticket presented with a refused Origin is spent first
+        (consumed, whatever its outcome), so a page that saw it cannot retry it from elsewhere."""
+        try:
+            check_origin(headers, self.config.allowed_origins)
+        except Refusal:
+            if ticket is not None:
+                with contextlib.suppress(RelayDenied):
+                    await self.run(self.grants.consume_ticket, ticket, workspace_id)
+            raise
 
     async def authorize(self, workspace_id: str, ticket: str | None, cookie: str | None) -> RelayGrant:
         """The grant for a ticket (consumed) or else a cookie; raises Refusal (401/403)."""

@@ -41,13 +41,12 @@ from coditect.relay.auth import (
     RELAY_SUBPROTOCOL,
     Refusal,
     Target,
-    check_origin,
     parse_path,
     relay_cookie,
     split_query,
     split_subprotocols,
 )
-from coditect.relay.headers import upstream_request_headers
+from coditect.relay.headers import REFUSAL_HEADERS, upstream_request_headers
 from coditect.relay.limits import Live
 from coditect.relay.revocation import flush_bytes
 from coditect.relay.state import RelayState
@@ -65,7 +64,7 @@ async def deny(scope: Scope, send: Any, refusal: Refusal, rid: str) -> None:
         await send({"type": "websocket.close", "code": 1008})  # servers answer 403 before accept
         return
     body = refusal.body(rid)
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", rid.encode())]
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", rid.encode()), *REFUSAL_HEADERS]
     headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers]
     await send({"type": "websocket.http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
@@ -92,10 +91,10 @@ async def proxy_websocket(scope: Scope, receive: Any, send: Any, state: RelaySta
     config = state.config
     try:
         target = parse_path(raw_path)
-        check_origin(headers, config.allowed_origins)
         sub_ticket, offered = split_subprotocols(scope.get("subprotocols") or ())
         query_ticket, query = split_query(scope.get("query_string", b""))
         ticket = sub_ticket if sub_ticket is not None else query_ticket
+        await state.check_origin(headers, target.workspace_id, ticket)
         cookie = relay_cookie(headers) if ticket is None else None
         grant = await state.authorize(target.workspace_id, ticket, cookie)
         live = state.connections.admit(grant)

@@ -6,9 +6,13 @@ is a keyed BLAKE2b over (query id, range, full key). A cursor from another query
 range (another tenant), a tampered one or garbage is `BadRequest(code="invalid_cursor")`.
 
 A cursor grants no authority: the range is always computed by the caller from its own
-`TenantContext`, and a decoded key outside that range is refused. The MAC only stops clients
-from steering a listing to arbitrary positions or replaying a cursor across queries, so the
-built-in default key (used when the `cursor_key` setting, `CODITECT_CURSOR_KEY`, is empty) is acceptable on a laptop.
+`TenantContext`, and a decoded key outside that range is refused. The MAC stops clients from
+steering a listing to arbitrary positions or replaying a cursor across queries. Its keys are
+secret files in the key directory (`coditect.auth.cursor_keys`: created on first start locally,
+mounted from the Secret in a cluster, rotated like the signing keys — a cursor verifies under any
+key present); there is no built-in default.
+
+An empty cursor (`?cursor=`) is the first page, as an absent one.
 
 Pages resume strictly after the last key returned, so records appended while paging are
 neither lost nor repeated; `limit + 1` pairs are read to know whether a next page exists.
@@ -23,17 +27,17 @@ import hashlib
 import hmac
 import struct
 
+from coditect.auth.cursor_keys import CursorKeys, cursor_keys
 from coditect.config import get_settings
 from coditect.errors import BadRequest
 from coditect.store.base import KeyValue, Transaction
 
 _VERSION = b"\x01"
 _MAC_SIZE = 16
-_DEFAULT_KEY = b"coditect-cursor-default-key-v1"
 
 
-def _secret() -> bytes:
-    return get_settings().cursor_key.encode() or _DEFAULT_KEY
+def _keys() -> CursorKeys:
+    return cursor_keys(get_settings().resolved_keys_dir)
 
 
 def _common_prefix(begin: bytes, end: bytes) -> bytes:
@@ -46,8 +50,8 @@ def _common_prefix(begin: bytes, end: bytes) -> bytes:
     return begin[:n]
 
 
-def _mac(query: str, begin: bytes, end: bytes, key: bytes) -> bytes:
-    h = hashlib.blake2b(key=_secret()[:64], digest_size=_MAC_SIZE, person=b"coditect-cursor")
+def _mac(query: str, begin: bytes, end: bytes, key: bytes, secret: bytes) -> bytes:
+    h = hashlib.blake2b(key=secret[:64], digest_size=_MAC_SIZE, person=b"coditect-cursor")
     for part in (query.encode(), begin, end, key):
         h.update(struct.pack(">I", len(part)) + part)  # length-prefixed: no ambiguous joins
     return h.digest()
@@ -60,7 +64,7 @@ def _invalid() -> BadRequest:
 def encode_cursor(query: str, begin: bytes, end: bytes, last_key: bytes) -> str:
     """The cursor resuming after `last_key` in the range `[begin, end)` of `query`."""
     suffix = last_key[len(_common_prefix(begin, end)) :]
-    raw = _VERSION + _mac(query, begin, end, last_key) + suffix
+    raw = _VERSION + _mac(query, begin, end, last_key, _keys().active) + suffix
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
@@ -73,9 +77,11 @@ def decode_cursor(query: str, begin: bytes, end: bytes, cursor: str) -> bytes:
     if len(raw) < 1 + _MAC_SIZE or raw[:1] != _VERSION:
         raise _invalid()
     key = _common_prefix(begin, end) + raw[1 + _MAC_SIZE :]
-    if not (begin <= key < end) or not hmac.compare_digest(
-        raw[1 : 1 + _MAC_SIZE], _mac(query, begin, end, key)
-    ):
+    if not begin <= key < end:
+        raise _invalid()
+    given = raw[1 : 1 + _MAC_SIZE]
+    # Every accepted key (the active one first): a rotation never breaks a client's paging.
+    if not any(hmac.compare_digest(given, _mac(query, begin, end, key, k)) for k in _keys().accepted):
         raise _invalid()
     return key
 
@@ -83,8 +89,9 @@ def decode_cursor(query: str, begin: bytes, end: bytes, cursor: str) -> bytes:
 def resume_range(
     query: str, begin: bytes, end: bytes, cursor: str | None, *, reverse: bool = False
 ) -> tuple[bytes, bytes]:
-    """The part of `[begin, end)` still to read after `cursor` (strictly after its key)."""
-    if cursor is None:
+    """The part of `[begin, end)` still to read after `cursor` (strictly after its key);
+    None or "" (an empty `?cursor=`) is the whole range: the first page."""
+    if not cursor:
         return begin, end
     last = decode_cursor(query, begin, end, cursor)
     return (begin, last) if reverse else (last + b"\x00", end)

@@ -7,7 +7,7 @@ creation order) with the tenant-wide unique index `conv_ix` (cid → where it li
 
 from __future__ import annotations
 
-from coditect import keys
+from coditect import idempotency, keys
 from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
 from coditect.repo import counters
@@ -49,15 +49,31 @@ def page(
     return db.transact(read)
 
 
-def create(db: Database, ctx: TenantContext, session_id: str, body: ConversationCreate) -> Conversation:
+def create(
+    db: Database,
+    ctx: TenantContext,
+    session_id: str,
+    body: ConversationCreate,
+    idempotency_key: str | None = None,
+) -> Conversation:
+    """A new conversation; with an `Idempotency-Key` a repeat answers the one the first made."""
     at = now()
     record = ConversationRecord(
         id=uuid7(), session_id=session_id, title=body.title, agent=body.agent, created_at=at, updated_at=at
     )
+    claim = idempotency.claim(
+        idempotency_key, user_id=ctx.user_id, operation="conversations.create", scope=session_id, body=body
+    )
+    space = keys.session(ctx.tenant_id, session_id).sub(idempotency.SESSION_PART)
 
     def write(tr: Transaction) -> Conversation:
         access.require_session(tr, ctx, session_id)
         table = tables.conversations(ctx.tenant_id)
+        earlier = idempotency.created(tr, space, claim)
+        if earlier is not None:
+            existing = table.get(tr, session_id, tables.CONV, earlier)
+            if existing is not None:
+                return _out(tr, ctx.tenant_id, existing)
         if table.get(tr, session_id, tables.CONV, record.id) is not None:
             return _out(tr, ctx.tenant_id, record)  # written by an earlier attempt
         count_key = keys.session(ctx.tenant_id, session_id).key(tables.NCONV)
@@ -65,6 +81,7 @@ def create(db: Database, ctx: TenantContext, session_id: str, body: Conversation
             raise Conflict(f"A session holds at most {CONVERSATIONS_MAX} conversations.")
         table.put(tr, (session_id, tables.CONV, record.id), record, previous=None)
         counters.add(tr, count_key, 1)
+        idempotency.remember(tr, space, claim, record.id)
         return Conversation(message_count=0, **record.model_dump())
 
     return db.transact(write)

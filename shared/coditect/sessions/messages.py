@@ -20,6 +20,7 @@ the second run finds it and answers the same message instead of writing a duplic
 
 from __future__ import annotations
 
+from coditect import idempotency, keys
 from coditect.auth.context import TenantContext
 from coditect.errors import PayloadTooLarge
 from coditect.repo import blobs, counters
@@ -38,7 +39,14 @@ def _message(conversation_id: str, stamp: bytes, record: MessageRecord) -> Messa
     return Message(conversation_id=conversation_id, seq=seq_of(stamp), **record.model_dump())
 
 
-def append(db: Database, ctx: TenantContext, conversation_id: str, body: MessageCreate) -> Message:
+def append(
+    db: Database,
+    ctx: TenantContext,
+    conversation_id: str,
+    body: MessageCreate,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Append a message; with an `Idempotency-Key` a repeat answers the message the first made."""
     if len(body.content.encode()) > CONTENT_MAX_BYTES:
         raise PayloadTooLarge(
             f"Message content is limited to {CONTENT_MAX_BYTES} bytes.", code="content_too_large"
@@ -48,10 +56,19 @@ def append(db: Database, ctx: TenantContext, conversation_id: str, body: Message
     )
     data = tables.MESSAGE_CODEC.encode(record)
     attempts: list[Transaction] = []
+    claim = idempotency.claim(
+        idempotency_key, user_id=ctx.user_id, operation="messages.append", scope=conversation_id, body=body
+    )
 
-    def write(tr: Transaction) -> bytes | None:
+    def write(tr: Transaction) -> Message | bytes | None:
         attempts.append(tr)
         session, _ = access.require_conversation(tr, ctx, conversation_id)
+        records = keys.session(ctx.tenant_id, session.id).sub(idempotency.SESSION_PART)
+        earlier = idempotency.created(tr, records, claim)
+        if earlier is not None:
+            replay = _stored(tr, ctx.tenant_id, session.id, conversation_id, earlier)
+            if replay is not None:
+                return replay
         marker = tables.msgid_key(ctx.tenant_id, session.id, conversation_id, record.id)
         already = tr.get(marker)
         if already is not None:  # this append committed in an earlier attempt
@@ -60,10 +77,23 @@ def append(db: Database, ctx: TenantContext, conversation_id: str, body: Message
         stamped.write(tr, space.prefix, data)
         tr.set_versionstamped_value(marker, stamped.VALUE_PLACEHOLDER)
         counters.add(tr, tables.count_key(ctx.tenant_id, session.id, conversation_id), 1)
+        idempotency.remember(tr, records, claim, record.id)
         return None
 
-    stamp = db.transact(write) or attempts[-1].get_versionstamp()
-    return _message(conversation_id, stamp, record)
+    result = db.transact(write)
+    if isinstance(result, Message):
+        return result
+    return _message(conversation_id, result or attempts[-1].get_versionstamp(), record)
+
+
+def _stored(tr: Transaction, tid: str, sid: str, cid: str, message_id: str) -> Message | None:
+    """The committed message `message_id` of the conversation (None when it is gone)."""
+    stamp = tr.get(tables.msgid_key(tid, sid, cid, message_id))
+    if stamp is None:
+        return None
+    key = stamped.complete_key(tables.messages_space(tid, sid, cid).raw_prefix, stamp)
+    data = blobs.read_value(tr, key)
+    return None if data is None else _message(cid, stamp, tables.MESSAGE_CODEC.decode(data))
 
 
 def page(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from coditect import idempotency, keys
 from coditect.auth.context import TenantContext
 from coditect.errors import PreconditionFailed
 from coditect.repo.cursor import encode_cursor, resume_range
@@ -13,7 +14,10 @@ from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPat
 from coditect.store import Database, Transaction
 
 
-def create(db: Database, ctx: TenantContext, body: SessionCreate) -> SessionRecord:
+def create(
+    db: Database, ctx: TenantContext, body: SessionCreate, idempotency_key: str | None = None
+) -> SessionRecord:
+    """A new session; with an `Idempotency-Key` a repeat answers the session the first made."""
     at = now()
     record = SessionRecord(
         id=str(uuid.uuid4()),
@@ -25,11 +29,22 @@ def create(db: Database, ctx: TenantContext, body: SessionCreate) -> SessionReco
         updated_at=at,
     )
 
-    def write(tr: Transaction) -> None:
-        tables.sessions(ctx.tenant_id).put(tr, (record.id, tables.REC), record)
+    claim = idempotency.claim(
+        idempotency_key, user_id=ctx.user_id, operation="sessions.create", scope="", body=body
+    )
+    space = keys.tenant(ctx.tenant_id).sub(keys.IDEMPOTENCY)
 
-    db.transact(write)
-    return record
+    def write(tr: Transaction) -> SessionRecord:
+        earlier = idempotency.created(tr, space, claim)
+        if earlier is not None:
+            existing = tables.sessions(ctx.tenant_id).get(tr, earlier, tables.REC)
+            if existing is not None:
+                return existing
+        tables.sessions(ctx.tenant_id).put(tr, (record.id, tables.REC), record)
+        idempotency.remember(tr, space, claim, record.id)
+        return record
+
+    return db.transact(write)
 
 
 def get(db: Database, ctx: TenantContext, session_id: str) -> SessionRecord:

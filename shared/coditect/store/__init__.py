@@ -3,6 +3,8 @@
 URLs: `sqlite:///abs/path/data.db` (the embedded default; `?synchronous=NORMAL|FULL`),
 `fdb://` (default cluster file) or `fdb:///path/to/fdb.cluster`. The configured one is
 `Settings.store_url` (`CODITECT_STORE`, else `<data dir>/store.db`).
+The SQLite store keeps `CODITECT_STORE_RESERVE_BYTES` (default 16 MiB; 0 = none) of disk in
+reserve for deletes and GC on a full disk (`coditect.store.space`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ def open_store(url: str) -> Database:
             raise ValueError(
                 f"sqlite store URLs take an absolute path: sqlite:///abs/path/data.db, not {url!r}"
             )
+        from coditect.config import get_settings
         from coditect.store.sqlite import SQLiteDatabase
 
-        return SQLiteDatabase(Path(parts.path), synchronous=options.get("synchronous", "FULL"))
+        reserve = get_settings().store_reserve_bytes
+        return SQLiteDatabase(
+            Path(parts.path), synchronous=options.get("synchronous", "FULL"), reserve_bytes=reserve
+        )
     if parts.scheme == "fdb":
         from coditect.store.fdb_backend import FDBDatabase, cluster_file_from_url
 

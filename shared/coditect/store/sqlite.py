@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coditect.store import errors as E
+from coditect.store import space
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
 from coditect.store.sqlite_commit import Committer
@@ -188,6 +189,15 @@ class SQLiteTransaction(Transaction):
                 self._begin_read()
             read_version = self._read_version
         self._end_read()
+        guard = self._sqlite.space
+        lean = guard.low()
+        if lean and not space.is_freeing():
+            raise space.StoreFull()  # keep what is left for deletes and GC
+        if lean:
+            # A delete on a full disk (store.space): do not zero every freed page, and do not let
+            # the commit's automatic checkpoint grow the database file into the space it needs.
+            conn.execute("PRAGMA secure_delete=FAST")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
 
         def check_and_apply(conn: sqlite3.Connection, new_version: int, pruned: int) -> bytes:
             if read_version is not None:
@@ -203,7 +213,27 @@ class SQLiteTransaction(Transaction):
             )
             return stamp
 
-        return self._sqlite._committer.commit(conn, check_and_apply, self._size)
+        try:
+            return self._sqlite._committer.commit(conn, check_and_apply, self._size)
+        except BaseException as exc:
+            # The batch was rolled back: a full disk refused it (at BEGIN, a write or COMMIT).
+            cause = exc.__cause__ if isinstance(exc, StoreError) else None
+            if space.is_full(exc) or (cause is not None and space.is_full(cause)):
+                log.warning("store: commit refused by a full disk: %s", exc)
+                raise self._full(guard) from None
+            raise
+        finally:
+            if lean:
+                conn.execute(f"PRAGMA secure_delete={self._sqlite.secure_delete}")
+                conn.execute("PRAGMA wal_autocheckpoint=1000")
+
+    @staticmethod
+    def _full(guard: space.SpaceGuard) -> Exception:
+        """What a commit that hit a full disk raises (nothing was committed): freeing work retries
+        once the reserve is released (1020 is retried by `transact`); anything else is StoreFull."""
+        if space.is_freeing() and guard.release():
+            return StoreError(E.NOT_COMMITTED, "the disk was full; retrying on the released reserve")
+        return space.StoreFull()
 
     def _apply(self, conn: sqlite3.Connection, stamp: bytes) -> list[tuple[bytes, bytes]]:
         for begin, end in self._cleared:
@@ -243,7 +273,7 @@ class SQLiteTransaction(Transaction):
 class SQLiteDatabase(Database):
     """A SQLite file shared by many processes; one connection per thread per process."""
 
-    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, synchronous: str = "FULL", reserve_bytes: int = 0) -> None:
         super().__init__()
         if synchronous.upper() not in SYNC_LEVELS:
             raise ValueError(f"synchronous must be one of {', '.join(SYNC_LEVELS)}")
@@ -255,11 +285,23 @@ class SQLiteDatabase(Database):
         self._committer = Committer(
             path.with_name(path.name + "-writer.lock"), lambda: _pid[0], SQLiteTransaction._prune
         )
+        self.space = space.SpaceGuard(path.parent, reserve_bytes, self._reusable_bytes)
+        self.space.ensure()
         conn = self._checkout()
+        # The build's default (Debian's: 1, zero every freed page); lowered only for deletes on a
+        # full disk, where zeroing would need space the disk no longer has.
+        self.secure_delete = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
         if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
             conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
         self._checkin(conn)
         _notice()
+
+    def _reusable_bytes(self) -> int:
+        """Bytes on the database's freelist: pages deletes freed, reused before the file grows."""
+        conn = self._reader()
+        (pages,) = conn.execute("PRAGMA freelist_count").fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+        return int(pages) * int(size)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)

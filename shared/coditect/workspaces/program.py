@@ -6,7 +6,8 @@ Endpoints: ``GET /healthz`` (readiness), WebSocket ``/echo`` (echoes text and bi
 WebSocket ``/terminal`` (a real shell in a PTY: socket bytes are typed, PTY output comes back as
 binary; a text message ``{"type": "resize", "cols": C, "rows": R}`` resizes), and
 ``/echo-http/...`` (any method: answers with the request's method, path, query, headers and body
-as JSON, so relay tests can see exactly what was forwarded). Anything else is 404.
+as JSON, so relay tests can see exactly what was forwarded; `?set_cookie=<name=value>` adds that
+Set-Cookie to the answer, to show it does not cross the relay). Anything else is 404.
 
 It stands in for the Theia IDE in development and tests; it is not a sandbox.
 """
@@ -52,7 +53,10 @@ async def echo_http(request: Request) -> JSONResponse:
             # Pairs, not a dict: duplicated headers (two Host headers, say) must stay visible.
             "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.headers.raw],
             "body": body.decode("utf-8", errors="replace"),
-        }
+        },
+        headers={"Set-Cookie": request.query_params["set_cookie"]}
+        if "set_cookie" in request.query_params
+        else None,
     )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -302,3 +303,66 @@ def test_fork_shares_content_and_survives_deleting_the_parent(fx: Files) -> None
     assert hashlib.sha256(fx.get(alice, child, "big.bin").data).digest() == hashlib.sha256(data).digest()
     assert fx.get(alice, child, "src/a.txt").data == b"child"
     check_envelope(fx.get(alice, parent, "big.bin"), 404, "not_found")
+
+
+def test_an_empty_cursor_is_the_first_page(fx: Any) -> None:
+    """Issue 15 item 13: `?cursor=` is the first page of a listing and of the versions."""
+    alice = fx.accounts.register()
+    sid = fx.session(alice)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        check_envelope(fx.put(alice, sid, name, b"x"), 201)
+    first = check_envelope(fx.listing(alice, sid, limit=2), 200)
+    assert check_envelope(fx.listing(alice, sid, limit=2, cursor=""), 200) == first
+    versions = {"path": "a.txt", "limit": 5}
+    one = check_envelope(fx.op(alice, sid, "versions", query_string=versions), 200)
+    assert check_envelope(fx.op(alice, sid, "versions", query_string={**versions, "cursor": ""}), 200) == one
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "inline"),
+    [
+        ("page.html", "text/html", False),
+        ("page.html", "text/html; charset=utf-8", False),
+        ("logo.svg", "image/svg+xml", False),
+        ("doc.xhtml", "application/xhtml+xml", False),
+        ("app.js", "text/javascript", False),
+        ("paper.pdf", "application/pdf", False),
+        ("blob.bin", "application/octet-stream", False),
+        ("sneaky.txt", "text/plain, text/html", False),
+        ("notes.txt", "text/plain; charset=utf-8", True),
+        ("photo.png", "image/png", True),
+        ("data.json", "application/json", True),
+    ],
+)
+def test_user_content_is_never_active_inline(fx: Any, name: str, content_type: str, inline: bool) -> None:
+    """Issue 15 item 4: attachment unless a passive type, a sandbox CSP and nosniff on every answer."""
+    alice = fx.accounts.register()
+    sid = fx.session(alice)
+    body = b"<html><script>alert(document.cookie)</script></html>"
+    created = fx.put(alice, sid, name, body, headers={"Content-Type": content_type})
+    check_envelope(created, 201)
+    etag = created.headers["ETag"]
+    for response in (
+        fx.get(alice, sid, name),
+        fx.files.head(fx.url(sid, name), headers=alice.headers),
+        fx.get(alice, sid, name, headers={"If-None-Match": etag}),
+        fx.get(alice, sid, name, headers={"Range": "bytes=0-3"}),
+    ):
+        assert response.status_code in (200, 206, 304)
+        disposition = response.headers["Content-Disposition"]
+        assert disposition.startswith("inline" if inline else "attachment"), disposition
+        assert f'filename="{name}"' in disposition
+        csp = response.headers["Content-Security-Policy"]
+        assert csp.startswith("sandbox") and "default-src 'none'" in csp and "script-src" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_attachment_names_cannot_break_the_header(fx: Any) -> None:
+    alice = fx.accounts.register()
+    sid = fx.session(alice)
+    name = 'a"b;c\u00e9\u4e2d.html'
+    check_envelope(fx.put(alice, sid, quote(name), b"x", headers={"Content-Type": "text/html"}), 201)
+    disposition = fx.get(alice, sid, quote(name)).headers["Content-Disposition"]
+    assert disposition == (
+        "attachment; filename=\"a_b;c__.html\"; filename*=UTF-8''a%22b%3Bc%C3%A9%E4%B8%AD.html"
+    )

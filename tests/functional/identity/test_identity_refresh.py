@@ -156,6 +156,9 @@ def test_tampered_and_random_refresh_tokens_change_nothing(accounts: Accounts, s
         "",
         "x" * 200,
         alice.access_token[:256],
+        alice.access_token,  # an access token sent as a refresh token: 401, not 422
+        "Bearer " + alice.access_token,
+        "x" * 8000,
         t + "A",
     ]
     for token in forged:

@@ -41,7 +41,7 @@ def test_first_visit_with_ticket_sets_scoped_cookie_and_redirects_without_it(sta
             seen = r2.json()
             assert seen["path"] == "/echo-http/a" and seen["query"] == "x=1&y=2"
             cookies = [v for k, v in seen["headers"] if k == "cookie"]
-            assert cookies == ["theme=dark"]  # the relay cookie is stripped, the workspace's own kept
+            assert cookies == []  # no cookie crosses the relay: not the relay's, not the others
         # The ticket was spent by the first visit.
         check_envelope(c.get(f"/workspaces/{ws.id}/echo-http/a?ticket={ticket}"), 401, "token_invalid")
 
@@ -108,12 +108,15 @@ def test_refusals(stack: Stack) -> None:
             403,
             "forbidden",
         )
-        # Bad Origin: 403 and the ticket is NOT spent.
-        good = stack.ticket(login, ws)
+        # Bad Origin: 403, and the ticket is spent (a page that saw it cannot retry it elsewhere).
         for origin in ("https://evil.example", "https://app.example.evil.com", "https://app.examplex",
                        "http://app.example", "https://app.example:443", "null", "https://APP.example"):  # fmt: skip
+            good = stack.ticket(login, ws)
             r = c.get(f"/workspaces/{ws.id}/?ticket={good}", headers={"Origin": origin})
             check_envelope(r, 403, "origin_not_allowed")
+            r = c.get(f"/workspaces/{ws.id}/?ticket={good}", headers={"Origin": ORIGIN})
+            check_envelope(r, 401, "token_invalid")
+        good = stack.ticket(login, ws)
         assert c.get(f"/workspaces/{ws.id}/?ticket={good}", headers={"Origin": ORIGIN}).status_code == 303
         # Not a canonical workspace id: 404.
         check_envelope(c.get(f"/workspaces/{ws.id.upper()}/"), 404, "not_found")
@@ -148,3 +151,28 @@ def test_ticket_never_logged(stack: Stack) -> None:
     text = stack.relay_log.read_text()
     assert f"/workspaces/{ws.id}/healthz" in text  # the request was logged...
     assert ticket not in text  # ...without its ticket
+
+
+def test_workspace_cookies_never_reach_the_client_and_framing_is_console_only(stack: Stack) -> None:
+    """Issue 15 items 5 and 7: a workspace's Set-Cookie is dropped (it would be a cookie of the
+    API's origin); workspace answers may be framed only by the console's origins; the relay's own
+    answers (refusals, the ticket redirect) by nobody."""
+    login = stack.login()
+    ws = stack.workspace(login)
+    with client(stack) as c:
+        first = c.get(f"/workspaces/{ws.id}/echo-http/x?ticket={stack.ticket(login, ws)}")
+        assert first.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in first.headers["content-security-policy"]
+        cookie = cookie_from(first)
+        r = c.get(
+            f"/workspaces/{ws.id}/echo-http/x?set_cookie=session%3Dplanted%3B%20Path%3D%2F",
+            headers={"Cookie": f"{COOKIE_NAME}={cookie}"},
+        )
+        assert r.status_code == 200, r.text
+        assert "set-cookie" not in r.headers and "planted" not in str(r.headers)
+        assert r.headers["content-security-policy"] == f"frame-ancestors {ORIGIN}"
+        refused = c.get(f"/workspaces/{ws.id}/")
+        check_envelope(refused, 401, "token_missing")
+        assert refused.headers["x-frame-options"] == "DENY"
+        assert refused.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert refused.headers["x-content-type-options"] == "nosniff"

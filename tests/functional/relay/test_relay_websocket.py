@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -91,13 +92,14 @@ def test_negatives_are_refused_before_any_upgrade(stack: Stack) -> None:
         assert await refused(stack, record.id, subprotocols=[TICKET + used]) == 401  # reused
         assert await refused(stack, record.id, subprotocols=[TICKET + stack.ticket(login, other)]) == 403
         assert await refused(stack, record.id, subprotocols=[TICKET + stack.ticket(stranger, foreign)]) == 403
-        fresh = stack.ticket(login, record)
         for origin in ("https://evil.example", "https://app.example.evil.com", "https://evil.com/https://app.example",
                        "https://app.example.", "https://xapp.example", "http://app.example", "null"):  # fmt: skip
+            fresh = stack.ticket(login, record)
             status = await refused(stack, record.id, subprotocols=[TICKET + fresh], origin=origin)
             assert status == 403, origin
-        # The bad-Origin attempts did not spend it.
-        async with ws(stack, record.id, subprotocols=[TICKET + fresh]) as conn:
+            # A ticket refused for its Origin is spent (issue 15 item 6): it is no good elsewhere.
+            assert await refused(stack, record.id, subprotocols=[TICKET + fresh]) == 401
+        async with ws(stack, record.id, subprotocols=[TICKET + stack.ticket(login, record)]) as conn:
             await conn.send("ok")
             assert await conn.recv() == "ok"
 
@@ -275,3 +277,44 @@ def test_slow_reader_does_not_grow_relay_memory(stack: Stack) -> None:
     print(f"slow reader: {sent} MiB accepted, relay RSS +{growth / 2**20:.1f} MiB")
     assert sent < attempt, "the client's sends never blocked: something buffers without bound"
     assert growth < 64 * 1024 * 1024, f"relay RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_handshakes_refused_by_the_websocket_library_get_the_envelope(stack: Stack) -> None:
+    """Issue 15 item 3: a duplicate Origin (refused by `websockets` before the relay's code runs)
+    and a broken handshake answer the JSON envelope with X-Request-Id, not plain text."""
+    login = stack.login()
+    ws = stack.workspace(login)
+    ticket = stack.ticket(login, ws)
+    host, port = stack.relay_url.removeprefix("http://").split(":")
+
+    def raw(extra: str) -> tuple[str, dict[str, str], str]:
+        request = (
+            f"GET /workspaces/{ws.id}/echo?ticket={ticket} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"X-Request-Id: probe-ws-request-1\r\n{extra}\r\n"
+        )
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request.encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.decode("latin-1").partition("\r\n\r\n")
+        status, *lines = head.split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        return status, headers, body
+
+    key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    for extra, status, code in (
+        (key + f"Origin: {ORIGIN}\r\nOrigin: https://evil.example\r\n", "403", "origin_not_allowed"),
+        (key + "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n", "400", "bad_request"),
+        ("", "400", "bad_request"),  # no key at all
+    ):
+        line, headers, body = raw(extra)
+        assert line.split(" ")[1] == status, (line, body)
+        assert (
+            headers["content-type"] == "application/json" and headers["x-request-id"] == "probe-ws-request-1"
+        )
+        doc = json.loads(body)
+        assert doc["success"] is False and doc["error"]["code"] == code
+        assert doc["request_id"] == "probe-ws-request-1"
+        assert headers["x-frame-options"] == "DENY"

@@ -23,6 +23,15 @@ from tests.helpers import check_envelope
 ROOT = Path(__file__).resolve().parents[3]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 GARBAGE = b"\x8f\x00{garbage\xff"
+# JSON the decoder used to accept or crash on (a 5000-digit integer was a 500).
+HOSTILE_JSON = (
+    b'{"name": ' + b"9" * 5000 + b"}",
+    b'{"name": NaN}',
+    b'{"name": 1e999}',
+    b'{"name": "a", "name": "b"}',
+    b'{"name": "\\udc00"}',
+    b"[" * 50_000 + b"]" * 50_000,
+)
 
 
 def http_functions() -> list[FunctionSpec]:
@@ -95,6 +104,8 @@ def test_garbage_never_yields_a_500(
             limit = route.max_body or 1024 * 1024
             check_envelope(call(data=b'{"a": ', content_type="application/json"), 400, "invalid_json")
             check_envelope(call(data=GARBAGE, content_type="application/json"), 400, "invalid_json")
+            for hostile in HOSTILE_JSON:
+                check_envelope(call(data=hostile, content_type="application/json"), 400, "invalid_json")
             check_envelope(call(data=b"a=b", content_type="text/plain"), 415, "unsupported_media_type")
             check_envelope(call(data=b"<x/>", content_type="application/xml"), 415, "unsupported_media_type")
             check_envelope(

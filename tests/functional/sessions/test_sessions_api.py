@@ -287,3 +287,18 @@ def test_deletes_retried_after_commit_unknown_result_still_answer_204(accounts: 
     assert accounts.app("settings").db.faults.commit_unknown_after == 0
     check_envelope(settings.get("/api/v5/settings/editor.theme", headers=h), 404, "not_found")
     check_envelope(settings.delete("/api/v5/settings/editor.theme", headers=h), 404, "not_found")
+
+
+def test_an_empty_cursor_is_the_first_page_everywhere(accounts: Any, api: Any) -> None:
+    """Issue 15 item 13: `?cursor=` (empty) is the first page, as no cursor (it was 400)."""
+    alice = accounts.register()
+    sid = _session(api, alice)["id"]
+    cid = _conversation(api, alice, sid)["id"]
+    for path, client in (
+        ("/api/v5/sessions", api.sessions),
+        (f"/api/v5/sessions/{sid}/conversations", api.conversations),
+        (f"/api/v5/conversations/{cid}/messages", api.messages),
+    ):
+        first = check_envelope(client.get(f"{path}?limit=5", headers=alice.headers), 200)
+        empty = check_envelope(client.get(f"{path}?limit=5&cursor=", headers=alice.headers), 200)
+        assert empty == first and (first["items"] or "messages" in path), path

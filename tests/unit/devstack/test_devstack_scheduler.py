@@ -59,3 +59,36 @@ def test_a_firing_reaches_the_cron_subscriber_through_the_broker(tmp_path: Path)
 
     asyncio.run(go())
     assert received == [{"type": CRON_EVENT_TYPE, "body": {"job": "gc"}}]
+
+
+def test_a_firing_the_broker_refuses_is_kept_and_sent_again() -> None:
+    """Issue 15 item 15: a broker answering 507/unreachable does not lose cron firings."""
+    answers = [507, 503]
+    got: list[str] = []
+
+    async def broker(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()  # type: ignore[operator]
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}  # type: ignore[attr-defined]
+        status = answers.pop(0) if answers else 202
+        if status == 202:
+            got.append(headers["ce-source"])
+        await send({"type": "http.response.start", "status": status, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    async def go() -> None:
+        server = Served(broker, bind("127.0.0.1", 0), access_log=False)
+        await server.start()
+        scheduler = Scheduler({"gc": "*/15 * * * *"}, f"http://127.0.0.1:{server.port}/", retry_interval=0.01)
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        assert not await scheduler.fire("gc", when)
+        scheduler.keep("gc", when)
+        await scheduler.retry_backlog()  # 503: still held
+        assert scheduler.backlog["gc"] == [when]
+        await scheduler.retry_backlog()  # accepted
+        assert scheduler.backlog["gc"] == [] and scheduler.dropped == 0
+        await server.stop()
+
+    asyncio.run(go())
+    assert got == ["/coditect/devstack/scheduler/gc"]

@@ -11,23 +11,24 @@ from coditect.identity import tokens
 PEPPER = b"p" * 32
 
 
-def test_family_tokens_are_deterministic_distinct_and_256_bit() -> None:
-    nonce = tokens.new_family_nonce()
-    assert len(bytes.fromhex(nonce)) == 32
-    t0 = tokens.refresh_token(PEPPER, session_id="s", family_nonce=nonce, generation=0)
-    assert t0 == tokens.refresh_token(PEPPER, session_id="s", family_nonce=nonce, generation=0)
-    others = {
-        tokens.refresh_token(PEPPER, session_id="s", family_nonce=nonce, generation=1),
-        tokens.refresh_token(PEPPER, session_id="s2", family_nonce=nonce, generation=0),
-        tokens.refresh_token(PEPPER, session_id="s", family_nonce=tokens.new_family_nonce(), generation=0),
-        tokens.refresh_token(b"q" * 32, session_id="s", family_nonce=nonce, generation=0),
-    }
-    assert t0 not in others and len(others) == 4
+def test_first_tokens_are_random_and_successors_deterministic_and_distinct() -> None:
+    t0 = tokens.new_refresh_token()
+    assert t0 != tokens.new_refresh_token()
     assert t0.startswith("crt_") and len(t0) == 4 + 43  # 32 bytes, base64url
+    t1 = tokens.successor(PEPPER, session_id="s", presented=t0)
+    assert t1 == tokens.successor(PEPPER, session_id="s", presented=t0)  # grace / retried commit
+    others = {
+        t0,
+        tokens.successor(PEPPER, session_id="s", presented=t1),
+        tokens.successor(PEPPER, session_id="s2", presented=t0),
+        tokens.successor(b"q" * 32, session_id="s", presented=t0),
+    }
+    assert t1 not in others and len(others) == 4
+    assert tokens.refresh_digest(PEPPER, t1) is not None  # our own shape
 
 
 def test_digest_is_keyed_and_refuses_foreign_shapes() -> None:
-    token = tokens.refresh_token(PEPPER, session_id="s", family_nonce="00" * 32, generation=0)
+    token = tokens.new_refresh_token()
     digest = tokens.refresh_digest(PEPPER, token)
     assert digest is not None and len(digest) == 32
     assert tokens.refresh_digest(b"q" * 32, token) != digest

@@ -13,3 +13,18 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database = open_store(f"sqlite://{tmp_path / 'store.db'}")
     yield database
     database.close()
+
+
+@pytest.fixture(autouse=True)
+def cursor_key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private key directory: cursor keys are created there on first use, never in the cwd."""
+    from coditect.auth import cursor_keys
+    from coditect.config import get_settings
+
+    keys = tmp_path / "keys"
+    monkeypatch.setenv("CODITECT_KEYS_DIR", str(keys))
+    get_settings.cache_clear()
+    cursor_keys.forget()
+    yield keys
+    get_settings.cache_clear()
+    cursor_keys.forget()

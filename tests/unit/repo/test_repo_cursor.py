@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import base64
+import os
+from pathlib import Path
 
 import pytest
 
-from coditect.config import get_settings
+from coditect.auth import cursor_keys
 from coditect.errors import BadRequest
 from coditect.keys import Subspace
 from coditect.repo import paginate
@@ -95,7 +97,6 @@ def test_foreign_tampered_and_garbage_cursors(db: Database) -> None:
         (S, cursor, "another query"),
         (OTHER, cursor, "q"),  # same query id, another range (another tenant)
         (S, "garbage!!", "q"),
-        (S, "", "q"),
         (S, "AAAA", "q"),
     ]
     for sub, cur, query in cases:
@@ -105,21 +106,76 @@ def test_foreign_tampered_and_garbage_cursors(db: Database) -> None:
         assert info.value.status == 400
 
 
-def test_cursor_key_from_settings(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_cursor_is_the_first_page(db: Database) -> None:
     _fill(db, S, range(10))
+    assert _page(db, S, "") == _page(db, S, None)
 
-    def process_with_key(key: str) -> None:  # settings are read once per process
-        monkeypatch.setenv("CODITECT_CURSOR_KEY", key)
-        get_settings.cache_clear()
 
-    process_with_key("one")
-    _, cursor = _page(db, S, None)
-    process_with_key("two")
+def test_cursor_keys_come_from_the_key_directory_and_rotate(
+    db: Database, cursor_key_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(db, S, range(10))
+    _, old_cursor = _page(db, S, None)  # first use creates the key (the local stack's first start)
+    assert old_cursor is not None
+    (old,) = cursor_key_dir.glob("cursor-*.secret")
+    assert old.stat().st_mode & 0o777 == 0o600 and len(old.read_bytes()) >= 32
+    assert _page(db, S, _forge(old_cursor, old.read_bytes()))[0][0].key == S.key(4)  # _forge is right
+    # A known public constant no longer forges a cursor: the key is the random file.
+    forged = _forge(old_cursor, b"coditect-cursor-default-key-v1")
     with pytest.raises(BadRequest):
-        _page(db, S, cursor)
-    process_with_key("one")
-    kvs, _ = _page(db, S, cursor)
-    assert S.unpack(kvs[0].key) == (4,)
+        _page(db, S, forged)
+    # Rotation: publish + switch to a new key; cursors of the old key keep working.
+    cursor_keys.generate_cursor_key(cursor_key_dir, "next")
+    cursor_keys.forget()
+    kvs, new_cursor = _page(db, S, old_cursor)
+    assert S.unpack(kvs[0].key) == (4,) and new_cursor is not None
+    assert _page(db, S, new_cursor)[0][0].key == S.key(8)
+    # Retire: once the old key is deleted its cursors fail; the new key's still work.
+    old.unlink()
+    cursor_keys.forget()
+    with pytest.raises(BadRequest):
+        _page(db, S, old_cursor)
+    assert _page(db, S, new_cursor)[0][0].key == S.key(8)
+
+
+def test_no_key_and_a_read_only_directory_fails_instead_of_a_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: Database
+) -> None:
+    from coditect.auth.keys import KeyRingError
+    from coditect.config import get_settings
+
+    empty = tmp_path / "mounted"
+    empty.mkdir()
+    empty.chmod(0o500)
+    monkeypatch.setenv("CODITECT_KEYS_DIR", str(empty))
+    get_settings.cache_clear()
+    cursor_keys.forget()
+    _fill(db, S, range(10))
+    try:
+        if os.geteuid() != 0:  # root writes anyway; the missing-file error is checked below
+            with pytest.raises(KeyRingError):
+                _page(db, S, None)
+        with pytest.raises(KeyRingError, match="no cursor key"):
+            cursor_keys.read_cursor_keys(tmp_path / "absent")
+    finally:
+        empty.chmod(0o700)
+
+
+def _forge(cursor: str, key: bytes) -> str:
+    """`cursor` re-MAC'd with `key` (what anyone knowing a default key could do)."""
+    import hashlib
+    import struct
+
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    begin, end = S.range()
+    from coditect.repo.cursor import _common_prefix
+
+    prefix = _common_prefix(begin, end)
+    full = prefix + raw[17:]
+    h = hashlib.blake2b(key=key, digest_size=16, person=b"coditect-cursor")
+    for part in (b"q", begin, end, full):
+        h.update(struct.pack(">I", len(part)) + part)
+    return base64.urlsafe_b64encode(raw[:1] + h.digest() + raw[17:]).rstrip(b"=").decode()
 
 
 def test_limit_must_be_positive(db: Database) -> None:

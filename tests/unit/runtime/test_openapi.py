@@ -134,7 +134,22 @@ def test_envelopes_errors_bodies_and_queries() -> None:
     ] == {"const": True}
     note = doc["components"]["schemas"]["Body"]["properties"]["note"]
     assert "default" not in note and note["type"] == "string"
-    assert set(create["responses"]) == {"201", "400", "401", "405", "409", "413", "415", "422", "429", "500"}
+    assert set(create["responses"]) == {
+        "201",
+        "400",
+        "401",
+        "405",
+        "408",
+        "409",
+        "413",
+        "415",
+        "422",
+        "429",
+        "500",
+        "507",
+    }
+    assert "insufficient_storage" in create["responses"]["507"]["description"]  # every write: a full disk
+    assert "507" not in paths["/api/v5/things"]["get"]["responses"]
     assert "thing_taken" in create["responses"]["409"]["description"]
     assert create["responses"]["401"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorEnvelope"
@@ -173,3 +188,20 @@ def test_every_paged_route_documents_invalid_cursor() -> None:
             "files.changes",
             "sessions.related",
         }, route.name
+
+
+def test_idempotent_routes_document_the_header_and_its_errors() -> None:
+    """Issue 15 item 17: Idempotency-Key in the document (parameter + 422 code)."""
+    from coditect import registry
+
+    doc = openapi.build(registry.FUNCTIONS)
+    validate(doc)
+    assert doc["components"]["parameters"]["Idempotency-Key"]["in"] == "header"
+    for path in (
+        "/api/v5/sessions",
+        "/api/v5/sessions/{id}/conversations",
+        "/api/v5/conversations/{id}/messages",
+    ):
+        op = doc["paths"][path]["post"]
+        assert {"$ref": "#/components/parameters/Idempotency-Key"} in op["parameters"], path
+        assert "idempotency_key_reused" in op["responses"]["422"]["description"]

@@ -291,3 +291,74 @@ def test_an_unknown_coditect_variable_is_warned_about_at_start(
         "CODITECT_SINK",
         "coditect_x",
     ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": ' + b"9" * 5000 + b"}",  # beyond Python's integer-digit limit (was a 500)
+        b'{"name": "a", "size": ' + b"9" * 100 + b"}",  # beyond any integer we accept
+        b'{"name": "a", "size": 1e999}',  # float overflow → inf
+        b'{"name": "a", "size": NaN}',
+        b'{"name": "a", "size": Infinity}',
+        b'{"name": "a", "size": -Infinity}',
+        b'{"name": "a", "name": "b"}',  # duplicate keys
+        b'{"name": {"x": 1, "x": 2}}',  # duplicate keys, nested
+        b'{"name": "\xc3\x28"}',  # invalid UTF-8
+        b'{"name": "\\ud800"}',  # a lone surrogate escape
+        b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than the recursion limit
+    ],
+)
+def test_hostile_json_is_invalid_json_never_500(raw: bytes) -> None:
+    from coditect.errors import BadRequest
+    from coditect.http import body as body_module
+
+    with pytest.raises(BadRequest) as caught:
+        body_module.loads(raw)
+    assert caught.value.code == "invalid_json"
+
+
+def test_strict_json_still_reads_what_clients_send() -> None:
+    from coditect.http import body as body_module
+
+    raw = b'{"name": "\\ud83d\\ude00 caf\xc3\xa9", "size": -12, "ratio": 0.5, "big": 1e300, "n": null}'
+    assert body_module.loads(raw) == {
+        "name": "\U0001f600 caf\u00e9",
+        "size": -12,
+        "ratio": 0.5,
+        "big": 1e300,
+        "n": None,
+    }
+
+
+def test_every_answer_refuses_framing(client: Any) -> None:
+    """Issue 15 item 5: API answers (success, error, raw) carry X-Frame-Options and frame-ancestors."""
+    for response in (
+        client.post("/api/v5/items", json={"name": "a"}),
+        client.get("/api/v5/boom"),
+        client.get("/api/v5/nowhere"),
+        client.delete("/api/v5/items/6f1c3c59-34a4-4d0b-a8f8-e9e3d3a7e1c1"),
+    ):
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_plain_log_files_redact_secrets(tmp_path: Any) -> None:
+    """Issue 15 item 6: the local stack's plain-text logs (uvicorn's access lines of the gateway,
+    the broker, the scheduler) mask tickets, tokens and bearer credentials like the JSON logs."""
+    from coditect.devstack.servers import log_to_file
+
+    path = tmp_path / "gateway.log"
+    log_to_file(path, "test.redaction.access")
+    logger = logging.getLogger("test.redaction.access")
+    ticket = "wst_" + "T" * 43
+    logger.info(
+        '%s - "%s %s HTTP/1.1" %d', "127.0.0.1:5555", "GET", f"/workspaces/w/?a=1&ticket={ticket}", 303
+    )
+    logger.info("upstream said Authorization: Bearer %s", SECRET_TOKEN)
+    logger.info("refresh with token=%s", "crt_" + "R" * 43)
+    for handler in logger.handlers:
+        handler.flush()
+    text = path.read_text()
+    assert ticket not in text and SECRET_TOKEN not in text and "R" * 43 not in text
+    assert "ticket=[redacted]" in text and "/workspaces/w/?a=1" in text
