@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     cors_origins: tuple[str, ...] = ("http://localhost:8080", "http://127.0.0.1:8080")
     # Number of trusted reverse-proxy hops in X-Forwarded-For; 0 = use the socket peer only.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Header the front door sets to the downstream client address (client copies stripped), e.g.
+    # X-Envoy-External-Address behind Envoy-based ingresses; "" = not used (coditect.http.client_ip).
+    client_ip_header: str = ""
     max_json_body: int = 1024 * 1024
     max_file_size: int = 100 * 1024 * 1024
     # -- files (coditect.files) -------------------------------------------------------------
@@ -96,6 +99,9 @@ class Settings(BaseSettings):
     relay_read_timeout: float = Field(default=300.0, gt=0)
     # Messages buffered per direction on the workspace leg before the relay stops reading.
     relay_max_queue: int = Field(default=4, ge=1, le=64)
+    # On SIGTERM the relay fails readiness at once, keeps serving this long (the endpoint leaves
+    # the Service and the ingress), then closes every relayed socket with 1012 and exits.
+    relay_drain_seconds: float = Field(default=10.0, ge=0, le=600)
 
     # -- identity (coditect.identity; docs/identity.md) -------------------------------------
     # Argon2id cost; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). Lower values are

@@ -1,7 +1,7 @@
 """The cron jobs of the local scheduler: job name → UTC cron expression.
 
 Read from the ops job registry (`coditect.ops.jobs.JOBS`), the one place schedules are defined.
-Production runs the same jobs as Knative PingSources (infra/base/ping-sources.yaml; a unit test
+Production runs the same jobs as Knative PingSources (infra/base/eventing/ping-sources.yaml; a unit test
 keeps the two in step). Each firing sends a CloudEvent of type `com.coditect.ops.cron` with data
 `{"job": <name>}` to the broker, which delivers it to the cron function.
 """

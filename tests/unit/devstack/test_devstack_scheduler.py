@@ -24,7 +24,7 @@ def test_every_schedule_is_a_valid_cron_expression() -> None:
 
 
 def test_the_local_schedules_are_the_production_pingsources() -> None:
-    documents = yaml.safe_load_all((ROOT / "infra/base/ping-sources.yaml").read_text())
+    documents = yaml.safe_load_all((ROOT / "infra/base/eventing/ping-sources.yaml").read_text())
     production = {
         json.loads(doc["spec"]["data"])["job"]: doc["spec"]["schedule"]
         for doc in documents

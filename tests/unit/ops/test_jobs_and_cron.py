@@ -22,7 +22,7 @@ def test_every_job_resolves_and_the_devstack_reads_the_registry() -> None:
     for spec in JOBS.values():
         assert callable(resolve(spec.runner))
     assert schedules.SCHEDULES is SCHEDULES
-    documents = yaml.safe_load_all((ROOT / "infra/base/ping-sources.yaml").read_text())
+    documents = yaml.safe_load_all((ROOT / "infra/base/eventing/ping-sources.yaml").read_text())
     production = {
         json.loads(d["spec"]["data"])["job"]: d["spec"]["schedule"]
         for d in documents
