@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 FailureReason = Literal[
-    "image_pull_failed", "unschedulable", "quota_exceeded", "start_timeout", "crashed", "invalid_spec"
+    "image_pull_failed",
+    "unschedulable",
+    "quota_exceeded",
+    "start_timeout",
+    "crashed",
+    "invalid_spec",
+    "forbidden",  # refused by admission (Pod Security, a policy webhook) or RBAC: fixing needs an operator
 ]
 FAILURE_REASONS: frozenset[str] = frozenset(get_args(FailureReason))
 
