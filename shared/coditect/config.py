@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     workspace_start_timeout: float = Field(default=120.0, gt=0, le=900)
     # Kubernetes backend: namespace of workspace pods, the pinned image, the relay's namespace.
     workspace_namespace: str = "coditect-workspaces"
-    workspace_image: str = "ghcr.io/coditect/theia:1.52.0"
+    workspace_image: str = "registry.coditect.internal/coditect/theia:1.74.1"  # built from images/theia
     workspace_relay_namespace: str = "coditect"
     # Active (requested/provisioning/ready) workspaces allowed per user and per tenant (409 above).
     workspace_max_per_user: int = Field(default=2, ge=1, le=100)

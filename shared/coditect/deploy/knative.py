@@ -67,6 +67,9 @@ SERVICE_ACCOUNTS = {
     "cron": "coditect-provisioner",
     "relay": "coditect-relay",
 }
+# Functions that hash passwords (Argon2id, `argon2_memory_kib` each): THREADS hashes can run at once,
+# so concurrency x argon2 memory + the process must fit the memory limit (a test checks it).
+PASSWORD_HASHING_FUNCTIONS = frozenset({"register", "login", "users"})
 BACKUP_FUNCTIONS = frozenset({"cron"})
 BACKUP_CLAIM = "coditect-backups"
 BACKUP_DIR = "/var/backups/coditect"

@@ -44,9 +44,9 @@ CORE_MODELS = {
     for kind in kinds.split()
 }
 PROVISIONER_RULES = {
-    ("", "pods"): {"create", "get", "list", "watch", "delete"},
-    ("", "services"): {"create", "get", "list", "delete"},
-    ("networking.k8s.io", "networkpolicies"): {"create", "get", "list", "delete"},
+    ("", "pods"): {"create", "get", "list", "delete"},
+    ("", "services"): {"create", "get", "delete"},
+    ("networking.k8s.io", "networkpolicies"): {"create", "get", "delete"},
 }
 GONE = object()
 PINNED = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$|^(?:[^/\s]+/)*[^/:\s]+:(?!latest$)[\w][\w.-]{0,127}$")
