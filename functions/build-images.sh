@@ -37,7 +37,6 @@ NAME=files-ops; if wanted "$@"; then build files-ops '' http 0; fi
 NAME=cron; if wanted "$@"; then build cron k8s cloudevent 1; fi
 NAME=workspace-sync; if wanted "$@"; then
   docker build -f functions/Dockerfile --target sync --build-arg EXTRAS=sync \
-    --build-arg FDB_CLIENTS_DEB_URL="${FDB_CLIENTS_DEB_URL:?}" --build-arg FDB_CLIENTS_SHA256="${FDB_CLIENTS_SHA256:?}" \
     -t "$REPOSITORY/workspace-sync:$TAG" .
 fi
 NAME=theia; if wanted "$@"; then
