@@ -105,3 +105,24 @@ def test_the_workspace_images_are_the_ones_the_build_script_builds() -> None:
     assert "USER 1000:1000" in dockerfile and "theia build --mode production" in dockerfile
     module = (ROOT / "images/theia/healthz/lib/node/healthz-backend-module.js").read_text()
     assert "app.get('/healthz'" in module  # the readiness path the pod builder probes
+
+
+def test_backups_outlive_the_cron_pod_and_its_image_has_the_tools_its_jobs_call() -> None:
+    """Item 6: the backup directory is a PersistentVolumeClaim mount (not the pod's emptyDir /tmp),
+    the claim exists in infra/base, and the cron image carries the fdbbackup its jobs run."""
+    svc = knative.service(registry.function("cron"))
+    pod = svc["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    backup_dir = {e["name"]: e["value"] for e in c["env"]}["CODITECT_BACKUP_DIR"]
+    [mount] = [m for m in c["volumeMounts"] if backup_dir.startswith(m["mountPath"])]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    pvcs = [
+        d
+        for d in yaml.safe_load_all((ROOT / "infra/base/backups.yaml").read_text())
+        if d and d["kind"] == "PersistentVolumeClaim"
+    ]
+    assert [p["metadata"]["name"] for p in pvcs] == [claim] and not mount.get("readOnly")
+    assert "cron" in image.FDB_TOOLS and "build cron k8s cloudevent 1" in files()["functions/build-images.sh"]
+    tool = Settings.model_fields["fdbbackup_command"].default
+    assert f"/fdb/usr/bin/{tool}" in image.DOCKERFILE
