@@ -178,7 +178,7 @@ def build_script(functions: list[FunctionSpec]) -> str:
     lines += [
         f'NAME={SYNC_IMAGE}; if wanted "$@"; then',
         # the sync target needs no FoundationDB client (BuildKit skips the fdb stage)
-        f'  docker build -f functions/Dockerfile --target sync --build-arg EXTRAS={SYNC_EXTRAS} \\',
+        f"  docker build -f functions/Dockerfile --target sync --build-arg EXTRAS={SYNC_EXTRAS} \\",
         f'    -t "$REPOSITORY/{SYNC_IMAGE}:$TAG" .',
         "fi",
         'NAME=theia; if wanted "$@"; then',
