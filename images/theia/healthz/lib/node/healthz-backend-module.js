@@ -14,6 +14,8 @@ const healthz = {
     }
 };
 
-module.exports = new ContainerModule(bind => {
+// Theia's generated backend loads `require(<module>).default`, as compiled TypeScript exports it.
+Object.defineProperty(exports, '__esModule', { value: true });
+exports.default = new ContainerModule(bind => {
     bind(BackendApplicationContribution).toConstantValue(healthz);
 });
