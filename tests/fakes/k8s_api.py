@@ -16,7 +16,9 @@ ownerReferences name it at once (the real garbage collector does so eventually).
 
 Scripting: `script_pod(name, (n, status), …)` makes GET number n+1 onward of that pod return
 `status` (the last matching step wins); `fail_next(method, resource, code, reason, message)`
-injects an error (e.g. 403 "exceeded quota", 500) for the next matching request.
+injects an error (e.g. 403 "exceeded quota", 500) for the next matching request;
+`linger(name, reads)` keeps that pod after its DELETE, terminating (deletionTimestamp set), for
+`reads` more GETs (a real pod lives through its grace period).
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class FakeKubernetesAPI:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (resource, ns, name) -> object
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for assertions
         self._scripts: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._linger: dict[str, int] = {}
         self._gets: Counter[str] = Counter()
         self._failures: list[_Failure] = []
         self._version = 0
@@ -180,6 +183,10 @@ class FakeKubernetesAPI:
     def script_pod(self, name: str, *steps: tuple[int, dict[str, Any]]) -> None:
         with self.lock:
             self._scripts[name] = sorted(steps, key=lambda s: s[0])
+
+    def linger(self, name: str, reads: int) -> None:
+        with self.lock:
+            self._linger[name] = reads
 
     def fail_next(self, method: str, resource: str, code: int, reason: str, message: str) -> None:
         with self.lock:
@@ -273,11 +280,21 @@ class FakeKubernetesAPI:
         if obj is None or name is None:
             return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, resource)
         if method == "GET":
+            if resource == "pods" and obj["metadata"].get("deletionTimestamp") and name in self._linger:
+                self._linger[name] -= 1
+                if self._linger[name] < 0:
+                    del self.objects[(resource, ns, name)], self._linger[name]
+                    return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, resource)
+                return 200, obj
             if resource == "pods":
                 self._gets[name] += 1
                 for after, status in self._scripts.get(name, []):
                     if self._gets[name] > after:
                         obj["status"] = json.loads(json.dumps(status))
+            return 200, obj
+        if method == "DELETE" and resource == "pods" and self._linger.get(name, 0) > 0:
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = _TS
             return 200, obj
         if method == "DELETE":
             return 200, self._delete(resource, ns, name, obj)

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coditect.deploy")
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser(
-        "render", help="write knative/, infra/base/routes/ and functions/Dockerfile from the registry"
+        "render",
+        help="write knative/, infra/ (relay, eventing, routes) and the image recipe from the registry",
     )
     render.add_argument("--check", action="store_true", help="write nothing; exit 1 listing drifted files")
     render.add_argument("--root", type=Path, default=None, help="repository root (default: found from here)")

@@ -9,12 +9,19 @@ from pathlib import Path
 import yaml
 
 from coditect import registry
-from coditect.deploy import image, knative, routes
+from coditect.deploy import eventing, image, knative, relay, routes
 from coditect.devstack import frontdoor
 from coditect.registry.spec import FunctionSpec
 
 REGENERATE = "python -m coditect.deploy render"  # from the repository root, in the project venv
-GENERATED_DIRS = ("knative", "infra/base/routes")  # owned entirely by the renderer (stale files removed)
+# Owned entirely by the renderer (stale files removed).
+GENERATED_DIRS = (
+    "knative",
+    "infra/base/relay",
+    "infra/base/eventing",
+    "infra/routes/istio",
+    "infra/routes/gateway-api",
+)
 
 
 def _yaml(doc: object, header: str = "") -> str:
@@ -22,20 +29,79 @@ def _yaml(doc: object, header: str = "") -> str:
     return f"# {knative.GENERATED}\n{header}{text}"
 
 
+def _yaml_all(docs: list[dict[str, object]], header: str = "") -> str:
+    text = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=110)
+    return f"# {knative.GENERATED}\n{header}{text}"
+
+
+def _why(doc: str | None) -> str:
+    return "".join(f"# {line}\n".replace("# \n", "#\n") for line in (doc or "").strip().splitlines())
+
+
+def _kustomization(resources: list[str]) -> str:
+    return _yaml(routes.kustomization(resources))
+
+
+def gateway() -> dict[str, object]:
+    """The Gateway the HTTPRoutes attach to (HTTPS; the certificate Secret is made by hand)."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {
+            "name": routes.PARENT_GATEWAY["name"],
+            "namespace": knative.NAMESPACE,
+            "labels": routes.LABELS,
+        },
+        "spec": {
+            "gatewayClassName": "istio",
+            "listeners": [
+                {
+                    "name": "https",
+                    "protocol": "HTTPS",
+                    "port": 443,
+                    "hostname": routes.HOST,
+                    "tls": {
+                        "mode": "Terminate",
+                        "certificateRefs": [{"group": "", "kind": "Secret", "name": "coditect-public-tls"}],
+                    },
+                    "allowedRoutes": {"namespaces": {"from": "Same"}},
+                }
+            ],
+        },
+    }
+
+
 def files(functions: tuple[FunctionSpec, ...] | None = None) -> dict[str, str]:
     """Repository path → text of every generated file."""
     specs = list(registry.FUNCTIONS if functions is None else functions)
     out: dict[str, str] = {}
     for spec in specs:
-        out[f"knative/{spec.name}.yaml"] = _yaml(knative.service(spec))
-    routes_doc = routes.__doc__ or ""
-    why = "".join(f"# {line}\n".replace("# \n", "#\n") for line in routes_doc.strip().splitlines())
-    out["infra/base/routes/virtual-service.yaml"] = _yaml(routes.virtual_service(specs), why)
-    out["infra/base/routes/kustomization.yaml"] = _yaml(routes.kustomization())
+        if spec.kind == "asgi":
+            out[f"infra/base/relay/{spec.name}.yaml"] = _yaml_all(relay.manifests(spec), _why(relay.__doc__))
+        else:
+            out[f"knative/{spec.name}.yaml"] = _yaml(knative.service(spec))
+    out["infra/base/relay/kustomization.yaml"] = _kustomization(
+        [f"{spec.name}.yaml" for spec in routes.relays(specs)]
+    )
+    why_events = _why(eventing.__doc__)
+    out["infra/base/eventing/broker.yaml"] = _yaml(eventing.broker(), why_events)
+    out["infra/base/eventing/triggers.yaml"] = _yaml_all(eventing.triggers(specs))
+    out["infra/base/eventing/ping-sources.yaml"] = _yaml_all(eventing.ping_sources(specs))
+    out["infra/base/eventing/kustomization.yaml"] = _yaml(eventing.kustomization())
+    why_routes = _why(routes.__doc__)
+    out["infra/routes/istio/virtual-service.yaml"] = _yaml(routes.virtual_service(specs), why_routes)
+    out["infra/routes/istio/kustomization.yaml"] = _kustomization(["virtual-service.yaml"])
+    out["infra/routes/gateway-api/gateway.yaml"] = _yaml(gateway())
+    out["infra/routes/gateway-api/http-routes.yaml"] = _yaml_all(routes.http_routes(specs), why_routes)
+    out["infra/routes/gateway-api/reference-grant.yaml"] = _yaml(routes.reference_grant())
+    out["infra/routes/gateway-api/kustomization.yaml"] = _kustomization(
+        ["gateway.yaml", "http-routes.yaml", "reference-grant.yaml"]
+    )
     out["functions/Dockerfile"] = image.DOCKERFILE
     out["functions/build-images.sh"] = image.build_script(specs)
     # The local front door's Caddy config on example ports (the real one is rendered at start).
     out["docs/frontdoor.example.json"] = json.dumps(frontdoor.example(specs), indent=1) + "\n"
+    out[".dockerignore"] = image.DOCKERIGNORE
     return out
 
 

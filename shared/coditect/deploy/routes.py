@@ -1,16 +1,7 @@
-"""Ingress routes, path → function: one Istio VirtualService (net-istio), rendered from the registry.
-
-Why Istio VirtualService rather than a Gateway API HTTPRoute: the route table needs regular
-expressions (ids and file paths sit in the middle of paths: /api/v5/sessions/{id}/files/{path} is
-the files function, /api/v5/sessions/{id} the sessions function), and a VirtualService evaluates
-its `http` rules in order with RE2 full-match regexes, so precedence is defined. In the Gateway
-API, RegularExpression path matching is "implementation-specific" support and precedence between
-two regex matches is unspecified. It is also the pattern Knative documents for routing paths of
-one host to several Knative Services ("Routing across Knative Services" with net-istio).
-
-Knative routes by Host header, not by path: every rule rewrites `authority` to the Service's
-cluster-local host `<function>.coditect.svc.cluster.local` and sends it to Knative's local
-gateway, which picks the revision. The Services themselves are cluster-local (see knative.py).
+"""Ingress routes, path → function, rendered from the registry for two ingresses (a render option
+per overlay): an Istio VirtualService (`infra/routes/istio/`) and Gateway API HTTPRoutes
+(`infra/routes/gateway-api/`, implemented by Istio, Contour, Envoy Gateway, and Kourier through
+net-gateway-api's gateways).
 
 Matching: each werkzeug rule becomes an anchored regex (`<uuid:id>` → the UUID pattern,
 `<path:p>` → `[^/].*`, others → `[^/]+`; an optional trailing slash, as the functions' own maps
@@ -18,7 +9,25 @@ use strict_slashes=False). A path served by one function is matched on the path 
 wrong method still reaches it and answers 405 with `Allow`. Where several functions share a path,
 each gets method matches, listed first, and the path alone then falls back to the first of them
 (its 405 lists only its own methods). Anything else under /api/v5/ goes to the health function,
-whose router answers the contract's 404 envelope.
+whose router answers the contract's 404 envelope. `/workspaces` and everything under it (HTTP and
+WebSocket) goes to the ASGI function (the relay), a Deployment behind a plain Service (see
+coditect.deploy.relay), not through Knative. Nothing else is routed: the functions' own
+`/healthz` and `/metrics` are unreachable from outside.
+
+Knative routes by Host header, not by path: every function rule rewrites the authority to the
+Service's cluster-local host `<function>.coditect.svc.cluster.local` and sends it to Knative's
+local gateway, which picks the revision. The Services themselves are cluster-local.
+
+Precedence. A VirtualService evaluates its `http` rules in order with RE2 full-match regexes, so
+precedence is defined. In the Gateway API, RegularExpression matching is "implementation-specific"
+and so is precedence between two regex matches; the rendered regexes are therefore pairwise
+disjoint except where one path is shared by several functions (those rules carry a method match,
+which the Gateway API ranks above a path-only match), and the `/api/v5/` fallback is a PathPrefix
+(ranked below regex matches by Istio and Envoy Gateway; check yours). A test checks disjointness.
+An HTTPRoute holds at most 16 rules, so each function gets its own HTTPRoute.
+
+The public host is the placeholder `HOST`; each overlay sets CODITECT_PUBLIC_BASE_URL and copies
+its host into the routes (kustomize `replacements`), so the host is one setting per overlay.
 """
 
 from __future__ import annotations
@@ -28,17 +37,27 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from coditect.deploy.knative import NAMESPACE
+from coditect.deploy import relay
+from coditect.deploy.knative import NAMESPACE, REQUEST_TIMEOUT
 from coditect.registry.spec import FunctionSpec
 
 GATEWAY = "knative-serving/knative-ingress-gateway"
 LOCAL_GATEWAY = "knative-local-gateway.istio-system.svc.cluster.local"
-# The public host; overlays patch /spec/hosts with the real name.
-HOST = "api.coditect.example"
+# Gateway API: the Gateway the routes attach to, and Knative's local gateway Service that the
+# function routes forward to (namespace/name depend on the implementation; istio-system for
+# net-istio, kourier-system/kourier-internal for Kourier). A ReferenceGrant there must allow
+# HTTPRoutes of namespace coditect to reference it (rendered beside the routes).
+PARENT_GATEWAY = {"namespace": "coditect", "name": "coditect-public"}
+LOCAL_GATEWAY_SERVICE = {"namespace": "istio-system", "name": "knative-local-gateway", "port": 80}
+HOST = "api.coditect.example"  # placeholder; overlays replace it (see module docstring)
 FALLBACK_FUNCTION = "health"
+API_PREFIX = "/api/v5/"
+RELAY_PREFIX = "/workspaces"  # the relay's (coditect.relay.app.PREFIX): every method, HTTP and WebSocket
+RELAY_TIMEOUT = "0s"  # the relay's own limits apply (12 h workspace lifetime); 0s: no route timeout
 UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_]\w*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_]\w*)>")
 _CONVERTERS = {"uuid": UUID, "path": "[^/].*", "int": "[0-9]+", "float": "[0-9]+\\.[0-9]+"}
+LABELS = {"app.kubernetes.io/part-of": "coditect"}
 
 
 def path_regex(rule: str) -> str:
@@ -54,15 +73,6 @@ def path_regex(rule: str) -> str:
 
 def host(function: str) -> str:
     return f"{function}.{NAMESPACE}.svc.cluster.local"
-
-
-def _rule(name: str, function: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "match": matches,
-        "rewrite": {"authority": host(function)},
-        "route": [{"destination": {"host": LOCAL_GATEWAY, "port": {"number": 80}}}],
-    }
 
 
 @dataclass(frozen=True)
@@ -97,8 +107,8 @@ def _specificity(rule: str) -> tuple[bool, int, str]:
 
 def route_table(functions: list[FunctionSpec]) -> list[PathRoute]:
     """THE route table, one entry per distinct path regex, most specific first: the production
-    ingress (`virtual_service`) and the local front door (`coditect.devstack.frontdoor`) are
-    both rendered from it."""
+    ingresses (`virtual_service`, `http_routes`) and the local front door
+    (`coditect.devstack.frontdoor`) are all rendered from it."""
     owners: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     rules: dict[str, str] = {}
     for spec in functions:
@@ -106,43 +116,139 @@ def route_table(functions: list[FunctionSpec]) -> list[PathRoute]:
             regex = path_regex(route.path)
             owners[regex][spec.name].add(route.method)
             rules.setdefault(regex, route.path)
-    table = [
+    entries = [
         PathRoute(rules[regex], regex, {name: frozenset(methods) for name, methods in by_name.items()})
         for regex, by_name in owners.items()
     ]
-    return sorted(table, key=lambda entry: _specificity(entry.rule))
+    return sorted(entries, key=lambda entry: _specificity(entry.rule))
+
+
+def table(functions: list[FunctionSpec]) -> list[tuple[str, str, str | None]]:
+    """The route table as ingress rules, (function, path regex, method or None) in match order:
+    method rules where several functions share a path, then one path rule per path."""
+    method_rules: list[tuple[str, str, str | None]] = []
+    path_rules: list[tuple[str, str, str | None]] = []
+    for entry in route_table(functions):
+        names = sorted(entry.owners)
+        if len(names) > 1:
+            method_rules += [(name, entry.regex, m) for name in names for m in sorted(entry.owners[name])]
+        path_rules.append((names[0], entry.regex, None))
+    return sorted(method_rules) + sorted(path_rules, key=lambda r: (r[0], r[1]))
+
+
+def relays(functions: list[FunctionSpec]) -> list[FunctionSpec]:
+    return [spec for spec in functions if spec.kind == "asgi"]
+
+
+def has_fallback(functions: list[FunctionSpec]) -> bool:
+    return any(spec.name == FALLBACK_FUNCTION for spec in functions)
+
+
+# -- Istio -------------------------------------------------------------------------------------
+def _istio_rule(name: str, function: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "match": matches,
+        "rewrite": {"authority": host(function)},
+        "route": [{"destination": {"host": LOCAL_GATEWAY, "port": {"number": 80}}}],
+        "timeout": f"{REQUEST_TIMEOUT}s",
+    }
 
 
 def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
-    method_rules: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    path_rules: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in sorted(route_table(functions), key=lambda e: e.regex):
-        regex, owners = entry.regex, entry.owners
-        names = sorted(owners)
-        if len(names) > 1:
-            for name in names:
-                for method in sorted(owners[name]):
-                    method_rules[name].append({"uri": {"regex": regex}, "method": {"exact": method}})
-        path_rules[names[0]].append({"uri": {"regex": regex}})
-    http = [_rule(f"{name}-by-method", name, method_rules[name]) for name in sorted(method_rules)]
-    http += [_rule(name, name, path_rules[name]) for name in sorted(path_rules)]
-    if any(spec.name == FALLBACK_FUNCTION for spec in functions):
-        http.append(_rule("unknown-api-path", FALLBACK_FUNCTION, [{"uri": {"prefix": "/api/v5/"}}]))
+    grouped: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for name, regex, method in table(functions):
+        match: dict[str, Any] = {"uri": {"regex": regex}}
+        if method:
+            match["method"] = {"exact": method}
+        grouped[(name, method is not None)].append(match)
+    http = [_istio_rule(f"{n}-by-method", n, m) for (n, by), m in sorted(grouped.items()) if by]
+    http += [_istio_rule(n, n, m) for (n, by), m in sorted(grouped.items()) if not by]
+    for spec in relays(functions):
+        http.append(
+            {
+                "name": spec.name,
+                "match": [{"uri": {"exact": RELAY_PREFIX}}, {"uri": {"prefix": RELAY_PREFIX + "/"}}],
+                "route": [
+                    {"destination": {"host": relay.host(spec), "port": {"number": relay.SERVICE_PORT}}}
+                ],
+                "timeout": RELAY_TIMEOUT,
+            }
+        )
+    if has_fallback(functions):
+        http.append(_istio_rule("unknown-api-path", FALLBACK_FUNCTION, [{"uri": {"prefix": API_PREFIX}}]))
     return {
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "VirtualService",
-        "metadata": {
-            "name": "coditect-api",
-            "namespace": NAMESPACE,
-            "labels": {"app.kubernetes.io/part-of": "coditect"},
-        },
+        "metadata": {"name": "coditect-api", "namespace": NAMESPACE, "labels": LABELS},
         "spec": {"hosts": [HOST], "gateways": [GATEWAY], "http": http},
     }
 
 
-def kustomization() -> dict[str, Any]:
+# -- Gateway API -------------------------------------------------------------------------------
+def _http_route(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": ["virtual-service.yaml"],
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": LABELS},
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", **PARENT_GATEWAY}],
+            "hostnames": [HOST],
+            "rules": rules,
+        },
     }
+
+
+def _to_knative(function: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "matches": matches,
+        "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": host(function)}}],
+        "backendRefs": [{"group": "", "kind": "Service", **LOCAL_GATEWAY_SERVICE}],
+        "timeouts": {"request": f"{REQUEST_TIMEOUT}s"},
+    }
+
+
+def http_routes(functions: list[FunctionSpec]) -> list[dict[str, Any]]:
+    per_function: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for name, regex, method in table(functions):
+        match: dict[str, Any] = {"path": {"type": "RegularExpression", "value": regex}}
+        if method:
+            match["method"] = method
+        per_function[name].append(match)
+    if has_fallback(functions):
+        per_function[FALLBACK_FUNCTION].append({"path": {"type": "PathPrefix", "value": API_PREFIX}})
+    out = []
+    for name in sorted(per_function):
+        matches = per_function[name]
+        # at most 64 matches per rule (the CRD's limit); one rule per chunk
+        rules = [_to_knative(name, matches[i : i + 64]) for i in range(0, len(matches), 64)]
+        out.append(_http_route(f"coditect-{name}", rules))
+    for spec in relays(functions):
+        rule = {
+            "matches": [{"path": {"type": "PathPrefix", "value": RELAY_PREFIX}}],
+            "backendRefs": [{"group": "", "kind": "Service", "name": spec.name, "port": relay.SERVICE_PORT}],
+            "timeouts": {"request": RELAY_TIMEOUT},
+        }
+        out.append(_http_route(f"coditect-{spec.name}", [rule]))
+    return out
+
+
+def reference_grant() -> dict[str, Any]:
+    """Lets the HTTPRoutes of `coditect` forward to Knative's local gateway Service."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": {
+            "name": "coditect-routes-to-knative",
+            "namespace": LOCAL_GATEWAY_SERVICE["namespace"],
+            "labels": LABELS,
+        },
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": NAMESPACE}],
+            "to": [{"group": "", "kind": "Service", "name": LOCAL_GATEWAY_SERVICE["name"]}],
+        },
+    }
+
+
+def kustomization(resources: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}

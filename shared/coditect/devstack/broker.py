@@ -4,7 +4,7 @@ Functions publish to it at `K_SINK` in binary or structured mode (HTTP POST, any
 answers 202 at once and delivers the event, in binary mode, to every function whose
 `FunctionSpec.events` lists the event's type (for PingSource events, type
 `dev.knative.sources.ping`, the `coditecttype` extension names the logical type, as the
-`cron-ping` Trigger in infra/base/eventing.yaml matches it).
+`cron-dev-knative-sources-ping` Trigger in infra/base/eventing/triggers.yaml matches it).
 
 Delivery retries what Knative retries (connection failures, timeouts, 5xx, 404, 408, 409, 429)
 with exponential backoff; what is still undelivered after the last attempt, or refused with

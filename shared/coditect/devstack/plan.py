@@ -135,8 +135,9 @@ class Planned:
     def argv(self) -> list[str]:
         port = str(self.port)
         if self.spec.kind == "asgi":
+            # as in the container: uvicorn with the relay's settings and drain (coditect.relay.server)
             app = f"{self.source.stem}:{self.spec.target}"
-            return [sys.executable, "-m", "uvicorn", app, "--app-dir", str(self.source.parent),
+            return [sys.executable, "-m", "coditect.relay", "--app", app, "--app-dir", str(self.source.parent),
                     "--host", LOOPBACK, "--port", port]  # fmt: skip
         return [sys.executable, "-m", "functions_framework", "--target", self.spec.target,
                 "--source", str(self.source), "--signature-type", self.spec.kind,

@@ -121,6 +121,7 @@ def export_range(
     """Copy [begin, end) into `writer` in bounded snapshot transactions; False if out of time."""
 
     def batch(tr: Transaction, start: bytes) -> list[tuple[bytes, bytes]]:
+        tr.set_batch_priority()  # bulk work: yields to user traffic on FoundationDB
         rows, size = [], 0
         for kv in tr.snapshot.get_range(start, end, limit=EXPORT_BATCH):
             rows.append((kv.key, kv.value))

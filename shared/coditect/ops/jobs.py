@@ -2,8 +2,9 @@
 
 Light on purpose (no area is imported here): the local scheduler reads `SCHEDULES` from it
 (`coditect.devstack.scheduler`), production runs the same table as Knative PingSources
-(infra/base/ping-sources.yaml; a unit test keeps the two in step), and the cron function and the
-CLI (`python -m coditect.ops run <job>`) resolve a runner only when they run it:
+(infra/base/eventing/ping-sources.yaml, rendered from this table by coditect.deploy.eventing),
+and the cron function and the CLI (`python -m coditect.ops run <job>`) resolve a runner only when
+they run it:
 
     from coditect.ops.runner import run_job
     result = run_job("gc", db)            # one bounded, recorded, logged run

@@ -157,7 +157,8 @@ def run(ctx: JobContext) -> Result:
     if known.get("verified_at"):
         BACKUP_AGE.labels(state="verified").set(max(0.0, time.time() - info.created))
         return Result("ok", detail=f"newest backup {info.id} already verified at {known['verified_at']}")
-    report = verify_backup(info)
+    # scratch space on the backup volume: /tmp is a small emptyDir in the cron pod
+    report = verify_backup(info, scratch_root=root)
     record_report(ctx.db, report, ctx.now)
     counts: dict[str, float] = {"keys": report.key_count, **{k: float(v) for k, v in report.checked.items()}}
     if not report.ok:

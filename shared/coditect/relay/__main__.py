@@ -1,46 +1,48 @@
-"""`python -m coditect.relay [--host H] [--port P]`: the relay under uvicorn, tuned.
+"""`python -m coditect.relay [--app module:attr --app-dir DIR] [--host H] [--port P]`.
 
-The server-side WebSocket settings that only uvicorn can apply are set here from the relay's
-settings (the Knative Service and the local stack pass the same values as UVICORN_* variables,
-see coditect.registry.relay): frames above the message limit are refused while being read,
-permessage-deflate is off (CPU over bandwidth; no compression of frames carrying secrets), and
-the client side is pinged like the workspace side.
+Runs the relay (or the ASGI target `--app` of a function's source directory, as the container
+and the local stack do for every function of kind "asgi") under coditect.relay.server: uvicorn
+with the settings from `Settings`, draining on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
+from typing import Any
 
 from coditect.config import get_settings
 
 
+def load(target: str, app_dir: str | None) -> Any:
+    """The ASGI callable named "module:attr", imported with `app_dir` first on sys.path."""
+    module, _, attr = target.partition(":")
+    if app_dir:
+        sys.path.insert(0, app_dir)
+    return getattr(importlib.import_module(module), attr or "app")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Coditect relay")
+    parser.add_argument("--app", default=None, help="ASGI target module:attr (default: the relay)")
+    parser.add_argument("--app-dir", default=None, help="directory to import --app from")
     parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all interfaces
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
-    import uvicorn
 
     from coditect.relay import logs
-    from coditect.relay.app import create_app
+    from coditect.relay.server import serve
 
     settings = get_settings()
     logs.configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=settings.relay_max_message_size,
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.relay_ping_interval,
-        ws_ping_timeout=settings.relay_ping_interval,
-        proxy_headers=False,  # X-Forwarded-For is interpreted by the relay (trusted_proxy_hops)
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    if args.app:
+        app = load(args.app, args.app_dir)
+    else:
+        from coditect.relay.app import create_app
+
+        app = create_app(settings)
+    serve(app, args.host, args.port, settings)
 
 
 if __name__ == "__main__":

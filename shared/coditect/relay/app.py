@@ -3,6 +3,11 @@
 `/workspaces/…` goes to the proxies (raw ASGI: the per-message path stays free of framework
 layers); everything else is a small Starlette app: `GET /healthz`, `GET /metrics`, 404 otherwise.
 The Starlette lifespan starts the revocation watcher and closes the pools.
+
+Draining (a rollout, a scale-down, a node drain): `drain()` makes `/healthz` answer 503 so the
+readiness probe takes the pod out of its Service, and `close_all()` ends every relayed socket with
+1012 "service restart", which tells clients to reconnect (they land on another pod).
+coditect.relay.server calls both on SIGTERM, `relay_drain_seconds` apart.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from coditect.relay.state import RelayConfig, RelayState
 from coditect.relay.wsproxy import proxy_websocket
 
 PREFIX = "/workspaces"
+SERVICE_RESTART = 1012  # RFC 6455 registry: "Service Restart", the client should reconnect
 
 
 class RelayApp:
@@ -35,6 +41,7 @@ class RelayApp:
         self.state = state
         self.watcher = Watcher(state)
         self._task: asyncio.Task[None] | None = None
+        self.draining = False
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,7 +55,9 @@ class RelayApp:
                 await state.aclose()
 
         async def healthz(request: Request) -> Response:
-            return JSONResponse({"status": "ok", "connections": len(state.connections)})
+            status = "draining" if self.draining else "ok"
+            body = {"status": status, "connections": len(state.connections)}
+            return JSONResponse(body, status_code=503 if self.draining else 200)
 
         async def metrics_endpoint(request: Request) -> Response:
             body, content_type = metrics.exposition()
@@ -56,6 +65,18 @@ class RelayApp:
 
         routes = [Route("/healthz", healthz), Route("/metrics", metrics_endpoint)]
         self.other = Starlette(routes=routes, lifespan=lifespan)
+
+    def drain(self) -> None:
+        """Stop being ready (the readiness probe fails from now on); live sockets stay open."""
+        self.draining = True
+
+    def close_all(self, code: int = SERVICE_RESTART, reason: str = "service restart") -> int:
+        """Ask every live relayed socket to close with `code`; how many were asked."""
+        live = self.state.connections.snapshot()
+        for conn in live:
+            metrics.CLOSED.labels(cause="drain").inc()
+            conn.close(code, reason)
+        return len(live)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]

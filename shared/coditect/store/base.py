@@ -326,6 +326,10 @@ class Transaction(ABC):
         self._grow(len(key) + len(value))
         self._stamped.append(("value", key, value, len(self._cleared)))
 
+    def set_batch_priority(self) -> None:  # noqa: B027 — optional: a no-op for embedded backends
+        """Run this transaction at batch priority: bulk work (purge, GC, export) that must yield
+        to user traffic under load. FoundationDB's `priority_batch`; a no-op on one machine."""
+
     # -- commit ----------------------------------------------------------------------------
     @property
     def has_writes(self) -> bool:

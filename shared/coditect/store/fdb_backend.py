@@ -12,12 +12,24 @@ backs off and resets the transaction for a retryable code and re-raises otherwis
 limit and timeout are database options, so they survive `on_error` (API ≥ 610).
 
 libfdb_c is loaded only when this backend is selected (`fdb.api_version` imports `fdb.impl`,
-which loads the shared library); `fdb.tuple` needs no C library and is used everywhere.
+which loads the shared library); `fdb.tuple` needs no C library and is used everywhere. A missing
+library (`FDBClientMissing`) and a library too old for API 730 (`FDBApiVersionMismatch`) are told
+apart, each with what to install.
+
+Production details: a range read with no limit streams with `want_all` (it reads everything, so
+the biggest batches), one with a limit with `exact`; `watch` retries retryable errors like a
+transaction; `set_batch_priority` lets bulk work (purge, GC, export) yield to user traffic; a
+read-only cluster file (a ConfigMap mount) is copied to a writable file first, because the client
+rewrites it when the coordinators change.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -44,6 +56,27 @@ _fdb_errors: tuple[type[BaseException], ...] = ()
 
 class FDBClientMissing(RuntimeError):
     """libfdb_c could not be loaded; the message says what to install."""
+
+
+class FDBApiVersionMismatch(RuntimeError):
+    """libfdb_c is there but does not support API 730 (or another API version is loaded)."""
+
+
+def writable_cluster_file(path: str, scratch: str | None = None) -> str:
+    """`path` if the client can rewrite it in place, else a private writable copy of it.
+
+    The FoundationDB client rewrites its cluster file when the coordinators change; a read-only
+    mount (a ConfigMap) makes it log errors and keep the stale file. The copy lives in `scratch`
+    (default: the temporary directory, an emptyDir in the pods) and is refreshed at every start.
+    """
+    if os.access(path, os.W_OK) and os.access(os.path.dirname(path) or ".", os.W_OK):
+        return path
+    directory = scratch or tempfile.gettempdir()
+    os.makedirs(directory, exist_ok=True)
+    copy = os.path.join(directory, "fdb.cluster")
+    shutil.copyfile(path, copy)
+    os.chmod(copy, 0o600)
+    return copy
 
 
 def cluster_file_from_url(url: str) -> str | None:
@@ -85,6 +118,11 @@ def load_fdb() -> Any:
 
     try:
         fdb.api_version(API_VERSION)
+    except RuntimeError as exc:  # the library loaded, but the versions do not fit
+        raise FDBApiVersionMismatch(
+            f"FoundationDB API {API_VERSION} unavailable: {exc} (install the {CLIENT_PACKAGE} package "
+            "matching the foundationdb bindings)"
+        ) from exc
     except Exception as exc:  # the bindings raise a bare Exception/OSError when the library is absent
         raise FDBClientMissing(MISSING_CLIENT) from exc
     _fdb_errors = (fdb.FDBError,)
@@ -96,6 +134,7 @@ class FDBTransaction(Transaction):
 
     def __init__(self, db: FDBDatabase, tr: Any) -> None:
         super().__init__(db)
+        self._modes = (db.streaming_want_all, db.streaming_exact)
         self._tr = tr
         self._wrote = False
         self._stamp_future: Any = None
@@ -127,8 +166,15 @@ class FDBTransaction(Transaction):
         if begin >= end:
             return []
         source = self._tr.snapshot if snapshot else self._tr
+        # No limit: everything is read, so the largest batches (want_all); a limit: exactly it.
+        mode = self._modes[1] if limit else self._modes[0]
         with translating():
-            return [KeyValue(kv.key, kv.value) for kv in source.get_range(begin, end, limit, reverse)]
+            rows = source.get_range(begin, end, limit, reverse, streaming_mode=mode)
+            return [KeyValue(kv.key, kv.value) for kv in rows]
+
+    def set_batch_priority(self) -> None:
+        with translating():
+            self._tr.options.set_priority_batch()
 
     def add_read_conflict_key(self, key: bytes) -> None:
         _check_key(key)
@@ -212,11 +258,18 @@ class FDBTransaction(Transaction):
 class FDBDatabase(Database):
     """A FoundationDB cluster through the official bindings."""
 
-    def __init__(self, cluster_file: str | None = None) -> None:
+    streaming_want_all: Any = None
+    streaming_exact: Any = None
+
+    def __init__(self, cluster_file: str | None = None, scratch: str | None = None) -> None:
         super().__init__()
         fdb = load_fdb()
-        self.cluster_file = cluster_file
+        self.streaming_want_all = fdb.StreamingMode.want_all
+        self.streaming_exact = fdb.StreamingMode.exact
         self.url = f"fdb://{cluster_file or ''}"
+        if cluster_file is not None:
+            cluster_file = writable_cluster_file(cluster_file, scratch)
+        self.cluster_file = cluster_file
         with translating():
             self._db = fdb.open(cluster_file)
             self._db.options.set_transaction_retry_limit(self.retry_limit)
@@ -238,21 +291,39 @@ class FDBDatabase(Database):
                 tr.on_error(exc)
 
     def watch(self, key: bytes, timeout: float, *, last_seen: bytes | object | None = _UNSET) -> bool:
+        """True when the key changed (or may have) within `timeout`; retryable errors of the read,
+        the commit or the watch itself are retried with FoundationDB's back-off until then. A retry
+        compares against the value the first attempt read, so a change in between is not missed."""
         _check_key(key)
+        deadline = time.monotonic() + timeout
+        seen: list[bytes | object | None] = [last_seen]
         tr = self._db.create_transaction()
-        with translating():
-            # The watch must outlive the database's default transaction timeout.
-            tr.options.set_timeout(int((timeout + 5) * 1000))
-            value = tr.get(key)
-            current = bytes(value) if value.present() else None
-            if last_seen is not _UNSET and current != last_seen:
-                return True
-            future = tr.watch(key)
-            tr.commit().wait()
-            fired = threading.Event()
-            future.on_ready(lambda _f: fired.set())
-            if not fired.wait(timeout):
-                future.cancel()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            future.wait()  # raises the watch's error, if it failed rather than fired
+            try:
+                with translating():
+                    return self._watch_once(tr, key, remaining, seen)
+            except StoreError as exc:
+                with translating():
+                    tr.on_error(exc.code).wait()  # backs off and resets; raises a non-retryable error
+
+    @staticmethod
+    def _watch_once(tr: Any, key: bytes, remaining: float, seen: list[bytes | object | None]) -> bool:
+        # The watch must outlive the database's default transaction timeout.
+        tr.options.set_timeout(int((remaining + 5) * 1000))
+        value = tr.get(key)
+        current = bytes(value) if value.present() else None
+        if seen[0] is not _UNSET and current != seen[0]:
             return True
+        seen[0] = current
+        future = tr.watch(key)
+        tr.commit().wait()
+        fired = threading.Event()
+        future.on_ready(lambda _f: fired.set())
+        if not fired.wait(remaining):
+            future.cancel()
+            return False
+        future.wait()  # raises the watch's error, if it failed rather than fired
+        return True

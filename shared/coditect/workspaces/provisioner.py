@@ -32,6 +32,7 @@ FailureReason = Literal[
     "crashed",
     "invalid_spec",
     "sandbox_unavailable",
+    "forbidden",  # refused by admission (Pod Security, a policy webhook) or RBAC: fixing needs an operator
 ]
 FAILURE_REASONS: frozenset[str] = frozenset(get_args(FailureReason))
 

@@ -99,7 +99,9 @@ def test_ranges_conditional_get_and_preconditions(fx: Files) -> None:
     )
     # Empty or malformed tags name no version (found by schemathesis: they were a 500).
     for odd in ('W/"ra<N`DCm", "J", ""', 'W/""', '""'):
-        check_envelope(fx.put(alice, sid, "f.bin", b"x", headers={"If-Match": odd}), 412, "precondition_failed")
+        check_envelope(
+            fx.put(alice, sid, "f.bin", b"x", headers={"If-Match": odd}), 412, "precondition_failed"
+        )
     assert fx.get(alice, sid, "f.bin", headers={"If-None-Match": '"a", W/"", ""'}).status_code == 200
     assert fx.get(alice, sid, "f.bin").data == data  # nothing written
     check_envelope(fx.put(alice, sid, "f.bin", b"x", headers={"If-Match": f'"{etag}"'}), 200)

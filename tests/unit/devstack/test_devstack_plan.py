@@ -37,9 +37,10 @@ def test_http_and_cloudevent_functions_run_under_functions_framework(tmp_path: P
     assert env["CODITECT_DATA_DIR"] == str(tmp_path) and env["EXTRA"] == "1" and env["PATH"] == "/bin"
 
 
-def test_the_asgi_relay_runs_under_uvicorn(tmp_path: Path) -> None:
+def test_the_asgi_relay_runs_under_the_relay_server_as_in_the_container(tmp_path: Path) -> None:
     p = Planned(FunctionSpec("relay", kind="asgi"), tmp_path / "relay" / "main.py", 1)
-    assert p.argv()[:6] == [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(tmp_path / "relay")]
+    assert p.argv()[:7] == [sys.executable, "-m", "coditect.relay", "--app", "main:app", "--app-dir",
+                            str(tmp_path / "relay")]  # fmt: skip
 
 
 def test_only_token_signers_get_the_private_keys(tmp_path: Path) -> None:

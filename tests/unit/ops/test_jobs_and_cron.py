@@ -22,7 +22,7 @@ def test_every_job_resolves_and_runs_in_production_on_its_schedule() -> None:
     assert set(JOBS) == {"health", "backup", "verify", "reconcile", "gc"}
     for spec in JOBS.values():
         assert callable(resolve(spec.runner))
-    documents = yaml.safe_load_all((ROOT / "infra/base/ping-sources.yaml").read_text())
+    documents = yaml.safe_load_all((ROOT / "infra/base/eventing/ping-sources.yaml").read_text())
     production = {
         json.loads(d["spec"]["data"])["job"]: d["spec"]["schedule"]
         for d in documents

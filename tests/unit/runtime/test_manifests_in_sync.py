@@ -1,4 +1,5 @@
-"""The committed knative/, infra/base/routes/ and functions/Dockerfile are what the registry renders."""
+"""The committed knative/, infra/ (relay, eventing, routes), functions/Dockerfile, build script and
+.dockerignore are what the registry renders."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ def test_committed_manifests_match_the_registry() -> None:
     assert not problems, (
         "the generated deployment files differ from what coditect.registry renders.\n"
         f"Regenerate them from the repository root with:\n\n    .venv/bin/{REGENERATE}\n\n"
-        "and commit knative/, infra/base/routes/ and functions/Dockerfile + functions/build-images.sh.\n\n"
-        + "\n".join(problems)
+        "and commit knative/, infra/base/{relay,eventing}/, infra/routes/, functions/Dockerfile,\n"
+        "functions/build-images.sh and .dockerignore.\n\n" + "\n".join(problems)
     )
 
 
@@ -26,16 +27,16 @@ def test_check_reports_missing_changed_and_stale_files_and_write_repairs_them(tm
     assert check(tmp_path) == []
     (tmp_path / "knative" / "health.yaml").write_text("tampered\n")
     (tmp_path / "knative" / "gone.yaml").write_text("kind: Service\n")
-    (tmp_path / "infra/base/routes/virtual-service.yaml").unlink()
+    (tmp_path / "infra/routes/istio/virtual-service.yaml").unlink()
     problems = check(tmp_path)
     assert any(p.startswith("differs: knative/health.yaml") for p in problems)
     assert "stale (no longer rendered): knative/gone.yaml" in problems
-    assert "missing: infra/base/routes/virtual-service.yaml" in problems
+    assert "missing: infra/routes/istio/virtual-service.yaml" in problems
     changed = write(tmp_path)
     assert set(changed) == {
         "knative/gone.yaml",
         "knative/health.yaml",
-        "infra/base/routes/virtual-service.yaml",
+        "infra/routes/istio/virtual-service.yaml",
     }
     assert check(tmp_path) == [] and not (tmp_path / "knative" / "gone.yaml").exists()
     assert set(files()) == {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}

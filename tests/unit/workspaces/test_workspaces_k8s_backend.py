@@ -68,9 +68,7 @@ def test_ready_path_returns_the_service_endpoint(fake, prov, make_spec) -> None:
 @pytest.mark.parametrize(
     ("status", "reason"),
     [
-        (waiting_status("ErrImagePull", 'failed to pull "ghcr.io/x": not found'), "image_pull_failed"),
-        (waiting_status("ImagePullBackOff", "Back-off pulling image"), "image_pull_failed"),
-        (unschedulable_status(), "unschedulable"),
+        (waiting_status("InvalidImageName", "couldn't parse image"), "image_pull_failed"),
         (crash_loop_status(exit_code=137), "crashed"),
     ],
 )
@@ -83,13 +81,72 @@ def test_detectable_failures_fail_fast_and_leave_nothing(fake, prov, make_spec, 
     assert fake.objects == {}  # the failed pod and its service/policy were deleted
 
 
-def test_failure_message_carries_the_cause(fake, prov, make_spec) -> None:
+def test_unschedulable_waits_for_a_node_then_starts(fake, prov, make_spec) -> None:
+    """The cluster autoscaler adds a node: the start must still be waiting when it does."""
+    spec = make_spec()
+    fake.script_pod(
+        objects.workload_name(spec.workspace_id), (0, unschedulable_status()), (8, ready_status())
+    )
+    assert prov.start(spec).port == 3000
+
+
+def test_unschedulable_until_the_timeout_fails_with_the_schedulers_message(fake, make_spec) -> None:
+    prov = KubernetesProvisioner(NS, TEMPLATE, fake.api_client(), start_timeout=0.3, poll_interval=0.02)
     spec = make_spec()
     fake.script_pod(
         objects.workload_name(spec.workspace_id), (0, unschedulable_status("0/3 nodes: Insufficient cpu"))
     )
-    with pytest.raises(ProvisionFailed, match="Insufficient cpu"):
+    with pytest.raises(ProvisionFailed, match="Insufficient cpu") as info:
         prov.start(spec)
+    assert info.value.reason == "unschedulable" and fake.objects == {}
+
+
+def test_a_transient_pull_failure_recovers_and_repeated_back_offs_fail(fake, prov, make_spec) -> None:
+    flaky, broken = make_spec(), make_spec()
+    pull, backoff = waiting_status("ErrImagePull", "i/o timeout"), waiting_status("ImagePullBackOff")
+    fake.script_pod(objects.workload_name(flaky.workspace_id), (0, pull), (2, backoff), (4, ready_status()))
+    assert prov.start(flaky).port == 3000
+    steps = [(i, pull if i % 2 == 0 else backoff) for i in range(0, 12)]
+    fake.script_pod(objects.workload_name(broken.workspace_id), *steps)
+    with pytest.raises(ProvisionFailed) as info:
+        prov.start(broken)  # fails on back-off #3, long before the 30 s start_timeout
+    assert info.value.reason == "image_pull_failed" and "back-offs" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'pods "ws-1" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true',
+        'pods is forbidden: User "system:serviceaccount:coditect:coditect-provisioner" cannot create resource',
+    ],
+)
+def test_a_403_from_admission_or_rbac_is_permanent_with_its_reason(fake, prov, make_spec, message) -> None:
+    fake.fail_next("POST", "pods", 403, "Forbidden", message)
+    with pytest.raises(ProvisionFailed) as info:
+        prov.start(make_spec())
+    assert info.value.reason == "forbidden" and message in info.value.message
+
+
+def test_stop_returns_only_once_the_pod_is_gone(fake, prov, make_spec) -> None:
+    spec = make_spec()
+    name = objects.workload_name(spec.workspace_id)
+    fake.script_pod(name, (0, ready_status()))
+    prov.start(spec)
+    fake.linger(name, 5)  # terminating for five more reads (its grace period)
+    prov.stop(spec.workspace_id)
+    assert fake.get("pods", name, NS) is None
+    prov.start(spec)  # the next start creates a fresh pod, no 409 with a terminating one
+    assert fake.get("pods", name, NS) is not None
+
+
+def test_a_pod_that_never_goes_makes_the_stop_transient(fake, make_spec) -> None:
+    prov = KubernetesProvisioner(NS, TEMPLATE, fake.api_client(), poll_interval=0.02, stop_timeout=0.2)
+    spec = make_spec()
+    fake.script_pod(objects.workload_name(spec.workspace_id), (0, ready_status()))
+    prov.start(spec)
+    fake.linger(objects.workload_name(spec.workspace_id), 10**6)
+    with pytest.raises(TransientProvisionError, match="still terminating"):
+        prov.stop(spec.workspace_id)
 
 
 def test_never_ready_times_out(fake, make_spec) -> None:

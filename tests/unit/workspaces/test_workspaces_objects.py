@@ -204,10 +204,11 @@ def test_images_must_be_pinned(image: str, pinned: bool) -> None:
         ({"phase": "Pending"}, None),
         (ready_status(), None),
         (waiting_status("ContainerCreating"), None),
-        (waiting_status("ErrImagePull", "manifest unknown"), "image_pull_failed"),
-        (waiting_status("ImagePullBackOff"), "image_pull_failed"),
+        # retried by the kubelet / the autoscaler: not final on their own (StartWatch decides)
+        (waiting_status("ErrImagePull", "manifest unknown"), None),
+        (waiting_status("ImagePullBackOff"), None),
         (waiting_status("InvalidImageName"), "image_pull_failed"),
-        (unschedulable_status(), "unschedulable"),
+        (unschedulable_status(), None),
         (crash_loop_status(), "crashed"),
         ({"phase": "Failed", "reason": "Evicted"}, "crashed"),
         (
@@ -230,6 +231,25 @@ def test_pod_failure_classification(status: dict, reason: str | None) -> None:
     failure = objects.pod_failure({"status": status})
     assert (failure[0] if failure else None) == reason
     assert objects.pod_ready({"status": status}) is (status == ready_status())
+
+
+def test_a_start_fails_on_repeated_pull_back_offs_not_on_the_first_failed_pull() -> None:
+    watch = objects.StartWatch()
+    pull, backoff = waiting_status("ErrImagePull", "i/o timeout"), waiting_status("ImagePullBackOff")
+    for _ in range(objects.StartWatch.PULL_BACKOFFS - 1):
+        for status in (pull, pull, backoff, backoff):
+            assert watch.observe({"status": status}) is None
+    assert watch.observe({"status": pull}) is None
+    failure = watch.observe({"status": backoff})
+    assert failure is not None and failure[0] == "image_pull_failed" and "ImagePullBackOff" in failure[1]
+
+
+def test_unschedulable_is_pending_never_final() -> None:
+    watch = objects.StartWatch()
+    for _ in range(50):
+        assert watch.observe({"status": unschedulable_status("0/3 nodes: Insufficient cpu")}) is None
+    assert watch.pending == ("unschedulable", "0/3 nodes: Insufficient cpu")
+    assert watch.observe({"status": ready_status()}) is None and watch.pending is None
 
 
 def test_terminating_pod_is_not_ready() -> None:

@@ -58,7 +58,7 @@ def test_invalid_specs_are_invalid_spec(overrides: dict) -> None:
 def test_failure_reasons_are_a_closed_set() -> None:
     assert FAILURE_REASONS == {
         "image_pull_failed", "unschedulable", "quota_exceeded", "start_timeout", "crashed", "invalid_spec",
-        "sandbox_unavailable",
+        "sandbox_unavailable", "forbidden",
     }  # fmt: skip
     with pytest.raises(ValueError):
         ProvisionFailed("oops", "no such reason")  # type: ignore[arg-type]

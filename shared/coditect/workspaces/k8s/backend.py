@@ -4,13 +4,19 @@ The manifests come from `objects` (pure); this module only sends them, handles 4
 readiness and translates errors at the boundary (as httpx's ``map_exceptions`` does)::
 
     ApiException 403 "exceeded quota"      -> ProvisionFailed("quota_exceeded")
+    any other ApiException 403             -> ProvisionFailed("forbidden", <admission/RBAC message>)
     ApiException 400 / 422, model errors   -> ProvisionFailed("invalid_spec")
     any other ApiException (5xx, 429, …)   -> TransientProvisionError
     urllib3 / socket errors                -> TransientProvisionError
 
 Readiness is polled with GET rather than a watch: one small GET per `poll_interval` per starting
 workspace is cheap, and a poll loop needs no reconnect/resourceVersion handling when the API
-server drops a watch mid-start.
+server drops a watch mid-start. The start follows the pod as KubeSpawner does
+(`objects.StartWatch`): `Unschedulable` waits for the start timeout (the cluster autoscaler may add
+a node) and is then reported with the scheduler's message; a failed image pull fails only after
+repeated back-offs. A stop returns only once the pod is gone (bounded by `stop_timeout`, else a
+transient error and the stop event is redelivered), so the session's next start never meets a
+terminating pod of the same name.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -60,6 +67,8 @@ def _translate(action: str) -> Iterator[None]:
         message = _status_message(exc)
         if exc.status == 403 and "exceeded quota" in message:
             raise ProvisionFailed("quota_exceeded", message) from exc
+        if exc.status == 403:  # admission (Pod Security, a webhook) or RBAC: retrying cannot help
+            raise ProvisionFailed("forbidden", f"{action}: {message}") from exc
         if exc.status in (400, 422):
             raise ProvisionFailed("invalid_spec", f"{action}: {message}") from exc
         raise TransientProvisionError(f"{action}: HTTP {exc.status}: {message}") from exc
@@ -95,6 +104,7 @@ class KubernetesProvisioner(Provisioner):
         start_timeout: float = 300.0,
         poll_interval: float = 1.0,
         request_timeout: float = 10.0,
+        stop_timeout: float = 60.0,
     ) -> None:
         super().__init__(start_timeout=start_timeout, poll_interval=poll_interval)
         self.namespace = namespace
@@ -102,6 +112,7 @@ class KubernetesProvisioner(Provisioner):
         self.relay_namespace = relay_namespace
         self.cluster_domain = cluster_domain
         self.request_timeout = request_timeout
+        self.stop_timeout = stop_timeout
         self._client = api_client if api_client is not None else _default_api_client()
         self._core = client.CoreV1Api(self._client)
         self._net = client.NetworkingV1Api(self._client)
@@ -158,7 +169,15 @@ class KubernetesProvisioner(Provisioner):
                 self._net.read_namespaced_network_policy,
                 uid,
             )
-            return self.wait_until_ready(lambda: self._probe(spec.workspace_id), what=f"workspace {name}")
+            watch = objects.StartWatch()
+            try:
+                return self.wait_until_ready(
+                    lambda: self._probe(spec.workspace_id, watch), what=f"workspace {name}"
+                )
+            except ProvisionFailed as failure:
+                if failure.reason == "start_timeout" and watch.pending is not None:
+                    raise ProvisionFailed(*watch.pending) from failure  # why it never started
+                raise
         except ProvisionFailed as failure:
             log.info("workspaces: %s failed (%s); deleting it", name, failure.reason)
             try:
@@ -192,7 +211,7 @@ class KubernetesProvisioner(Provisioner):
             # Left over from an earlier pod of the same name; the garbage collector is removing it.
             raise TransientProvisionError(f"{what} {manifest['metadata']['name']} belongs to an older pod")
 
-    def _probe(self, workspace_id: str) -> Endpoint | None:
+    def _probe(self, workspace_id: str, watch: objects.StartWatch) -> Endpoint | None:
         name = objects.workload_name(workspace_id)
         with _translate("read pod"):
             try:
@@ -204,7 +223,7 @@ class KubernetesProvisioner(Provisioner):
                     raise ProvisionFailed("crashed", f"pod {name} was deleted while starting") from exc
                 raise
         pod = self._dict(obj)
-        failure = objects.pod_failure(pod)
+        failure = watch.observe(pod)
         if failure is not None:
             raise ProvisionFailed(*failure)
         return self._endpoint(workspace_id) if objects.pod_ready(pod) else None
@@ -212,7 +231,8 @@ class KubernetesProvisioner(Provisioner):
     # -- stop, status, list --------------------------------------------------------------------
 
     def stop(self, workspace_id: str) -> None:
-        """Delete the pod and, explicitly, its dependents (no wait for the garbage collector)."""
+        """Delete the pod and, explicitly, its dependents (no wait for the garbage collector), then
+        wait until the pod is gone (its grace period), so that a next start can create it anew."""
         name, ns, timeout = objects.workload_name(workspace_id), self.namespace, self.request_timeout
         deletes = (
             ("pod", self._core.delete_namespaced_pod),
@@ -227,6 +247,25 @@ class KubernetesProvisioner(Provisioner):
                 except ApiException as exc:
                     if exc.status != 404:  # already gone is what we want
                         raise
+        self._wait_gone(name)
+
+    def _wait_gone(self, name: str) -> None:
+        deadline = time.monotonic() + self.stop_timeout
+        interval = min(0.05, self.poll_interval)
+        while True:
+            with _translate("read pod"):
+                try:
+                    self._core.read_namespaced_pod(
+                        name, self.namespace, _request_timeout=self.request_timeout
+                    )
+                except ApiException as exc:
+                    if exc.status == 404:
+                        return
+                    raise
+            if time.monotonic() >= deadline:
+                raise TransientProvisionError(f"pod {name} still terminating after {self.stop_timeout:g} s")
+            time.sleep(interval)
+            interval = min(interval * 2, self.poll_interval)
 
     def status(self, workspace_id: str) -> WorkloadState:
         name = objects.workload_name(workspace_id)

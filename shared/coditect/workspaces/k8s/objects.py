@@ -304,7 +304,9 @@ def service_host(workspace_id: str, namespace: str, cluster_domain: str = "clust
 
 # -- reading pod status ---------------------------------------------------------------------------
 
-IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+# Never retried by the kubelet: final at once. The others are retried with back-off (StartWatch).
+IMAGE_PULL_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+RETRIED_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
 
 
 def _container_failure(cs: Mapping[str, Any]) -> tuple[FailureReason, str] | None:
@@ -323,10 +325,10 @@ def _container_failure(cs: Mapping[str, Any]) -> tuple[FailureReason, str] | Non
 
 
 def pod_failure(pod: Mapping[str, Any]) -> tuple[FailureReason, str] | None:
-    """The detectable permanent failure of a starting pod, or None if it may still become ready.
+    """The permanent failure of a starting pod, or None if it may still become ready.
 
-    Unschedulable fails fast as specified; with a cluster autoscaler that would add a node this
-    is premature, which is why the scheduler's message is passed on.
+    Neither `Unschedulable` nor a first failed image pull is final (see `StartWatch`): a cluster
+    autoscaler adds a node for an unschedulable pod, and registries fail transiently.
     """
     status = pod.get("status") or {}
     phase = status.get("phase")
@@ -335,15 +337,63 @@ def pod_failure(pod: Mapping[str, Any]) -> tuple[FailureReason, str] | None:
             "crashed",
             f"pod {phase.lower()}: {status.get('reason') or status.get('message') or ''}".rstrip(),
         )
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            if cond.get("reason") == "Unschedulable":
-                return "unschedulable", cond.get("message") or "no node can run the workspace"
     for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         failure = _container_failure(cs)
         if failure is not None:
             return failure
     return None
+
+
+def pending_reason(pod: Mapping[str, Any]) -> tuple[FailureReason, str] | None:
+    """Why a pod is not running yet, when that is worth reporting should the start time out."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            if cond.get("reason") == "Unschedulable":
+                return "unschedulable", cond.get("message") or "no node can run the workspace"
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in RETRIED_PULL_REASONS:
+            return "image_pull_failed", f"container {cs.get('name', '?')}: {waiting['reason']}: " + str(
+                waiting.get("message", "")
+            )
+    return None
+
+
+class StartWatch:
+    """Follows one pod through its start, as KubeSpawner does (stateful, one per start).
+
+    - `Unschedulable` waits until the start timeout (the cluster autoscaler may add a node); the
+      timeout is then reported as `unschedulable` with the scheduler's message.
+    - A failed image pull is retried by the kubelet with back-off (ErrImagePull, then
+      ImagePullBackOff, then a new pull...); the start fails as `image_pull_failed` once the pod
+      has entered back-off `PULL_BACKOFFS` times, not at the first ErrImagePull.
+    """
+
+    PULL_BACKOFFS = 3
+
+    def __init__(self) -> None:
+        self.pending: tuple[FailureReason, str] | None = None
+        self.backoffs = 0
+        self._in_backoff = False
+
+    def observe(self, pod: Mapping[str, Any]) -> tuple[FailureReason, str] | None:
+        """The start's permanent failure, or None while it may still succeed."""
+        failure = pod_failure(pod)
+        if failure is not None:
+            return failure
+        self.pending = pending_reason(pod)
+        statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
+        statuses += (pod.get("status") or {}).get("containerStatuses") or []
+        waiting = {((cs.get("state") or {}).get("waiting") or {}).get("reason") for cs in statuses}
+        in_backoff = "ImagePullBackOff" in waiting
+        if in_backoff and not self._in_backoff:
+            self.backoffs += 1
+        self._in_backoff = in_backoff
+        if self.backoffs >= self.PULL_BACKOFFS and self.pending is not None:
+            reason, message = self.pending
+            return reason, f"{message} (after {self.backoffs} pull back-offs)"
+        return None
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:
