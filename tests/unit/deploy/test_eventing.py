@@ -11,7 +11,9 @@ import yaml
 
 from coditect import registry
 from coditect.deploy import eventing, files
-from coditect.ops.jobs import CRON_EVENT_TYPE, JOBS, PING_EVENT_TYPE
+from coditect.event_types import CRON as CRON_EVENT_TYPE
+from coditect.event_types import PING as PING_EVENT_TYPE
+from coditect.ops.jobs import JOBS
 from coditect.registry.spec import FunctionSpec
 
 
