@@ -72,16 +72,7 @@ def refusal(
     return Forbidden()
 
 
-def forbidden(
-    db: Database,
-    ctx: TenantContext,
-    origin: Origin,
-    *,
-    reason: str = "forbidden",
-    target_id: str | None = None,
-) -> Forbidden:
+def forbidden(db: Database, ctx: TenantContext, origin: Origin, *, reason: str) -> Forbidden:
     """Record an authorization failure in a transaction of its own and return the 403 to raise."""
     event_id, now = str(uuid.uuid4()), clock.now()
-    return db.transact(
-        lambda tr: refusal(tr, ctx, origin, reason=reason, target_id=target_id, event_id=event_id, at=now)
-    )
+    return db.transact(lambda tr: refusal(tr, ctx, origin, reason=reason, event_id=event_id, at=now))

@@ -103,15 +103,19 @@ def export_tenant(db: Database, tenant_id: str, out: Path) -> TransferStats:
     header = {"format": FORMAT, "tenant": tenant_id, "created_at": time.time(), "source": db.url}
     writer = ExportWriter(tmp, header)
     global_keys = 0
-    for key, value in _scan(db, *keys.GLOBAL.range()):
-        if belongs(tenant_id, key, value):
+    try:
+        for key, value in _scan(db, *keys.GLOBAL.range()):
+            if belongs(tenant_id, key, value):
+                writer.add(key, value)
+                global_keys += 1
+        for key, value in _scan(db, *space.range()):
             writer.add(key, value)
-            global_keys += 1
-    for key, value in _scan(db, *space.range()):
-        writer.add(key, value)
-    if writer.count == global_keys:
+        if writer.count == global_keys:
+            raise LookupError(f"tenant {tenant_id} has no data in {db.url}")
+    except BaseException:
+        writer.close()  # the file handle, not only the file: nothing half-written is left open
         tmp.unlink(missing_ok=True)
-        raise LookupError(f"tenant {tenant_id} has no data in {db.url}")
+        raise
     writer.close()
     tmp.replace(out)
     return TransferStats(tenant_id, writer.count, global_keys, out.stat().st_size)

@@ -36,6 +36,7 @@ def keyset(db: Database, begin: bytes, end: bytes) -> dict[bytes, bytes]:
     return {kv.key: kv.value for kv in db.transact(lambda tr: tr.get_range(begin, end))}
 
 
+@pytest.mark.slow
 def test_restore_refuses_live_targets_and_force_keeps_the_old_store(
     populated: Populated, tmp_path: Path
 ) -> None:

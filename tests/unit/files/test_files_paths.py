@@ -94,6 +94,7 @@ TENANT, SESSION, OTHER = (str(uuid.uuid4()) for _ in range(3))
 FS = FileSpace(TENANT, SESSION)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(
     st.one_of(

@@ -68,6 +68,7 @@ def test_a_cursor_belongs_to_its_listing(tenant: Tenant) -> None:
     assert caught.value.code == "invalid_cursor"
 
 
+@pytest.mark.slow
 def test_delete_file_and_directories(tenant: Tenant) -> None:
     fs = tenant.session()
     for i in range(450):  # more than one trash step
@@ -84,6 +85,7 @@ def test_delete_file_and_directories(tenant: Tenant) -> None:
     assert quota.usage(tenant.db, tenant.tenant_id).physical_bytes == 0
 
 
+@pytest.mark.slow
 def test_recursive_delete_left_half_done_is_finished_by_gc(tenant: Tenant) -> None:
     fs = tenant.session()
     for i in range(300):
@@ -132,6 +134,7 @@ def test_move_file_and_directory_with_overwrite_rules(tenant: Tenant) -> None:
     assert quota.usage(tenant.db, tenant.tenant_id).logical_bytes == 2  # "A" went with the overwrite
 
 
+@pytest.mark.slow
 def test_moving_a_directory_of_1000_files_is_atomic_for_a_reader(tenant: Tenant) -> None:
     fs = tenant.session()
     for i in range(1000):

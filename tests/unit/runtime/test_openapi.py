@@ -36,6 +36,7 @@ def expected_path(rule: str) -> str:
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
 
 
+@pytest.mark.slow
 def test_every_route_of_every_function_is_documented_and_the_document_is_valid() -> None:
     doc = openapi.build(registry.FUNCTIONS)
     validate(doc)

@@ -111,6 +111,7 @@ def test_pages_see_every_message_once_while_appending(db: Database, alice: Tenan
     assert seen == [f"a{i}" for i in range(25)] + [f"b{i}" for i in range(extra)]
 
 
+@pytest.mark.slow
 def test_concurrent_appends_from_several_processes_keep_one_total_order(
     tmp_path: Path, alice: TenantContext
 ) -> None:

@@ -75,6 +75,7 @@ def _visible(db: Database, ctx: TenantContext) -> list[str]:
     return [r.id for r in records]
 
 
+@pytest.mark.slow
 def test_delete_leaves_no_key_and_no_index_entry(
     db: Database, alice: TenantContext, test_area_hook: None
 ) -> None:
