@@ -1,6 +1,6 @@
 """A store-backed rate limiter: fixed window of attempts, then exponential backoff with a hard cap.
 
-Any function can use it; state lives under `keys.THROTTLE` so every replica of every function
+Any function can use it; state lives under `keyspace.THROTTLE` so every replica of every function
 shares it. One key per (policy, subject); the subject (an email, an IP, a user id) is stored
 only as a truncated SHA-256, so the throttle subspace holds no addresses or emails.
 
@@ -28,7 +28,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from coditect import keys
+from coditect import keyspace
 from coditect.store import Transaction
 
 # window_start, count, strikes, blocked_until (floats/ints, big-endian): 28 bytes.
@@ -68,7 +68,7 @@ class _State:
 def subject_key(policy: Policy, subject: str) -> bytes:
     """The store key of `subject` under `policy` (the subject only as a digest)."""
     digest = hashlib.sha256(f"{policy.name}\x00{subject}".encode()).hexdigest()[:32]
-    return keys.THROTTLE.key(policy.name, digest)
+    return keyspace.THROTTLE.key(policy.name, digest)
 
 
 def _load(tr: Transaction, key: bytes) -> _State:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from coditect import keys
+from coditect import keyspace
 from coditect.errors import BadRequest, Conflict, NotFound
 from coditect.files import chunks, quota
 from coditect.files.changes import ChangeLog
@@ -256,7 +256,7 @@ def move(
 
 # -- delete ------------------------------------------------------------------------------------
 def trash_marker(fs: FileSpace, dir_id: str) -> bytes:
-    return keys.FILES_GC.key("trash", fs.tenant_id, fs.session_id, dir_id)
+    return keyspace.FILES_GC.key("trash", fs.tenant_id, fs.session_id, dir_id)
 
 
 def _delete(

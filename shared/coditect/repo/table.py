@@ -17,7 +17,7 @@ from typing import Any, Generic
 import fdb.tuple as fdbtuple
 
 from coditect.errors import Conflict
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.repo import blobs
 from coditect.repo.codec import M, RecordCodec
 from coditect.repo.cursor import encode_cursor, resume_range

@@ -1,7 +1,7 @@
 """The liveness and ownership gate every read and write of session-scoped data passes through.
 
 Other areas call `require_session(tr, ctx, sid)` in the SAME transaction as their work on
-`keys.session(ctx.tenant_id, sid)`: it answers 404 for a missing session, another user's or
+`keyspace.session(ctx.tenant_id, sid)`: it answers 404 for a missing session, another user's or
 another tenant's (the tenant comes only from `ctx`), and one that is pending (a fork being
 copied) or being deleted. Because the record is read with a read conflict, a concurrent DELETE
 makes that transaction retry and then fail with 404, so nothing is ever written into a session

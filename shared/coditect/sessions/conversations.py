@@ -7,7 +7,7 @@ creation order) with the tenant-wide unique index `conv_ix` (cid → where it li
 
 from __future__ import annotations
 
-from coditect import keys
+from coditect import keyspace
 from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
 from coditect.repo import counters
@@ -60,7 +60,7 @@ def create(db: Database, ctx: TenantContext, session_id: str, body: Conversation
         table = tables.conversations(ctx.tenant_id)
         if table.get(tr, session_id, tables.CONV, record.id) is not None:
             return _out(tr, ctx.tenant_id, record)  # written by an earlier attempt
-        count_key = keys.session(ctx.tenant_id, session_id).key(tables.NCONV)
+        count_key = keyspace.session(ctx.tenant_id, session_id).key(tables.NCONV)
         if counters.read(tr, count_key) >= CONVERSATIONS_MAX:
             raise Conflict(f"A session holds at most {CONVERSATIONS_MAX} conversations.")
         table.put(tr, (session_id, tables.CONV, record.id), record, previous=None)
@@ -113,7 +113,7 @@ def delete(db: Database, ctx: TenantContext, conversation_id: str) -> None:
             raise Conflict("The session is being forked; retry in a moment.", code="fork_in_progress")
         tid = ctx.tenant_id
         tables.conversations(tid).delete(tr, (session.id, tables.CONV, conversation_id), record)
-        space = keys.session(tid, session.id)
+        space = keyspace.session(tid, session.id)
         tr.clear_range(*space.range(tables.MSG, conversation_id))
         tr.clear_range(*space.range(tables.MSGID, conversation_id))
         tr.clear(tables.count_key(tid, session.id, conversation_id))

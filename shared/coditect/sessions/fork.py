@@ -21,7 +21,7 @@ A session with many messages does not fit one transaction (5 s, 10 MB), so the f
    purged. Copies keep the messages' versionstamps (hence their `seq` and order); message and
    conversation ids are derived deterministically from the target and the source id
    (`ids.derived_ordered` keeps the source's creation order, `ids.derived` for messages), so a
-   retried step rewrites the same keys. Afterwards the two sessions share nothing.
+   retried step rewrites the same keyspace. Afterwards the two sessions share nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import uuid
 
 from pydantic import BaseModel
 
-from coditect import keys
+from coditect import keyspace
 from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
 from coditect.repo import blobs, counters
@@ -59,7 +59,7 @@ class ForkProgress(BaseModel):
 def forks_in_progress(tr: Transaction, tenant_id: str, session_id: str) -> list[str]:
     """Targets of unexpired forks of this session (a read with conflicts: a fork starting later
     makes the caller's transaction retry)."""
-    space = keys.session(tenant_id, session_id).sub(tables.FORKING)
+    space = keyspace.session(tenant_id, session_id).sub(tables.FORKING)
     now_us = int(time.time() * 1_000_000)
     return [
         space.unpack(kv.key)[0]
@@ -103,7 +103,7 @@ def _begin(
         conv_table.put(tr, (target_id, tables.CONV, new_id), copy, previous=None)
         count = counters.read(tr, tables.count_key(tid, source_id, conv.id))
         counters.add(tr, tables.count_key(tid, target_id, new_id), count)
-    counters.add(tr, keys.session(tid, target_id).key(tables.NCONV), len(pairs))
+    counters.add(tr, keyspace.session(tid, target_id).key(tables.NCONV), len(pairs))
     at = now()
     target = SessionRecord(
         id=target_id,
@@ -118,16 +118,16 @@ def _begin(
         purge_due_us=due_us,
     )
     tables.sessions(tid).put(tr, (target_id, tables.REC), target)
-    space = keys.session(tid, target_id)
+    space = keyspace.session(tid, target_id)
     progress = ForkProgress(source_id=source_id, conversations=pairs)
     blobs.write_value(tr, space.key(tables.FORK), progress.model_dump_json().encode())
     tr.set_versionstamped_value(space.key(tables.FORK_AT), stamped.VALUE_PLACEHOLDER)
-    tr.set(keys.session(tid, source_id).key(tables.FORKING, target_id), due_us.to_bytes(8, "big"))
+    tr.set(keyspace.session(tid, source_id).key(tables.FORKING, target_id), due_us.to_bytes(8, "big"))
     tr.set(purge.queue_key(due_us, tid, target_id), b"fork")
 
 
 def _progress(tr: Transaction, tenant_id: str, target_id: str) -> tuple[ForkProgress, bytes]:
-    space = keys.session(tenant_id, target_id)
+    space = keyspace.session(tenant_id, target_id)
     raw = blobs.read_value(tr, space.key(tables.FORK))
     at = tr.get(space.key(tables.FORK_AT))
     if raw is None or at is None:
@@ -163,7 +163,7 @@ def _copy_step(tr: Transaction, tenant_id: str, target_id: str) -> bool:
     else:
         progress.after = last.hex()
     blobs.write_value(
-        tr, keys.session(tenant_id, target_id).key(tables.FORK), progress.model_dump_json().encode()
+        tr, keyspace.session(tenant_id, target_id).key(tables.FORK), progress.model_dump_json().encode()
     )
     return False
 
@@ -177,10 +177,10 @@ def _publish(tr: Transaction, tenant_id: str, target_id: str) -> SessionRecord:
     assert pending.purge_due_us is not None
     live = pending.model_copy(update={"state": "live", "purge_due_us": None})
     tables.sessions(tenant_id).put(tr, (target_id, tables.REC), live, previous=pending)
-    space = keys.session(tenant_id, target_id)
+    space = keyspace.session(tenant_id, target_id)
     blobs.clear_value(tr, space.key(tables.FORK))
     tr.clear(space.key(tables.FORK_AT))
-    tr.clear(keys.session(tenant_id, progress.source_id).key(tables.FORKING, target_id))
+    tr.clear(keyspace.session(tenant_id, progress.source_id).key(tables.FORKING, target_id))
     tr.clear(purge.queue_key(pending.purge_due_us, tenant_id, target_id))
     return live
 

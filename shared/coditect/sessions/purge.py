@@ -3,7 +3,7 @@
 1. `mark_deleting` (one transaction, in the DELETE request): `state = deleting` — every read path
    checks the state, and the record's index entries (by owner, by parent) exist only while live,
    so the session vanishes from every read and listing at once — and a purge-queue entry
-   `keys.PURGE_QUEUE (due_us, tid, sid)` is written.
+   `keyspace.PURGE_QUEUE (due_us, tid, sid)` is written.
 2. `purge_session` then runs steps, each its own transaction of at most `STEP_KEYS` keys /
    `STEP_BYTES` bytes, deriving what is left from the data itself (no progress record to corrupt):
    a. every registered purge hook until it returns True (data of other areas outside the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
-from coditect import keys
+from coditect import keyspace
 from coditect.sessions import hooks, tables
 from coditect.store import Database, KeyValue, Transaction
 
@@ -34,7 +34,7 @@ CONVERSATIONS_PER_STEP = 200
 
 
 def queue_key(due_us: int, tenant_id: str, session_id: str) -> bytes:
-    return keys.PURGE_QUEUE.key(due_us, tenant_id, session_id)
+    return keyspace.PURGE_QUEUE.key(due_us, tenant_id, session_id)
 
 
 def mark_deleting(tr: Transaction, tenant_id: str, session_id: str, due_us: int) -> None:
@@ -74,11 +74,11 @@ def _conversations_step(tr: Transaction, tenant_id: str, session_id: str) -> boo
 
 
 def _forks_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    return _bounded_clear(tr, *keys.tenant(tenant_id).sub(keys.SESSIONS_BY_PARENT).range(session_id))
+    return _bounded_clear(tr, *keyspace.tenant(tenant_id).sub(keyspace.SESSIONS_BY_PARENT).range(session_id))
 
 
 def _subspace_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    space = keys.session(tenant_id, session_id)
+    space = keyspace.session(tenant_id, session_id)
     begin, end = space.range()
     record = space.key(tables.REC)
     # The record (and its blob chunks) stays until the last step: it is the tombstone.
@@ -92,7 +92,7 @@ def _finish(tr: Transaction, tenant_id: str, session_id: str, due_us: int | None
         if record.state == "live":
             raise RuntimeError(f"refusing to purge live session {session_id}")
         if record.parent_id is not None:  # the lease of a fork that never published
-            tr.clear(keys.session(tenant_id, record.parent_id).key(tables.FORKING, session_id))
+            tr.clear(keyspace.session(tenant_id, record.parent_id).key(tables.FORKING, session_id))
         if record.purge_due_us is not None:
             tr.clear(queue_key(record.purge_due_us, tenant_id, session_id))
         table.delete(tr, (session_id, tables.REC), record)
@@ -139,7 +139,7 @@ def _claim(tr: Transaction, due_us: int, tenant_id: str, session_id: str) -> boo
 
 
 def _due_entries(tr: Transaction, due_before: bytes) -> list[KeyValue]:
-    return tr.get_range(keys.PURGE_QUEUE.range()[0], due_before, limit=100)
+    return tr.get_range(keyspace.PURGE_QUEUE.range()[0], due_before, limit=100)
 
 
 def purge_pending(db: Database, *, budget_seconds: float) -> int:
@@ -148,12 +148,12 @@ def purge_pending(db: Database, *, budget_seconds: float) -> int:
     deadline = time.monotonic() + budget_seconds
     finished = 0
     while time.monotonic() < deadline:
-        due_before = keys.PURGE_QUEUE.key(int(time.time() * 1_000_000))
+        due_before = keyspace.PURGE_QUEUE.key(int(time.time() * 1_000_000))
         entries = db.transact(_due_entries, due_before)
         if not entries:
             break
         for kv in entries:
-            due, tenant_id, session_id = keys.PURGE_QUEUE.unpack(kv.key)
+            due, tenant_id, session_id = keyspace.PURGE_QUEUE.unpack(kv.key)
             if not db.transact(_claim, due, tenant_id, session_id):
                 continue
             fields = {"tenant_id": tenant_id, "session_id": session_id}

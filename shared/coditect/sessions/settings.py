@@ -12,7 +12,7 @@ import re
 
 from pydantic import JsonValue
 
-from coditect import keys
+from coditect import keyspace
 from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from coditect.repo import counters
@@ -38,7 +38,7 @@ def check_key(key: str) -> str:
 
 
 def _count_key(ctx: TenantContext) -> bytes:
-    return keys.tenant(ctx.tenant_id).sub(keys.COUNTERS).key("settings", ctx.user_id)
+    return keyspace.tenant(ctx.tenant_id).sub(keyspace.COUNTERS).key("settings", ctx.user_id)
 
 
 def all_settings(db: Database, ctx: TenantContext) -> dict[str, JsonValue]:

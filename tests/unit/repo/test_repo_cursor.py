@@ -6,7 +6,7 @@ import pytest
 
 from coditect.config import get_settings
 from coditect.errors import BadRequest
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.repo import paginate
 from coditect.store import Database, KeyValue, Transaction
 

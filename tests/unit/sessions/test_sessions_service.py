@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coditect import keys
+from coditect import keyspace
 from coditect.auth.context import TenantContext
 from coditect.errors import NotFound, PreconditionFailed
 from coditect.sessions import access, service, tables
@@ -23,9 +23,13 @@ def _list(db: Database, ctx: TenantContext, archived: str = "false", limit: int 
 
 
 def _index_entries(db: Database, tid: str) -> list[tuple[object, ...]]:
-    t = keys.tenant(tid)
+    t = keyspace.tenant(tid)
     out: list[tuple[object, ...]] = []
-    for name in (keys.SESSIONS_BY_OWNER, keys.SESSIONS_BY_OWNER_ARCHIVED, keys.SESSIONS_BY_PARENT):
+    for name in (
+        keyspace.SESSIONS_BY_OWNER,
+        keyspace.SESSIONS_BY_OWNER_ARCHIVED,
+        keyspace.SESSIONS_BY_PARENT,
+    ):
         space = t.sub(name)
         out.extend(
             (name, *space.unpack(kv.key)) for kv in db.transact(lambda tr, s=space: tr.get_range(*s.range()))
