@@ -23,8 +23,8 @@ from coditect.auth.passwords import check_password_policy
 from coditect.config import Settings
 from coditect.errors import Conflict, RateLimited, Unauthorized, ValidationFailed, raise_returned
 from coditect.identity import clock, hashing, keyring, throttle, tokens
+from coditect.identity import login_sessions as ls
 from coditect.identity import repositories as repo
-from coditect.identity import sessions as ls
 from coditect.identity.models import (
     AuthOut,
     InviteRecord,

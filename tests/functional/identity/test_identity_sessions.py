@@ -134,7 +134,7 @@ def test_another_users_auth_session_is_not_found(accounts: Accounts, store: Data
 def test_a_role_change_racing_a_logout_cannot_bring_the_session_back(
     accounts: Accounts, store: Database
 ) -> None:
-    from coditect.identity import sessions as login_sessions
+    from coditect.identity import login_sessions
     from coditect.store import StoreError
 
     alice = accounts.register()
