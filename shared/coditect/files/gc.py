@@ -34,7 +34,7 @@ from typing import Any
 from coditect import keyspace
 from coditect.config import get_settings
 from coditect.files import chunks, upload
-from coditect.files.store import drain_trash_step
+from coditect.files.service import drain_trash_step
 from coditect.files.tree import FileSpace
 from coditect.repo import blobs
 from coditect.store import Database, Transaction

@@ -19,7 +19,7 @@ from coditect.auth.context import TenantContext
 from coditect.errors import ApiError, BadRequest
 from coditect.files.model import FileInfo
 from coditect.files.paths import FilePath
-from coditect.files.store import Readable, iter_content
+from coditect.files.service import Readable, iter_content
 from coditect.files.tree import FileSpace
 from coditect.files.versions import Preconditions
 from coditect.http.call import Reply
