@@ -243,7 +243,7 @@ class Setup:
 
     def _records(self):  # type: ignore[no-untyped-def]
         from coditect.auth.context import mint
-        from coditect.identity import repositories as identity
+        from coditect.identity import repository as identity
         from coditect.workspaces import lifecycle, repository
         from coditect.workspaces.models import WorkspaceRecord
         from coditect.workspaces.provisioner import Endpoint

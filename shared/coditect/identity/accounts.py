@@ -24,7 +24,7 @@ from coditect.config import Settings
 from coditect.errors import Conflict, RateLimited, Unauthorized, ValidationFailed, raise_returned
 from coditect.identity import clock, hashing, keyring, throttle, tokens
 from coditect.identity import login_sessions as ls
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity.models import (
     AuthOut,
     InviteRecord,

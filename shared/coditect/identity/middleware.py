@@ -28,7 +28,7 @@ from coditect.config import Settings
 from coditect.errors import Unauthorized
 from coditect.http.call import Call
 from coditect.identity import clock, keyring
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.store import Database, Transaction
 
 # Logging out twice answers 204 twice: this route alone accepts a revoked session's token

@@ -11,7 +11,7 @@ from coditect.config import Settings
 from coditect.errors import RateLimited, Unauthorized
 from coditect.identity import clock, throttle, tokens
 from coditect.identity import login_sessions as ls
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity.accounts import issue_tokens, pepper_of
 from coditect.identity.models import RefreshOut
 from coditect.origin import Origin

@@ -16,7 +16,7 @@ from coditect.config import Settings
 from coditect.errors import Conflict, Forbidden, NotFound, raise_returned
 from coditect.identity import authz, clock, tokens
 from coditect.identity import login_sessions as ls
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity.models import (
     InviteBody,
     InviteOut,

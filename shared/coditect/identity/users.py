@@ -11,7 +11,7 @@ from coditect.config import Settings
 from coditect.errors import NotFound, RateLimited, raise_returned
 from coditect.identity import authz, clock, hashing, throttle
 from coditect.identity import login_sessions as ls
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity.accounts import invalid_credentials
 from coditect.identity.models import (
     AuthSessionOut,

@@ -33,9 +33,9 @@ import fdb.tuple as fdbtuple
 from coditect import keyspace
 from coditect.files import chunks
 from coditect.files.model import ENTRY, VERSION
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
 from coditect.ops.archive import iter_sqlite_kv
-from coditect.sessions import tables
+from coditect.sessions import repository
 from coditect.workspaces import repository as workspaces
 
 MAX_PROBLEMS = 20
@@ -149,14 +149,14 @@ class RecordChecker:
             keyspace.SESSIONS_BY_PARENT,
         ):
             sid = p[-2]
-            rec = self.record(keyspace.session(tid, sid).key(tables.REC), tables.SESSION_CODEC.decode)
+            rec = self.record(keyspace.session(tid, sid).key(repository.REC), repository.SESSION_CODEC.decode)
             self.expect(
                 rec is not None and rec.state == "live", p, "session index entry without a live session"
             )
             return str(area)
         if area == keyspace.CONVERSATION_INDEX and n == 4:
             target = fdbtuple.unpack(value)
-            conv = self.record(t.sub(keyspace.SESSIONS).key(*target), tables.CONVERSATION_CODEC.decode)
+            conv = self.record(t.sub(keyspace.SESSIONS).key(*target), repository.CONVERSATION_CODEC.decode)
             self.expect(conv is not None and conv.id == p[3], p, "conv_ix entry without its conversation")
             return "conv_ix"
         if area == keyspace.FILE_CHUNKS and n == 4:
@@ -175,28 +175,28 @@ class RecordChecker:
     def session_part(self, tid: str, p: tuple[Any, ...], key: bytes, value: bytes) -> str | None:
         n, sid = len(p), p[3]
         kind = p[4] if n > 4 else None
-        if kind == tables.REC and n == 5:
-            rec = tables.SESSION_CODEC.decode(self.blob(key, value))
-            for ix in tables.sessions(tid).indexes.values():
-                entry = ix.entry((sid, tables.REC), rec)
+        if kind == repository.REC and n == 5:
+            rec = repository.SESSION_CODEC.decode(self.blob(key, value))
+            for ix in repository.sessions(tid).indexes.values():
+                entry = ix.entry((sid, repository.REC), rec)
                 self.expect(
                     entry is None or self.get(entry) is not None,
                     p,
                     f"session without its {ix.name} index entry",
                 )
             return "sessions"
-        if kind == tables.CONV and n == 6:
-            conv = tables.CONVERSATION_CODEC.decode(self.blob(key, value))
+        if kind == repository.CONV and n == 6:
+            conv = repository.CONVERSATION_CODEC.decode(self.blob(key, value))
             entry_value = self.get(keyspace.tenant(tid).sub(keyspace.CONVERSATION_INDEX).key(conv.id))
             self.expect(
-                entry_value == fdbtuple.pack((sid, tables.CONV, conv.id)),
+                entry_value == fdbtuple.pack((sid, repository.CONV, conv.id)),
                 p,
                 "conversation without its conv_ix entry",
             )
             return "conversations"
-        if kind == tables.MSG and n == 7:
-            tables.MESSAGE_CODEC.decode(self.blob(key, value))
-            stored = self.get(keyspace.session(tid, sid).key(tables.CONV, p[5]))
+        if kind == repository.MSG and n == 7:
+            repository.MESSAGE_CODEC.decode(self.blob(key, value))
+            stored = self.get(keyspace.session(tid, sid).key(repository.CONV, p[5]))
             self.expect(stored is not None, p, "message of a conversation that does not exist")
             return "messages"
         if kind == "files" and n == 8 and p[5] == "e":

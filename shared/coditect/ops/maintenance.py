@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 
 from coditect import keyspace
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
 from coditect.identity.models import AuthSessionRecord
 from coditect.ops import records
 from coditect.ops.runner import JobContext, Result, Status

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from coditect.auth.context import TenantContext
 from coditect.errors import NotFound
-from coditect.sessions import tables
+from coditect.sessions import repository
 from coditect.sessions.models import ConversationRecord, SessionRecord
 from coditect.store import Transaction
 
 
 def load_session(tr: Transaction, tenant_id: str, session_id: str) -> SessionRecord | None:
     """The record in any state (None when absent); for internal machinery, not for requests."""
-    return tables.sessions(tenant_id).get(tr, session_id, tables.REC)
+    return repository.sessions(tenant_id).get(tr, session_id, repository.REC)
 
 
 def require_session(tr: Transaction, ctx: TenantContext, session_id: str) -> SessionRecord:
@@ -34,7 +34,7 @@ def require_conversation(
     tr: Transaction, ctx: TenantContext, conversation_id: str
 ) -> tuple[SessionRecord, ConversationRecord]:
     """The caller's conversation and its (live) session, or NotFound."""
-    table = tables.conversations(ctx.tenant_id)
+    table = repository.conversations(ctx.tenant_id)
     pk = table.lookup(tr, "id", conversation_id)
     if pk is None:
         raise NotFound()

@@ -24,7 +24,7 @@ from coditect.auth.context import TenantContext
 from coditect.errors import PayloadTooLarge
 from coditect.repo import blobs, counters
 from coditect.repo.cursor import encode_cursor, resume_range
-from coditect.sessions import access, stamped, tables
+from coditect.sessions import access, repository, stamped
 from coditect.sessions.ids import uuid7
 from coditect.sessions.models import CONTENT_MAX_BYTES, Message, MessageCreate, MessageRecord, now
 from coditect.store import Database, Transaction
@@ -46,20 +46,20 @@ def append(db: Database, ctx: TenantContext, conversation_id: str, body: Message
     record = MessageRecord(
         id=uuid7(), role=body.role, content=body.content, metadata=body.metadata, created_at=now()
     )
-    data = tables.MESSAGE_CODEC.encode(record)
+    data = repository.MESSAGE_CODEC.encode(record)
     attempts: list[Transaction] = []
 
     def write(tr: Transaction) -> bytes | None:
         attempts.append(tr)
         session, _ = access.require_conversation(tr, ctx, conversation_id)
-        marker = tables.msgid_key(ctx.tenant_id, session.id, conversation_id, record.id)
+        marker = repository.msgid_key(ctx.tenant_id, session.id, conversation_id, record.id)
         already = tr.get(marker)
         if already is not None:  # this append committed in an earlier attempt
             return already
-        space = tables.messages_space(ctx.tenant_id, session.id, conversation_id)
+        space = repository.messages_space(ctx.tenant_id, session.id, conversation_id)
         stamped.write(tr, space.prefix, data)
         tr.set_versionstamped_value(marker, stamped.VALUE_PLACEHOLDER)
-        counters.add(tr, tables.count_key(ctx.tenant_id, session.id, conversation_id), 1)
+        counters.add(tr, repository.count_key(ctx.tenant_id, session.id, conversation_id), 1)
         return None
 
     stamp = db.transact(write) or attempts[-1].get_versionstamp()
@@ -73,7 +73,7 @@ def page(
 
     def read(tr: Transaction) -> tuple[list[Message], str | None]:
         session, _ = access.require_conversation(tr, ctx, conversation_id)
-        space = tables.messages_space(ctx.tenant_id, session.id, conversation_id)
+        space = repository.messages_space(ctx.tenant_id, session.id, conversation_id)
         begin, end = space.range()
         query = f"messages:{conversation_id}"
         lo, hi = resume_range(query, begin, end, cursor)
@@ -83,7 +83,7 @@ def page(
             _message(
                 conversation_id,
                 stamped.stamp_of(key[len(space.raw_prefix) :]),
-                tables.MESSAGE_CODEC.decode(value),
+                repository.MESSAGE_CODEC.decode(value),
             )
             for key, value in rows[:limit]
         ]

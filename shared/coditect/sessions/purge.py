@@ -23,7 +23,7 @@ import logging
 import time
 
 from coditect import keyspace
-from coditect.sessions import hooks, tables
+from coditect.sessions import hooks, repository
 from coditect.store import Database, KeyValue, Transaction
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,14 @@ def queue_key(due_us: int, tenant_id: str, session_id: str) -> bytes:
 
 def mark_deleting(tr: Transaction, tenant_id: str, session_id: str, due_us: int) -> None:
     """Make the session invisible and queue its purge (callers check ownership first)."""
-    table = tables.sessions(tenant_id)
-    record = table.get(tr, session_id, tables.REC)
+    table = repository.sessions(tenant_id)
+    record = table.get(tr, session_id, repository.REC)
     if record is None or record.state == "deleting":
         return
     if record.purge_due_us is not None:  # a pending fork: move its queue entry to `due_us`
         tr.clear(queue_key(record.purge_due_us, tenant_id, session_id))
     marked = record.model_copy(update={"state": "deleting", "purge_due_us": due_us})
-    table.put(tr, (session_id, tables.REC), marked, previous=record)
+    table.put(tr, (session_id, repository.REC), marked, previous=record)
     tr.set(queue_key(due_us, tenant_id, session_id), b"delete")
 
 
@@ -66,8 +66,8 @@ def _bounded_clear(tr: Transaction, begin: bytes, end: bytes) -> bool:
 
 
 def _conversations_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    table = tables.conversations(tenant_id)
-    rows = table.scan(tr, session_id, tables.CONV, limit=CONVERSATIONS_PER_STEP)
+    table = repository.conversations(tenant_id)
+    rows = table.scan(tr, session_id, repository.CONV, limit=CONVERSATIONS_PER_STEP)
     for pk, record in rows:
         table.delete(tr, pk, record)
     return len(rows) < CONVERSATIONS_PER_STEP
@@ -80,28 +80,28 @@ def _forks_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
 def _subspace_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
     space = keyspace.session(tenant_id, session_id)
     begin, end = space.range()
-    record = space.key(tables.REC)
+    record = space.key(repository.REC)
     # The record (and its blob chunks) stays until the last step: it is the tombstone.
     return _bounded_clear(tr, begin, record) and _bounded_clear(tr, record + b"\xff", end)
 
 
 def _finish(tr: Transaction, tenant_id: str, session_id: str, due_us: int | None) -> None:
-    table = tables.sessions(tenant_id)
-    record = table.get(tr, session_id, tables.REC)
+    table = repository.sessions(tenant_id)
+    record = table.get(tr, session_id, repository.REC)
     if record is not None:
         if record.state == "live":
             raise RuntimeError(f"refusing to purge live session {session_id}")
         if record.parent_id is not None:  # the lease of a fork that never published
-            tr.clear(keyspace.session(tenant_id, record.parent_id).key(tables.FORKING, session_id))
+            tr.clear(keyspace.session(tenant_id, record.parent_id).key(repository.FORKING, session_id))
         if record.purge_due_us is not None:
             tr.clear(queue_key(record.purge_due_us, tenant_id, session_id))
-        table.delete(tr, (session_id, tables.REC), record)
+        table.delete(tr, (session_id, repository.REC), record)
     if due_us is not None:
         tr.clear(queue_key(due_us, tenant_id, session_id))
 
 
 def _purgeable(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    record = tables.sessions(tenant_id).get(tr, session_id, tables.REC)
+    record = repository.sessions(tenant_id).get(tr, session_id, repository.REC)
     return record is None or record.state == "deleting"
 
 
@@ -129,7 +129,7 @@ def purge_session(
 
 def _claim(tr: Transaction, due_us: int, tenant_id: str, session_id: str) -> bool:
     """Prepare a queue entry for purging: False when there is nothing to purge (entry dropped)."""
-    record = tables.sessions(tenant_id).get(tr, session_id, tables.REC)
+    record = repository.sessions(tenant_id).get(tr, session_id, repository.REC)
     if record is not None and record.state == "live":
         tr.clear(queue_key(due_us, tenant_id, session_id))  # stale entry of a published fork
         return False

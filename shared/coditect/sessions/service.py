@@ -8,7 +8,7 @@ import uuid
 from coditect.auth.context import TenantContext
 from coditect.errors import PreconditionFailed
 from coditect.repo.cursor import encode_cursor, resume_range
-from coditect.sessions import access, purge, tables
+from coditect.sessions import access, purge, repository
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch, SessionRecord, now
 from coditect.store import Database, Transaction
 
@@ -26,7 +26,7 @@ def create(db: Database, ctx: TenantContext, body: SessionCreate) -> SessionReco
     )
 
     def write(tr: Transaction) -> None:
-        tables.sessions(ctx.tenant_id).put(tr, (record.id, tables.REC), record)
+        repository.sessions(ctx.tenant_id).put(tr, (record.id, repository.REC), record)
 
     db.transact(write)
     return record
@@ -60,7 +60,7 @@ def update(
         if all(getattr(current, k) == v for k, v in changes.items()):
             return current
         record = current.model_copy(update={**changes, "updated_at": at, "version": current.version + 1})
-        tables.sessions(ctx.tenant_id).put(tr, (session_id, tables.REC), record, previous=current)
+        repository.sessions(ctx.tenant_id).put(tr, (session_id, repository.REC), record, previous=current)
         return record
 
     return db.transact(write)
@@ -69,7 +69,7 @@ def update(
 def page(db: Database, ctx: TenantContext, query: SessionListQuery) -> tuple[list[SessionRecord], str | None]:
     """The caller's live sessions, most recently updated first (a reverse range read of the
     owner index from the cursor); `archived`: "false" (default), "true" or "all"."""
-    table = tables.sessions(ctx.tenant_id)
+    table = repository.sessions(ctx.tenant_id)
     prefix: tuple[object, ...]
     if query.archived == "all":
         space, prefix = table.indexes["owner"].subspace, (ctx.user_id,)
@@ -87,7 +87,7 @@ def page(db: Database, ctx: TenantContext, query: SessionListQuery) -> tuple[lis
         records = []
         for kv in kvs[: query.limit]:
             sid = space.unpack(kv.key)[-2]
-            record = table.get(tr, sid, tables.REC, snapshot=True)
+            record = table.get(tr, sid, repository.REC, snapshot=True)
             if record is not None and record.state == "live":
                 records.append(record)
         return records, next_cursor

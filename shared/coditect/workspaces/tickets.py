@@ -34,7 +34,7 @@ like the ticket, checked by `check_cookie` on every request (same 401/403 split)
 
 Grant lifetime: `RelayGrant.expires` = min(now + workspace_cookie_ttl, the login session's
 absolute expiry). `grant_still_valid` reads, in one transaction, identity's live-session marker
-(`coditect.identity.repositories.read_live`: present exactly while the login session is usable;
+(`coditect.identity.repository.read_live`: present exactly while the login session is usable;
 logout, password change, refresh-token reuse and user removal clear it) and the workspace's small
 state key (must be `ready`); the relay re-checks every open connection's grant this way about once
 a second (coditect.relay.revocation).
@@ -57,7 +57,7 @@ from coditect import keyspace
 from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
 from coditect.errors import Conflict, NotFound
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
 from coditect.store import Database, Transaction
 from coditect.workspaces import lifecycle, repository
 from coditect.workspaces.models import TicketOut

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.store import Database
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts

@@ -16,7 +16,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
 from coditect import keyspace
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
 from coditect.ops import records
 from coditect.ops.backup import take_backup
 from coditect.ops.maintenance import sweep_refresh_families, sweep_throttles

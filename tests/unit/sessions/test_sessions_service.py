@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from coditect import keyspace
 from coditect.auth.context import TenantContext
 from coditect.errors import NotFound, PreconditionFailed
-from coditect.sessions import access, service, tables
+from coditect.sessions import access, repository, service
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch
 from coditect.store import Database
 from tests.unit.sessions.helpers import context_bypassing_auth, make_session
@@ -150,10 +150,10 @@ def test_metadata_limit_is_on_serialized_utf8() -> None:
 
 def test_access_gate_hides_non_live_sessions(db: Database, alice: TenantContext) -> None:
     sid = make_session(db, alice)
-    table = tables.sessions(alice.tenant_id)
-    record = db.transact(table.get, sid, tables.REC)
+    table = repository.sessions(alice.tenant_id)
+    record = db.transact(table.get, sid, repository.REC)
     for state in ("pending", "deleting"):
-        db.transact(table.put, (sid, tables.REC), record.model_copy(update={"state": state}))
+        db.transact(table.put, (sid, repository.REC), record.model_copy(update={"state": state}))
         with pytest.raises(NotFound):
             db.transact(access.require_session, alice, sid)
         assert _list(db, alice, "all") == []

@@ -1,8 +1,8 @@
 """The tables of this area and the layout of a session's subspace (keys named in `coditect.keyspace`).
 
     session(tid, sid) = ("t", tid, "s", sid)
-      ("rec",)                      session record (blob)            ← tables.sessions, pk (sid, "rec")
-      ("conv", cid)                 conversation record              ← tables.conversations
+      ("rec",)                      session record (blob)            ← repository.sessions, pk (sid, "rec")
+      ("conv", cid)                 conversation record              ← repository.conversations
       ("nconv",)                    number of conversations (8-byte LE; ≤ CONVERSATIONS_MAX)
       ("count", cid)                message count (8-byte LE, atomic ADD)
       ("msg", cid, Versionstamp)    message (blob; chunks at (…, i)) ← coditect.sessions.messages
