@@ -7,7 +7,7 @@ from typing import Any
 
 from coditect.files import changes, paths, service
 from coditect.files.http import space, tagged
-from coditect.files.model import ChangesPage, FileInfo
+from coditect.files.models import ChangesPage, FileInfo
 from coditect.files.quota import Policy
 from coditect.http import Call, FunctionApp, Reply, page
 

@@ -10,7 +10,7 @@ from flask import Response
 
 from coditect.files import paths, service, upload
 from coditect.files.http import content_type_of, file_response, preconditions, space, tagged
-from coditect.files.model import FileInfo
+from coditect.files.models import FileInfo
 from coditect.files.quota import Policy
 from coditect.http import Call, FunctionApp, Reply, page
 

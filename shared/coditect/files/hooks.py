@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from coditect import keyspace
 from coditect.files import chunks
-from coditect.files.model import ENTRY, VERSION
+from coditect.files.models import ENTRY, VERSION
 from coditect.files.tree import FileSpace, get_version, put_version
 from coditect.sessions import hooks
 from coditect.sessions.fork import check_forking

@@ -17,7 +17,7 @@ from werkzeug.http import http_date, parse_etags, parse_range_header
 
 from coditect.auth.context import TenantContext
 from coditect.errors import ApiError, BadRequest
-from coditect.files.model import FileInfo
+from coditect.files.models import FileInfo
 from coditect.files.paths import FilePath
 from coditect.files.service import Readable, iter_content
 from coditect.files.tree import FileSpace

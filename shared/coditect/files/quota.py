@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from coditect.config import Settings
 from coditect.errors import InsufficientStorage, PayloadTooLarge
 from coditect.files.chunks import LOGICAL, PHYSICAL, usage_key
-from coditect.files.model import Usage
+from coditect.files.models import Usage
 from coditect.repo import counters
 from coditect.store import Database, Transaction, transactional
 

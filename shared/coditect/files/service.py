@@ -16,7 +16,7 @@ from coditect import keyspace
 from coditect.errors import BadRequest, Conflict, NotFound
 from coditect.files import chunks, quota
 from coditect.files.changes import ChangeLog
-from coditect.files.model import VERSION, Entry, FileInfo, VersionInfo, VersionRecord
+from coditect.files.models import VERSION, Entry, FileInfo, VersionInfo, VersionRecord
 from coditect.files.paths import FilePath
 from coditect.files.quota import Policy
 from coditect.files.tree import (

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from coditect import keyspace
 from coditect.errors import Conflict, NotFound
-from coditect.files.model import ENTRY, VERSION, Entry, VersionRecord
+from coditect.files.models import ENTRY, VERSION, Entry, VersionRecord
 from coditect.files.paths import FilePath
 from coditect.store import Transaction
 

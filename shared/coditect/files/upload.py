@@ -39,7 +39,7 @@ from coditect import keyspace
 from coditect.errors import ApiError, BadRequest
 from coditect.files import chunks, quota
 from coditect.files.changes import ChangeLog
-from coditect.files.model import Entry
+from coditect.files.models import Entry
 from coditect.files.paths import FilePath
 from coditect.files.quota import Policy
 from coditect.files.tree import (

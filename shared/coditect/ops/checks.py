@@ -32,7 +32,7 @@ import fdb.tuple as fdbtuple
 
 from coditect import keyspace
 from coditect.files import chunks
-from coditect.files.model import ENTRY, VERSION
+from coditect.files.models import ENTRY, VERSION
 from coditect.identity import repository as identity
 from coditect.ops.archive import iter_sqlite_kv
 from coditect.sessions import repository

@@ -157,7 +157,7 @@ def test_retention_by_age_never_drops_the_current_version(db) -> None:  # type: 
     fs = t.session()
     t.write(fs, "f", b"old")
     # Age version 1 by two days (as if written then), then write version 2.
-    from coditect.files.model import VERSION
+    from coditect.files.models import VERSION
     from coditect.files.tree import get_version, locate
 
     def age(tr):  # type: ignore[no-untyped-def]
