@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from coditect import registry
-from coditect.auth.context import mint
+from coditect.identity.context import mint
 from coditect.repo import counters
 from coditect.sessions import conversations, messages, repository, service
 from coditect.sessions.models import (

@@ -62,7 +62,7 @@ class Stack:
         for directory in (s.data_dir, s.logs_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._refuse_second_supervisor()
-        from coditect.auth.keys import ensure_keys
+        from coditect.identity.signing_keys import ensure_keys
 
         ensure_keys(s.keys_dir)
         # Non-signing functions mount only the public keys in production; mirror that here.

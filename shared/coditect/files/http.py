@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from flask import Request, Response
 from werkzeug.http import http_date, parse_etags, parse_range_header
 
-from coditect.auth.context import TenantContext
 from coditect.errors import ApiError, BadRequest
 from coditect.files.models import FileInfo
 from coditect.files.paths import FilePath
@@ -23,6 +22,7 @@ from coditect.files.service import Readable, iter_content
 from coditect.files.tree import FileSpace
 from coditect.files.versions import Preconditions
 from coditect.http.call import Reply
+from coditect.identity.context import TenantContext
 from coditect.sessions.access import require_session
 from coditect.store import Database, Transaction
 

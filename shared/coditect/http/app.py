@@ -30,12 +30,12 @@ from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 
 from coditect import registry
-from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
 from coditect.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
 from coditect.http import body, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.http.client_ip import client_ip
+from coditect.identity.context import TenantContext
 from coditect.registry.spec import FunctionSpec, Route, resolve
 from coditect.store import Database, open_store
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 
 from coditect import audit
-from coditect.auth.context import TenantContext
 from coditect.errors import Forbidden
 from coditect.identity import clock
+from coditect.identity.context import TenantContext
 from coditect.origin import Origin
 from coditect.store import Database, Transaction
 

@@ -19,8 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from coditect.auth.keys import KeyRing, KeyRingError, is_valid_kid
 from coditect.config import Settings
+from coditect.identity.signing_keys import KeyRing, KeyRingError, is_valid_kid
 
 
 @dataclass

@@ -14,7 +14,7 @@ from __future__ import annotations
 import fdb.tuple as fdbtuple
 
 from coditect import keyspace
-from coditect.auth.access_tokens import ROLES, Role
+from coditect.identity.access_tokens import ROLES, Role
 from coditect.identity.models import AuthSessionRecord, InviteRecord, TenantRecord, UserRecord
 from coditect.repo import Index, RecordCodec, Table
 from coditect.store import Transaction

@@ -35,7 +35,7 @@ import secrets
 import struct
 from pathlib import Path
 
-from coditect.auth.keys import KeyRingError
+from coditect.identity.signing_keys import KeyRingError
 
 REFRESH_PREFIX = "crt_"
 INVITE_PREFIX = "cit_"

@@ -10,8 +10,8 @@ after it was marked deleted.
 
 from __future__ import annotations
 
-from coditect.auth.context import TenantContext
 from coditect.errors import NotFound
+from coditect.identity.context import TenantContext
 from coditect.sessions import repository
 from coditect.sessions.models import ConversationRecord, SessionRecord
 from coditect.store import Transaction

@@ -8,8 +8,8 @@ creation order) with the tenant-wide unique index `conv_ix` (cid → where it li
 from __future__ import annotations
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
+from coditect.identity.context import TenantContext
 from coditect.repo import counters
 from coditect.sessions import access, fork, repository
 from coditect.sessions.ids import uuid7

@@ -32,8 +32,8 @@ import uuid
 from pydantic import BaseModel
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
+from coditect.identity.context import TenantContext
 from coditect.repo import blobs, counters
 from coditect.sessions import access, hooks, purge, repository, stamped
 from coditect.sessions.ids import derived, derived_ordered

@@ -20,8 +20,8 @@ the second run finds it and answers the same message instead of writing a duplic
 
 from __future__ import annotations
 
-from coditect.auth.context import TenantContext
 from coditect.errors import PayloadTooLarge
+from coditect.identity.context import TenantContext
 from coditect.repo import blobs, counters
 from coditect.repo.cursor import encode_cursor, resume_range
 from coditect.sessions import access, repository, stamped

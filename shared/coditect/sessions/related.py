@@ -9,7 +9,7 @@ siblings (its fork index is purged with it).
 
 from __future__ import annotations
 
-from coditect.auth.context import TenantContext
+from coditect.identity.context import TenantContext
 from coditect.repo.cursor import encode_cursor, resume_range
 from coditect.sessions import access, repository
 from coditect.sessions.models import Related, RelatedQuery, Session, SessionRecord

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from coditect.auth.context import TenantContext
 from coditect.errors import PreconditionFailed
+from coditect.identity.context import TenantContext
 from coditect.repo.cursor import encode_cursor, resume_range
 from coditect.sessions import access, purge, repository
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch, SessionRecord, now

@@ -13,8 +13,8 @@ import re
 from pydantic import JsonValue
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from coditect.identity.context import TenantContext
 from coditect.repo import counters
 from coditect.sessions import repository
 from coditect.sessions.models import (

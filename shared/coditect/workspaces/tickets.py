@@ -54,10 +54,10 @@ from typing import Any, Literal
 import fdb.tuple as fdbtuple
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
 from coditect.errors import Conflict, NotFound
 from coditect.identity import repository as identity
+from coditect.identity.context import TenantContext
 from coditect.store import Database, Transaction
 from coditect.workspaces import lifecycle, repository
 from coditect.workspaces.models import TicketOut

@@ -8,7 +8,7 @@ from typing import Any
 import fdb.tuple as fdbtuple
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext, mint
+from coditect.identity.context import TenantContext, mint
 from coditect.sessions import conversations, messages, service
 from coditect.sessions.models import ConversationCreate, MessageCreate, SessionCreate
 from coditect.store import Database

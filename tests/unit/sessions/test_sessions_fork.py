@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound
+from coditect.identity.context import TenantContext
 from coditect.sessions import conversations, fork, hooks, purge, service
 from coditect.sessions.models import ConversationPatch, PageQuery
 from coditect.store import Database

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from coditect.auth.context import TenantContext
 from coditect.errors import BadRequest, NotFound, PayloadTooLarge
+from coditect.identity.context import TenantContext
 from coditect.sessions import conversations, messages
 from coditect.sessions.models import CONTENT_MAX_BYTES, MessageCreate
 from coditect.store import Database

@@ -11,8 +11,8 @@ import fdb.tuple as fdbtuple
 import pytest
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.errors import NotFound
+from coditect.identity.context import TenantContext
 from coditect.sessions import conversations, fork, hooks, purge, service
 from coditect.sessions.models import PageQuery, SessionListQuery
 from coditect.store import Database, Transaction, open_store

@@ -4,8 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from coditect import keyspace
-from coditect.auth.context import TenantContext
 from coditect.errors import NotFound, PreconditionFailed
+from coditect.identity.context import TenantContext
 from coditect.sessions import access, repository, service
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch
 from coditect.store import Database

@@ -22,7 +22,7 @@ function that reads this Secret has restarted with the new contents (roll them o
 2. Switch: write ``<new>`` into ``active``; roll out the signers. New tokens carry ``kid: <new>``;
    tokens signed by the old key keep verifying because ``<old>.pub`` is still published.
 3. Retire: wait at least the longest access-token lifetime plus the verification leeway
-   (900 s + 30 s; see ``coditect.auth.access_tokens``) after the last signer switched, then delete
+   (900 s + 30 s; see ``coditect.identity.access_tokens``) after the last signer switched, then delete
    ``<old>.key`` and ``<old>.pub`` and roll out. Tokens signed by the old key now fail, and none
    is still unexpired.
 
