@@ -25,6 +25,7 @@ import struct
 
 from coditect.config import get_settings
 from coditect.errors import BadRequest
+from coditect.repo import blobs
 from coditect.store.base import KeyValue, Transaction
 
 _VERSION = b"\x01"
@@ -100,12 +101,20 @@ def paginate(
     query: str,
     reverse: bool = False,
     snapshot: bool = False,
+    blob_records: bool = False,
 ) -> tuple[list[KeyValue], str | None]:
-    """One page of at most `limit` pairs of `[begin, end)` and the cursor of the next (or None)."""
+    """One page of at most `limit` pairs of `[begin, end)` and the cursor of the next (or None).
+
+    `blob_records`: the range holds blob records (`coditect.repo.blobs`), and a page is `limit`
+    records, each as its key and whole value (chunk keys are read, not counted)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     lo, hi = resume_range(query, begin, end, cursor, reverse=reverse)
-    kvs = tr.get_range(lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
+    if blob_records:
+        rows = blobs.scan_values(tr, lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
+        kvs = [KeyValue(key, value) for key, value in rows]
+    else:
+        kvs = tr.get_range(lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
     if len(kvs) <= limit:
         return kvs, None
     page = kvs[:limit]

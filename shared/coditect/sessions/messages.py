@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from coditect.errors import PayloadTooLarge
 from coditect.identity.context import TenantContext
-from coditect.repo import blobs, counters
-from coditect.repo.cursor import encode_cursor, resume_range
+from coditect.repo import counters
+from coditect.repo.cursor import paginate
 from coditect.sessions import access, repository, stamped
 from coditect.sessions.ids import uuid7
 from coditect.sessions.models import CONTENT_MAX_BYTES, Message, MessageCreate, MessageRecord, now
@@ -76,16 +76,16 @@ def page(
         space = repository.messages_space(ctx.tenant_id, session.id, conversation_id)
         begin, end = space.range()
         query = f"messages:{conversation_id}"
-        lo, hi = resume_range(query, begin, end, cursor)
-        rows = list(blobs.scan_values(tr, lo, hi, limit=limit + 1, snapshot=True))
-        next_cursor = encode_cursor(query, begin, end, rows[limit - 1][0]) if len(rows) > limit else None
+        rows, next_cursor = paginate(
+            tr, begin, end, limit=limit, cursor=cursor, query=query, snapshot=True, blob_records=True
+        )
         items = [
             _message(
                 conversation_id,
                 stamped.stamp_of(key[len(space.raw_prefix) :]),
                 repository.MESSAGE_CODEC.decode(value),
             )
-            for key, value in rows[:limit]
+            for key, value in rows
         ]
         return items, next_cursor
 

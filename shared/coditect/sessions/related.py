@@ -10,7 +10,7 @@ siblings (its fork index is purged with it).
 from __future__ import annotations
 
 from coditect.identity.context import TenantContext
-from coditect.repo.cursor import encode_cursor, resume_range
+from coditect.repo.cursor import paginate
 from coditect.sessions import access, repository
 from coditect.sessions.models import Related, RelatedQuery, Session, SessionRecord
 from coditect.store import Database, Transaction
@@ -22,11 +22,9 @@ def _forks(
     table = repository.sessions(ctx.tenant_id)
     space = table.indexes["parent"].subspace
     begin, end = space.range(parent_id)
-    lo, hi = resume_range(name, begin, end, cursor)
-    kvs = tr.get_range(lo, hi, limit=limit + 1, snapshot=True)
-    next_cursor = encode_cursor(name, begin, end, kvs[limit - 1].key) if len(kvs) > limit else None
+    kvs, next_cursor = paginate(tr, begin, end, limit=limit, cursor=cursor, query=name, snapshot=True)
     records = []
-    for kv in kvs[:limit]:
+    for kv in kvs:
         record = table.get(tr, space.unpack(kv.key)[-2], repository.REC, snapshot=True)
         if record is not None and record.state == "live" and record.owner_id == ctx.user_id:
             records.append(record)

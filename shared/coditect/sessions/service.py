@@ -7,7 +7,7 @@ import uuid
 
 from coditect.errors import PreconditionFailed
 from coditect.identity.context import TenantContext
-from coditect.repo.cursor import encode_cursor, resume_range
+from coditect.repo.cursor import paginate
 from coditect.sessions import access, purge, repository
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch, SessionRecord, now
 from coditect.store import Database, Transaction
@@ -79,13 +79,11 @@ def page(db: Database, ctx: TenantContext, query: SessionListQuery) -> tuple[lis
     name = f"sessions:{ctx.user_id}:{query.archived}"
 
     def read(tr: Transaction) -> tuple[list[SessionRecord], str | None]:
-        lo, hi = resume_range(name, begin, end, query.cursor, reverse=True)
-        kvs = tr.get_range(lo, hi, limit=query.limit + 1, reverse=True, snapshot=True)
-        next_cursor = (
-            encode_cursor(name, begin, end, kvs[query.limit - 1].key) if len(kvs) > query.limit else None
+        kvs, next_cursor = paginate(
+            tr, begin, end, limit=query.limit, cursor=query.cursor, query=name, reverse=True, snapshot=True
         )
         records = []
-        for kv in kvs[: query.limit]:
+        for kv in kvs:
             sid = space.unpack(kv.key)[-2]
             record = table.get(tr, sid, repository.REC, snapshot=True)
             if record is not None and record.state == "live":
