@@ -8,7 +8,7 @@
    same shape, same file settings (WAL, same `synchronous`). Same number of transactions for the
    bytes: the raw writer commits the chunks in the store's staging transactions
    (`upload.staging_plan`: 1, 1, 2, then 4 MiB; the store then commits one publish more), the raw reader
-   reads `store.READ_BATCH` chunks per transaction like `iter_content` (the store opens the file
+   reads `service.READ_BATCH` chunks per transaction like `iter_content` (the store opens the file
    in one read transaction more). Best of `--rounds`, the two sides alternating in each round.
    Goal: ratio ≥ 0.5 both ways.
 2. Through real function processes (bench_runtime's `Bench`: functions-framework → gunicorn, one
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from coditect import registry
-from coditect.files import paths, store, upload
+from coditect.files import paths, service, upload
 from coditect.files.chunks import CHUNK_SIZE
 from coditect.files.quota import Policy
 from coditect.files.tree import FileSpace
@@ -78,9 +78,9 @@ def raw_sqlite(path: Path, data: bytes, synchronous: str) -> tuple[float, float]
     write = time.perf_counter() - started
     started = time.perf_counter()
     out = []
-    for first in range(0, len(pieces), store.READ_BATCH):  # the store's read transactions
+    for first in range(0, len(pieces), service.READ_BATCH):  # the store's read transactions
         conn.execute("BEGIN")
-        for i in range(first, min(first + store.READ_BATCH, len(pieces))):
+        for i in range(first, min(first + service.READ_BATCH, len(pieces))):
             out.append(
                 conn.execute(
                     "SELECT value FROM kv WHERE key = ?", (prefix + i.to_bytes(4, "big"),)
@@ -102,8 +102,8 @@ def file_store(db_path: Path, data: bytes, synchronous: str) -> tuple[float, flo
                         content_type="application/octet-stream", conditions=NO_CONDITIONS, policy=Policy())  # fmt: skip
     write = time.perf_counter() - started
     started = time.perf_counter()
-    readable = store.open_file(db, fs, path)
-    pieces = list(store.iter_content(db, fs.tenant_id, readable.manifest, 0, readable.manifest.size))
+    readable = service.open_file(db, fs, path)
+    pieces = list(service.iter_content(db, fs.tenant_id, readable.manifest, 0, readable.manifest.size))
     read = time.perf_counter() - started
     assert hashlib.sha256(b"".join(pieces)).hexdigest() == readable.record.sha256
     db.close()
@@ -122,9 +122,9 @@ def in_process(rounds: int, synchronous: str) -> dict[str, Any]:
     mbps = {k: round(16 / v, 1) for k, v in best.items()}
     n, plan = len(data) // CHUNK_SIZE, upload.staging_plan(len(data) // CHUNK_SIZE)
     transactions = {"raw_write": len(plan), "files_write": len(plan) + 1,
-                     "raw_read": -(-n // store.READ_BATCH), "files_read": -(-n // store.READ_BATCH) + 1}  # fmt: skip
+                     "raw_read": -(-n // service.READ_BATCH), "files_read": -(-n // service.READ_BATCH) + 1}  # fmt: skip
     return {"size_mib": 16, "chunk_bytes": CHUNK_SIZE, "chunks_per_write_transaction": plan,
-            "read_chunks_per_transaction": store.READ_BATCH, "transactions": transactions,
+            "read_chunks_per_transaction": service.READ_BATCH, "transactions": transactions,
             "synchronous": synchronous, "rounds": rounds, "mib_per_s": mbps,
             "write_ratio": round(mbps["files_write"] / mbps["raw_write"], 3),
             "read_ratio": round(mbps["files_read"] / mbps["raw_read"], 3), "goal": ">= 0.5"}  # fmt: skip

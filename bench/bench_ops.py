@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from coditect import keys
+from coditect import keyspace
 from coditect.config import Settings
 from coditect.ops.backup import take_backup
 from coditect.ops.verify import verify_backup
@@ -44,7 +44,7 @@ VALUE = 50_000
 
 def generate(path: Path, size_mib: int) -> int:
     open_store(f"sqlite://{path}").close()
-    space = keys.tenant(str(uuid.uuid4())).sub(keys.FILE_CHUNKS)
+    space = keyspace.tenant(str(uuid.uuid4())).sub(keyspace.FILE_CHUNKS)
     rows = size_mib * MiB // VALUE
     conn = sqlite3.connect(path)
     filler = b"def handler(event):\n    return event\n" * (VALUE // 2 // 38 + 1)
@@ -68,7 +68,7 @@ def write_for(db: Database, seconds: float, stop: threading.Event | None = None)
     n = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds and not (stop and stop.is_set()):
-        key = keys.GLOBAL.key("bench", n, uuid.uuid4().hex)
+        key = keyspace.GLOBAL.key("bench", n, uuid.uuid4().hex)
         db.transact(lambda tr, k=key: tr.set(k, value))
         n += 1
     return n, time.perf_counter() - started

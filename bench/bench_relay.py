@@ -242,8 +242,8 @@ class Setup:
         return proc
 
     def _records(self):  # type: ignore[no-untyped-def]
-        from coditect.auth.context import mint
-        from coditect.identity import repositories as identity
+        from coditect.identity import repository as identity
+        from coditect.identity.context import mint
         from coditect.workspaces import lifecycle, repository
         from coditect.workspaces.models import WorkspaceRecord
         from coditect.workspaces.provisioner import Endpoint

@@ -35,9 +35,9 @@ from typing import Any
 import httpx
 
 from coditect import registry
-from coditect.auth.context import mint
+from coditect.identity.context import mint
 from coditect.repo import counters
-from coditect.sessions import conversations, messages, service, tables
+from coditect.sessions import conversations, messages, repository, service
 from coditect.sessions.models import (
     ConversationCreate,
     MessageRecord,
@@ -184,7 +184,7 @@ def paging(data_dir: Path, big_sessions: int, big_messages: int, reads: int) -> 
                 r = SessionRecord(
                     id=str(uuid.uuid4()), owner_id=ctx.user_id, name=f"s{i}", created_at=at, updated_at=at
                 )
-                tables.sessions(tid).put(tr, (r.id, tables.REC), r, previous=None)
+                repository.sessions(tid).put(tr, (r.id, repository.REC), r, previous=None)
 
         for start in range(0, n, 500):
             db.transact(write, start)
@@ -194,15 +194,15 @@ def paging(data_dir: Path, big_sessions: int, big_messages: int, reads: int) -> 
         ctx = mint(tenant_id=tid, user_id=str(uuid.uuid4()), session_id=str(uuid.uuid4()), role="owner")
         sid = service.create(db, ctx, service.SessionCreate(name="c")).id
         cid = conversations.create(db, ctx, sid, ConversationCreate(title="t")).id
-        space = tables.messages_space(tid, sid, cid)
-        data = tables.MESSAGE_CODEC.encode(
+        space = repository.messages_space(tid, sid, cid)
+        data = repository.MESSAGE_CODEC.encode(
             MessageRecord(id=str(uuid.uuid4()), role="user", content="hello " * 30, created_at=now())
         )
 
         def write(tr: Any, count: int) -> None:
             for j in range(count):
                 tr.set_versionstamped_key(pack_versionstamped(space.prefix, j), b"\x00" + data)
-            counters.add(tr, tables.count_key(tid, sid, cid), count)
+            counters.add(tr, repository.count_key(tid, sid, cid), count)
 
         for start in range(0, n, 1000):
             db.transact(write, min(1000, n - start))

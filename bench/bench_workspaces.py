@@ -84,8 +84,8 @@ def main() -> int:
 
     from functions_framework import create_app
 
-    from coditect.auth.keys import ensure_keys
     from coditect.config import get_settings
+    from coditect.identity.signing_keys import ensure_keys
     from coditect.workspaces.local import LocalProvisioner
     from coditect.workspaces.provisioner import WorkspaceSpec
 

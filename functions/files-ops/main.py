@@ -5,9 +5,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from coditect.files import changes, paths, store
+from coditect.files import changes, paths, service
 from coditect.files.http import space, tagged
-from coditect.files.model import ChangesPage, FileInfo
+from coditect.files.models import ChangesPage, FileInfo
 from coditect.files.quota import Policy
 from coditect.http import Call, FunctionApp, Reply, page
 
@@ -26,7 +26,7 @@ def move(call: Call) -> Reply:
     fs = space(call.ctx, call.uuid_param("sid"))
     now = datetime.now(UTC)
     return tagged(
-        store.move(call.db, fs, src, dst, overwrite=body.overwrite, ids=_ids(len(dst.segments)), now=now)
+        service.move(call.db, fs, src, dst, overwrite=body.overwrite, ids=_ids(len(dst.segments)), now=now)
     )
 
 
@@ -34,21 +34,21 @@ def move(call: Call) -> Reply:
 def mkdir(call: Call) -> FileInfo:
     path = paths.parse(call.body.path)
     fs = space(call.ctx, call.uuid_param("sid"))
-    return store.mkdir(call.db, fs, path, _ids(len(path.segments)), datetime.now(UTC))
+    return service.mkdir(call.db, fs, path, _ids(len(path.segments)), datetime.now(UTC))
 
 
 @app.route("files.versions")
 def versions(call: Call) -> dict[str, Any]:
     q = call.query
     fs = space(call.ctx, call.uuid_param("sid"))
-    items, cursor = store.list_versions(call.db, fs, paths.parse(q.path), limit=q.limit, cursor=q.cursor)
+    items, cursor = service.list_versions(call.db, fs, paths.parse(q.path), limit=q.limit, cursor=q.cursor)
     return page(items, cursor)
 
 
 @app.route("files.restore")
 def restore(call: Call) -> Reply:
     body = call.body
-    info = store.restore(
+    info = service.restore(
         call.db,
         space(call.ctx, call.uuid_param("sid")),
         paths.parse(body.path),

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Response
 
-from coditect.files import paths, store, upload
+from coditect.files import paths, service, upload
 from coditect.files.http import content_type_of, file_response, preconditions, space, tagged
-from coditect.files.model import FileInfo
+from coditect.files.models import FileInfo
 from coditect.files.quota import Policy
 from coditect.http import Call, FunctionApp, Reply, page
 
@@ -38,7 +38,7 @@ def put_file(call: Call) -> Reply:
 @app.route("files.get")
 def get_file(call: Call) -> Response:
     fs = space(call.ctx, call.uuid_param("sid"))
-    readable = store.open_file(call.db, fs, paths.parse(call.params["path"]), call.query.version)
+    readable = service.open_file(call.db, fs, paths.parse(call.params["path"]), call.query.version)
     return file_response(call.db, fs.tenant_id, readable, call.request)
 
 
@@ -47,7 +47,7 @@ app.route("files.head")(get_file)
 
 @app.route("files.delete")
 def delete_file(call: Call) -> None:
-    store.delete(
+    service.delete(
         call.db,
         space(call.ctx, call.uuid_param("sid")),
         paths.parse(call.params["path"]),
@@ -60,7 +60,7 @@ def delete_file(call: Call) -> None:
 @app.route("files.list")
 def list_files(call: Call) -> dict[str, Any]:
     q = call.query
-    items, cursor = store.list_files(
+    items, cursor = service.list_files(
         call.db,
         space(call.ctx, call.uuid_param("sid")),
         paths.parse(q.prefix, allow_root=True),

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from coditect import keys
+from coditect import keyspace
 from coditect.repo.codec import RecordCodec
 from coditect.repo.cursor import paginate
 from coditect.store import Transaction
@@ -53,8 +53,8 @@ class AuditEvent(BaseModel):
 CODEC = RecordCodec(AuditEvent, 1)
 
 
-def _subspace(tenant_id: str) -> keys.Subspace:
-    return keys.tenant(tenant_id).sub(keys.AUDIT)
+def _subspace(tenant_id: str) -> keyspace.Subspace:
+    return keyspace.tenant(tenant_id).sub(keyspace.AUDIT)
 
 
 def record(

@@ -65,7 +65,7 @@ class Settings(BaseModel):
     # Where published CloudEvents go: Knative's SinkBinding sets `K_SINK` (no CODITECT_ prefix) in
     # the functions that publish; the local stack sets it too. Empty: this process cannot publish.
     sink: str = Field(default="", validation_alias="K_SINK")
-    # Directory of Ed25519 PEM files (coditect.auth.keys); private keys only where signing happens.
+    # Directory of Ed25519 PEM files (coditect.identity.signing_keys); private keys only where signing happens.
     keys_dir: Path | None = None
     issuer: str = "https://coditect.local"
     audience: str = "coditect-api"

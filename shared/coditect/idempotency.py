@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from coditect.errors import ValidationFailed
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.store import Transaction
 
 HEADER = "Idempotency-Key"

@@ -1,6 +1,6 @@
 """A store-backed rate limiter: fixed window of attempts, then exponential backoff with a hard cap.
 
-Any function can use it; state lives under `keys.THROTTLE` so every replica of every function
+Any function can use it; state lives under `keyspace.THROTTLE` so every replica of every function
 shares it. One key per (policy, subject); the subject (an email, an IP, a user id) is stored
 only as a truncated SHA-256, so the throttle subspace holds no addresses or emails.
 
@@ -43,7 +43,7 @@ import random
 import struct
 from dataclasses import dataclass
 
-from coditect import keys
+from coditect import keyspace
 from coditect.store import Transaction
 
 # window_start, count, strikes, blocked_until (floats/ints, big-endian): 28 bytes.
@@ -82,7 +82,7 @@ class _State:
 
 def subject_key(policy: Policy, subject: str) -> bytes:
     """The store key of `subject` under `policy` (the subject only as a digest)."""
-    return keys.THROTTLE.key(policy.name, _digest(policy, subject))
+    return keyspace.THROTTLE.key(policy.name, _digest(policy, subject))
 
 
 def _digest(policy: Policy, subject: str) -> str:
@@ -91,7 +91,7 @@ def _digest(policy: Policy, subject: str) -> str:
 
 def _slots(policy: Policy, subject: str) -> tuple[bytes, bytes]:
     """The range of `subject`'s slot keys `(policy, digest, i)` (under its record's key)."""
-    return keys.THROTTLE.range(policy.name, _digest(policy, subject))
+    return keyspace.THROTTLE.range(policy.name, _digest(policy, subject))
 
 
 def _load(tr: Transaction, key: bytes) -> _State:
@@ -140,14 +140,14 @@ def hit(tr: Transaction, policy: Policy, subject: str, now: float) -> Decision:
         tr.clear_range(begin, end)
         _save(tr, key, state)
         return Decision(False, duration)
-    slot = keys.THROTTLE.key(policy.name, _digest(policy, subject), random.choice(free))
+    slot = keyspace.THROTTLE.key(policy.name, _digest(policy, subject), random.choice(free))
     tr.add_read_conflict_key(slot)  # a concurrent claim of the same slot fails one of the two
     tr.set(slot, _STATE.pack(now, 0, 0, 0.0))
     return Decision(True)
 
 
 def _slot_index(key: bytes) -> int:
-    index = keys.THROTTLE.unpack(key)[-1]
+    index = keyspace.THROTTLE.unpack(key)[-1]
     return index if isinstance(index, int) else -1
 
 

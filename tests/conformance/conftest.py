@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.store import Database, open_store
 
 

@@ -15,6 +15,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import fdb.tuple as fdbtuple
+import pytest
 
 from coditect.store import Transaction
 from tests.conformance import workers
@@ -36,12 +37,14 @@ def _run_all(target: Callable[..., None], arg_sets: list[tuple[Any, ...]]) -> No
     assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
+@pytest.mark.slow
 def test_atomic_adds_from_four_processes(store: Store) -> None:
     key = store.k(b"adds")
     _run_all(workers.atomic_adds, [(store.url, key, 500)] * 4)
     assert store.db.transact(lambda tr: tr.get(key)) == (2000).to_bytes(8, "little")
 
 
+@pytest.mark.slow
 def test_read_modify_write_from_four_processes_is_serializable(store: Store) -> None:
     key = store.k(b"rmw")
     _run_all(workers.read_modify_write, [(store.url, key, 200)] * 4)

@@ -147,8 +147,8 @@ class Accounts:
 @pytest.fixture
 def identity_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Test Argon2 cost and a key directory at <data_dir>/keys (what Settings.keys_dir resolves to)."""
-    from coditect.auth.keys import ensure_keys
     from coditect.config import get_settings
+    from coditect.identity.signing_keys import ensure_keys
 
     for name, value in TEST_ENV.items():
         monkeypatch.setenv(name, value)

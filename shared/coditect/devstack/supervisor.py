@@ -66,8 +66,8 @@ class Stack:
         for directory in (s.data_dir, s.logs_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self._refuse_second_supervisor()
-        from coditect.auth.cursor_keys import ensure_cursor_key
-        from coditect.auth.keys import ensure_keys
+        from coditect.identity.cursor_keys import ensure_cursor_key
+        from coditect.identity.signing_keys import ensure_keys
 
         ensure_keys(s.keys_dir)
         ensure_cursor_key(s.keys_dir)

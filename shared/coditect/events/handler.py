@@ -7,7 +7,7 @@ Returning acks the event (functions-framework answers 200); raising makes functi
 answer 500, and Knative redelivers with backoff, then to the dead-letter sink. Every event is
 logged in one JSON line: type, source, id, outcome (handled | duplicate | failed), latency.
 
-Dedupe is on the event's `(source, id)` (keys.DEDUPE), which publishers keep stable across
+Dedupe is on the event's `(source, id)` (keyspace.DEDUPE), which publishers keep stable across
 their own retries. The handler runs outside any transaction (it may call Kubernetes, publish,
 take minutes), and the mark is written only after it returns. A crash between its effects and
 the mark, or two concurrent deliveries, run it twice: effects are at-least-once and must be
@@ -30,7 +30,7 @@ from typing import Any
 from cloudevents.http import CloudEvent
 
 from coditect.http import logs
-from coditect.keys import DEDUPE, dedupe_key
+from coditect.keyspace import DEDUPE, dedupe_key
 from coditect.store import Database, Transaction
 
 log = logging.getLogger("coditect.events")

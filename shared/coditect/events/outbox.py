@@ -2,7 +2,7 @@
 
 Publishing from inside a transaction body is wrong twice over: the body may run again (the event
 goes out twice, or for a transaction that finally failed), and an HTTP call holds the transaction
-open. Instead the event is written under keys.OUTBOX in the same transaction as the state change,
+open. Instead the event is written under keyspace.OUTBOX in the same transaction as the state change,
 so it exists if and only if the change committed, and is published after the commit:
 
     event = OutboxEvent.new(event_types.WORKSPACE_REQUESTED, "/workspaces", {...}, subject=ws_id)
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from coditect.events.publisher import Publisher, PublishError, make_event
-from coditect.keys import OUTBOX
+from coditect.keyspace import OUTBOX
 from coditect.store import Database, Transaction
 
 log = logging.getLogger("coditect.events")

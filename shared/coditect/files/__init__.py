@@ -6,7 +6,7 @@
     tree      one session's directory tree: entries keyed by their parent directory's id
     versions  writing/dropping versions (references and usage kept in step), preconditions
     upload    streamed writes: staged chunks, one publishing transaction
-    store     read, list, mkdir, move, delete (+ trash), versions, restore
+    service   read, list, mkdir, move, delete (+ trash), versions, restore
     changes   the per-session change feed (versionstamped) with long-poll
     quota     limits, retention policy and usage counters
     gc        collect_garbage(db, budget_seconds=...) for the ops cron

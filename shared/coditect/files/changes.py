@@ -24,7 +24,7 @@ import json
 import struct
 import time
 
-from coditect.files.model import Change, ChangeOp, ChangesPage
+from coditect.files.models import Change, ChangeOp, ChangesPage
 from coditect.files.paths import FilePath
 from coditect.files.tree import FileSpace
 from coditect.repo.cursor import encode_cursor, resume_range

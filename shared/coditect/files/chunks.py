@@ -22,7 +22,7 @@ second retries and bumps). Two adders of an existing object do not conflict at a
 one's ADD is blind and nobody but GC writes the object key (concurrent uploads of the same
 content — a common file, a retried PUT — no longer retry each other).
 
-Removing a reference is a blind ADD of -1 plus a GC candidate marker (`keys.FILES_GC`, with the
+Removing a reference is a blind ADD of -1 plus a GC candidate marker (`keyspace.FILES_GC`, with the
 time), so removals never conflict with each other; GC later checks the candidates.
 
 Chunk size: 64 KiB (65,536 B) — the largest power of two under FoundationDB's 100,000-byte value
@@ -39,7 +39,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from coditect import keys
+from coditect import keyspace
 from coditect.repo import blobs
 from coditect.store import Transaction
 
@@ -49,13 +49,13 @@ _MANIFEST_HEADER = struct.Struct(">BQI")  # format 1, file size, chunk size
 _MANIFEST_FORMAT = 1
 
 
-def _space(tid: str, name: str) -> keys.Subspace:
-    return keys.tenant(tid).sub(name)
+def _space(tid: str, name: str) -> keyspace.Subspace:
+    return keyspace.tenant(tid).sub(name)
 
 
 @functools.lru_cache(maxsize=1024)  # two keys per chunk, hundreds of chunks per request
 def _chunk_prefixes(tid: str) -> tuple[bytes, bytes]:
-    return _space(tid, keys.FILE_CHUNKS).raw_prefix, _space(tid, keys.FILE_CHUNK_REFS).raw_prefix
+    return _space(tid, keyspace.FILE_CHUNKS).raw_prefix, _space(tid, keyspace.FILE_CHUNK_REFS).raw_prefix
 
 
 def _packed(h: bytes) -> bytes:
@@ -73,16 +73,16 @@ def chunk_refs_key(tid: str, h: bytes) -> bytes:
 
 
 def manifest_key(tid: str, sha: bytes) -> bytes:
-    return _space(tid, keys.FILE_MANIFESTS).key(sha)
+    return _space(tid, keyspace.FILE_MANIFESTS).key(sha)
 
 
 def manifest_refs_key(tid: str, sha: bytes) -> bytes:
-    return _space(tid, keys.FILE_MANIFEST_REFS).key(sha)
+    return _space(tid, keyspace.FILE_MANIFEST_REFS).key(sha)
 
 
 def candidate_key(kind: str, tid: str, h: bytes) -> bytes:
     """GC work list entry: `kind` is "chunk" or "manifest"."""
-    return keys.FILES_GC.key(kind, tid, h)
+    return keyspace.FILES_GC.key(kind, tid, h)
 
 
 def _count(value: bytes | None) -> int:
@@ -196,7 +196,7 @@ PHYSICAL = "files.physical_bytes"  # bytes of stored chunks (after dedup)
 
 @functools.lru_cache(maxsize=1024)  # bumped once per new chunk
 def usage_key(tid: str, name: str) -> bytes:
-    return keys.tenant(tid).sub(keys.COUNTERS).key(name)
+    return keyspace.tenant(tid).sub(keyspace.COUNTERS).key(name)
 
 
 def read_stamp(value: bytes) -> float:

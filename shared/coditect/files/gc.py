@@ -3,7 +3,7 @@
 Reference counting, not mark-and-sweep (see `chunks`): every reference is added or removed with
 an atomic ADD in the transaction that creates or drops the thing holding it (a version record,
 a manifest, a staged upload entry), and every removal leaves a candidate marker in
-`keys.FILES_GC`. GC therefore never scans content; it visits candidates only:
+`keyspace.FILES_GC`. GC therefore never scans content; it visits candidates only:
 
 1. uploads silent for `files_upload_stale_seconds`: marked aborted, staged references released;
 2. the trash: directories detached by a recursive delete whose contents are still referenced;
@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from coditect import keys
+from coditect import keyspace
 from coditect.config import get_settings
 from coditect.files import chunks, upload
-from coditect.files.store import drain_trash_step
+from coditect.files.service import drain_trash_step
 from coditect.files.tree import FileSpace
 from coditect.repo import blobs
 from coditect.store import Database, Transaction
@@ -47,12 +47,12 @@ MAX_RELEASES = 4000  # chunk references released per manifest transaction
 def _candidates(
     tr: Transaction, kind: str, after: bytes | None, limit: int
 ) -> list[tuple[bytes, tuple[Any, ...], float]]:
-    begin, end = keys.FILES_GC.range(kind)
+    begin, end = keyspace.FILES_GC.range(kind)
     if after is not None:
         begin = after + b"\x00"
     out = []
     for kv in tr.snapshot.get_range(begin, end, limit=limit):
-        parts = keys.FILES_GC.unpack(kv.key)[1:]
+        parts = keyspace.FILES_GC.unpack(kv.key)[1:]
         out.append((kv.key, parts, chunks.read_stamp(kv.value) if kv.value else 0.0))
     return out
 

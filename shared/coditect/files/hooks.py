@@ -17,9 +17,9 @@ purge then clears the subspace. GC frees what became unreferenced.
 
 from __future__ import annotations
 
-from coditect import keys
+from coditect import keyspace
 from coditect.files import chunks
-from coditect.files.model import ENTRY, VERSION
+from coditect.files.models import ENTRY, VERSION
 from coditect.files.tree import FileSpace, get_version, put_version
 from coditect.sessions import hooks
 from coditect.sessions.fork import check_forking
@@ -57,7 +57,7 @@ def _copy_step(
         for kv in tr.get_range(*src.space.range("trash")):
             dir_id = src.space.unpack(kv.key)[1]
             tr.set(dst.trash_key(dir_id), b"")
-            tr.set(keys.FILES_GC.key("trash", tid, target, dir_id), b"")
+            tr.set(keyspace.FILES_GC.key("trash", tid, target, dir_id), b"")
         return None
     return kvs[-1].key
 
@@ -87,7 +87,7 @@ def purge_file_refs(tr: Transaction, tenant_id: str, session_id: str) -> bool:
         tr.add(chunks.usage_key(tenant_id, chunks.LOGICAL), -record.size)
         tr.clear(kv.key)
     if len(kvs) < PURGE_STEP:
-        tr.clear_range(*keys.FILES_GC.range("trash", tenant_id, session_id))
+        tr.clear_range(*keyspace.FILES_GC.range("trash", tenant_id, session_id))
         return True
     return False
 

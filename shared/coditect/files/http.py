@@ -23,14 +23,14 @@ from urllib.parse import quote
 from flask import Request, Response
 from werkzeug.http import http_date, parse_etags, parse_range_header
 
-from coditect.auth.context import TenantContext
 from coditect.errors import ApiError, BadRequest
-from coditect.files.model import FileInfo
+from coditect.files.models import FileInfo
 from coditect.files.paths import FilePath
-from coditect.files.store import Readable, iter_content
+from coditect.files.service import Readable, iter_content
 from coditect.files.tree import FileSpace
 from coditect.files.versions import Preconditions
 from coditect.http.call import Reply
+from coditect.identity.context import TenantContext
 from coditect.sessions.access import require_session
 from coditect.store import Database, Transaction
 

@@ -1,6 +1,6 @@
 """Per-tenant limits and usage: file size, byte quota, version retention.
 
-Usage is two atomic counters per tenant (`keys.COUNTERS`), changed with ADD in the very
+Usage is two atomic counters per tenant (`keyspace.COUNTERS`), changed with ADD in the very
 transactions that add or drop what they count, so they never drift and never conflict:
 
 - logical bytes: the sizes of every stored file version in every session of the tenant (what
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from coditect.config import Settings
 from coditect.errors import InsufficientStorage, PayloadTooLarge
 from coditect.files.chunks import LOGICAL, PHYSICAL, usage_key
-from coditect.files.model import Usage
+from coditect.files.models import Usage
 from coditect.repo import counters
 from coditect.store import Database, Transaction, transactional
 

@@ -1,6 +1,6 @@
 """The directory tree of one session: entries keyed by their parent directory's id.
 
-Layout under `keys.session(tid, sid).sub("files")`:
+Layout under `keyspace.session(tid, sid).sub("files")`:
 
     ("e", dir_id, name)       → Entry (file or directory); the root directory's id is "root"
     ("v", file_id, version)   → VersionRecord
@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from coditect import keys
+from coditect import keyspace
 from coditect.errors import Conflict, NotFound
-from coditect.files.model import ENTRY, VERSION, Entry, VersionRecord
+from coditect.files.models import ENTRY, VERSION, Entry, VersionRecord
 from coditect.files.paths import FilePath
 from coditect.store import Transaction
 
@@ -51,8 +51,8 @@ class FileSpace:
     guard: Guard | None = field(default=None, compare=False)
 
     @property
-    def space(self) -> keys.Subspace:
-        return keys.session(self.tenant_id, self.session_id).sub(AREA)
+    def space(self) -> keyspace.Subspace:
+        return keyspace.session(self.tenant_id, self.session_id).sub(AREA)
 
     def check(self, tr: Transaction) -> None:
         if self.guard is not None:

@@ -14,7 +14,7 @@ Readers see the old version until the publish commits and the new one after: nev
 Staged chunks are referenced by the upload (their refcount includes the staged entries), so GC
 cannot take them mid-upload; an upload that dies (client gone, process killed) leaves only
 staged entries, which nobody can read, and `gc` releases them once the upload has been silent
-for `files_upload_stale_seconds` (`keys.FILES_GC` ("upload", tid, id) carries its last-touched
+for `files_upload_stale_seconds` (`keyspace.FILES_GC` ("upload", tid, id) carries its last-touched
 time). The handler releases them at once when it sees the failure itself (after the staging in
 flight has landed).
 
@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from coditect import keys
+from coditect import keyspace
 from coditect.errors import ApiError, BadRequest
 from coditect.files import chunks, quota
 from coditect.files.changes import ChangeLog
-from coditect.files.model import Entry
+from coditect.files.models import Entry
 from coditect.files.paths import FilePath
 from coditect.files.quota import Policy
 from coditect.files.tree import (
@@ -84,12 +84,12 @@ class UploadAborted(ApiError):
     default_message = "The upload was abandoned before it completed; retry it."
 
 
-def uploads(tid: str) -> keys.Subspace:
-    return keys.tenant(tid).sub(keys.FILE_UPLOADS)
+def uploads(tid: str) -> keyspace.Subspace:
+    return keyspace.tenant(tid).sub(keyspace.FILE_UPLOADS)
 
 
 def gc_marker(tid: str, upload_id: str) -> bytes:
-    return keys.FILES_GC.key("upload", tid, upload_id)
+    return keyspace.FILES_GC.key("upload", tid, upload_id)
 
 
 def _stamp(now: float) -> bytes:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from coditect.errors import PreconditionFailed
 from coditect.files import chunks
 from coditect.files.changes import ChangeLog
-from coditect.files.model import Entry, VersionRecord
+from coditect.files.models import Entry, VersionRecord
 from coditect.files.paths import FilePath
 from coditect.files.quota import Policy
 from coditect.files.tree import FileSpace, put_entry, put_version, versions

@@ -32,7 +32,6 @@ from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 
 from coditect import idempotency, registry
-from coditect.auth.context import TenantContext
 from coditect.config import Settings, get_settings
 from coditect.errors import (
     ApiError,
@@ -44,6 +43,7 @@ from coditect.errors import (
 from coditect.http import body, bodytime, envelope, logs, metrics
 from coditect.http.call import Call, Reply
 from coditect.http.client_ip import client_ip
+from coditect.identity.context import TenantContext
 from coditect.registry.spec import FunctionSpec, Route, resolve
 from coditect.store import Database, open_store, space
 

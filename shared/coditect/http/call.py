@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Request
 
-from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import NotFound, Unauthorized
+from coditect.identity.context import TenantContext
 from coditect.origin import Origin
 from coditect.registry.spec import Route
 from coditect.store import Database

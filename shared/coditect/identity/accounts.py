@@ -18,13 +18,12 @@ import uuid
 from dataclasses import dataclass
 
 from coditect import audit, ratelimit
-from coditect.auth.access_tokens import issue_access_token
-from coditect.auth.passwords import check_password_policy
 from coditect.config import Settings
 from coditect.errors import Conflict, RateLimited, Unauthorized, ValidationFailed, raise_returned
 from coditect.identity import clock, hashing, keyring, throttle, tokens
-from coditect.identity import repositories as repo
-from coditect.identity import sessions as ls
+from coditect.identity import login_sessions as ls
+from coditect.identity import repository as repo
+from coditect.identity.access_tokens import issue_access_token
 from coditect.identity.models import (
     AuthOut,
     InviteRecord,
@@ -37,6 +36,7 @@ from coditect.identity.models import (
     UserRecord,
     email_key,
 )
+from coditect.identity.passwords import check_password_policy
 from coditect.origin import Origin
 from coditect.store import Database, Transaction
 

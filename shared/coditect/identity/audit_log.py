@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coditect import audit
-from coditect.auth.context import TenantContext
+from coditect.identity.context import TenantContext
 from coditect.identity.models import PageQuery
 from coditect.store import Database
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 
 from coditect import audit
-from coditect.auth.context import TenantContext
 from coditect.errors import Forbidden
 from coditect.identity import clock
+from coditect.identity.context import TenantContext
 from coditect.origin import Origin
 from coditect.store import Database, Transaction
 
@@ -72,16 +72,7 @@ def refusal(
     return Forbidden()
 
 
-def forbidden(
-    db: Database,
-    ctx: TenantContext,
-    origin: Origin,
-    *,
-    reason: str = "forbidden",
-    target_id: str | None = None,
-) -> Forbidden:
+def forbidden(db: Database, ctx: TenantContext, origin: Origin, *, reason: str) -> Forbidden:
     """Record an authorization failure in a transaction of its own and return the 403 to raise."""
     event_id, now = str(uuid.uuid4()), clock.now()
-    return db.transact(
-        lambda tr: refusal(tr, ctx, origin, reason=reason, target_id=target_id, event_id=event_id, at=now)
-    )
+    return db.transact(lambda tr: refusal(tr, ctx, origin, reason=reason, event_id=event_id, at=now))

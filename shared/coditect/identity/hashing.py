@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 
-from coditect.auth.passwords import Argon2Params, Passwords
 from coditect.config import Settings
+from coditect.identity.passwords import Argon2Params, Passwords
 
 _override: Passwords | None = None
 

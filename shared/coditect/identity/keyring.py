@@ -15,12 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from coditect.auth.keys import KeyRing, KeyRingError, is_valid_kid
 from coditect.config import Settings
+from coditect.identity.signing_keys import KeyRing, KeyRingError, is_valid_kid
 
 
 @dataclass
@@ -32,26 +28,6 @@ class _Entry:
 _lock = threading.Lock()
 _verifiers: dict[Path, _Entry] = {}
 _signers: dict[Path, _Entry] = {}
-
-
-def load_public_ring(directory: Path) -> KeyRing:
-    """A verify-only ring of every `<kid>.pub` in `directory` (private key files are not opened)."""
-    if not directory.is_dir():
-        raise KeyRingError(f"key directory {directory} does not exist")
-    public: dict[str, Ed25519PublicKey] = {}
-    for path in sorted(directory.iterdir()):
-        if path.name.startswith(".") or path.suffix != ".pub":
-            continue
-        if not is_valid_kid(path.stem):
-            raise KeyRingError(f"key file {path.name!r} does not have a valid kid as its name")
-        try:
-            key = serialization.load_pem_public_key(path.read_bytes())
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            raise KeyRingError(f"{path.name} is not a PEM public key") from exc
-        if not isinstance(key, Ed25519PublicKey):
-            raise KeyRingError(f"{path.name} is not an Ed25519 key")
-        public[path.stem] = key
-    return KeyRing(public)
 
 
 def verifier(settings: Settings, kid: object = None) -> KeyRing:
@@ -68,7 +44,7 @@ def verifier(settings: Settings, kid: object = None) -> KeyRing:
             and now - entry.loaded >= settings.key_reload_interval
         )
         if entry is None or stale or unknown:
-            entry = _Entry(load_public_ring(directory), now)
+            entry = _Entry(KeyRing.load(directory, public_only=True), now)
             _verifiers[directory] = entry
         return entry.ring
 

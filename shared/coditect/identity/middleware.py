@@ -4,7 +4,7 @@
 
 1. `Authorization: Bearer <token>` (exactly that scheme; anything else is `token_invalid`,
    nothing at all is `token_missing`).
-2. The access token is verified by `coditect.auth.access_tokens` against the process's
+2. The access token is verified by `coditect.identity.access_tokens` against the process's
    verify-only key ring (public keys only; reloaded for an unknown kid, rate-limited).
 3. One point read of the session's live marker `tenant(tid)/live/<sid>`: absent means the
    session was logged out, revoked by reuse detection, a password change or deletion, or the
@@ -24,14 +24,14 @@ from typing import cast
 
 import jwt
 
-from coditect.auth.access_tokens import MAX_LEEWAY, AccessClaims, verify_access_token
-from coditect.auth.context import TenantContext, mint
-from coditect.auth.keys import KeyRing, is_valid_kid
 from coditect.config import Settings
 from coditect.errors import Unauthorized
 from coditect.http.call import Call
 from coditect.identity import clock, keyring
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
+from coditect.identity.access_tokens import MAX_LEEWAY, AccessClaims, verify_access_token
+from coditect.identity.context import TenantContext, mint
+from coditect.identity.signing_keys import KeyRing, is_valid_kid
 from coditect.store import Database, Transaction
 
 # Logging out twice answers 204 twice: this route alone accepts a revoked session's token

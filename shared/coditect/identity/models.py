@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from coditect.auth.access_tokens import Role
+from coditect.identity.access_tokens import Role
 
 MAX_EMAIL_LENGTH = 254
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

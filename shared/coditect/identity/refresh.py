@@ -6,13 +6,13 @@ import logging
 import uuid
 
 from coditect import audit
-from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import RateLimited, Unauthorized
 from coditect.identity import clock, throttle, tokens
-from coditect.identity import repositories as repo
-from coditect.identity import sessions as ls
+from coditect.identity import login_sessions as ls
+from coditect.identity import repository as repo
 from coditect.identity.accounts import issue_tokens, pepper_of
+from coditect.identity.context import TenantContext
 from coditect.identity.models import RefreshOut
 from coditect.origin import Origin
 from coditect.store import Database, Transaction
@@ -28,7 +28,7 @@ _FAILURES = {
 
 
 def refresh(db: Database, settings: Settings, origin: Origin, refresh_token: str) -> RefreshOut:
-    """Spend `refresh_token` for a new access token and its successor (see `sessions.redeem`)."""
+    """Spend `refresh_token` for a new access token and its successor (see `login_sessions.redeem`)."""
     now = clock.now()
     pepper = pepper_of(settings)
     digest = tokens.refresh_digest(pepper, refresh_token)

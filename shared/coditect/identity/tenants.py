@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 
-from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import Conflict, Forbidden, NotFound, raise_returned
 from coditect.identity import authz, clock, tokens
-from coditect.identity import repositories as repo
-from coditect.identity import sessions as ls
+from coditect.identity import login_sessions as ls
+from coditect.identity import repository as repo
+from coditect.identity.context import TenantContext
 from coditect.identity.models import (
     InviteBody,
     InviteOut,

@@ -36,7 +36,7 @@ import re
 import secrets
 from pathlib import Path
 
-from coditect.auth.keys import KeyRingError
+from coditect.identity.signing_keys import KeyRingError
 
 REFRESH_PREFIX = "crt_"
 INVITE_PREFIX = "cit_"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 from coditect import ratelimit
-from coditect.auth.context import TenantContext
-from coditect.auth.passwords import check_password_policy
 from coditect.config import Settings
 from coditect.errors import NotFound, RateLimited, raise_returned
 from coditect.identity import authz, clock, hashing, throttle
-from coditect.identity import repositories as repo
-from coditect.identity import sessions as ls
+from coditect.identity import login_sessions as ls
+from coditect.identity import repository as repo
 from coditect.identity.accounts import invalid_credentials
+from coditect.identity.context import TenantContext
 from coditect.identity.models import (
     AuthSessionOut,
     PageQuery,
@@ -23,6 +22,7 @@ from coditect.identity.models import (
     UserRecord,
     utc,
 )
+from coditect.identity.passwords import check_password_policy
 from coditect.origin import Origin
 from coditect.repo.cursor import paginate
 from coditect.store import Database, Transaction

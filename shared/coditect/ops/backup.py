@@ -28,7 +28,7 @@ from typing import Any
 
 import zstandard
 
-from coditect import keys
+from coditect import keyspace
 from coditect.config import Settings
 from coditect.ops import archive, fdb_admin, records
 from coditect.ops.archive import BackupInfo, Manifest
@@ -103,16 +103,16 @@ def _first(tr: Transaction, begin: bytes, end: bytes) -> list[KeyValue]:
 def tenant_ids(db: Database) -> list[str]:
     """Every tenant id with data, one skip-read per tenant (no full scan)."""
     found: list[str] = []
-    begin, end = keys.TENANT_ROOT.range()
+    begin, end = keyspace.TENANT_ROOT.range()
     while True:
         rows = db.transact(_first, begin, end)
         if not rows:
             return found
-        tid = keys.tenant_id_of(rows[0].key)
+        tid = keyspace.tenant_id_of(rows[0].key)
         if tid is None:
             return found
         found.append(tid)
-        begin = strinc(keys.tenant(tid).raw_prefix)
+        begin = strinc(keyspace.tenant(tid).raw_prefix)
 
 
 def export_range(
@@ -168,10 +168,10 @@ def backup_logical(
     (directory / "tenants").mkdir(parents=True, exist_ok=True)
     records.update(db, records.progress_key("backup"), id=backup_id)
     parts: list[tuple[str, Path, bytes, bytes]] = [
-        ("global", directory / "global.cdxl", *keys.GLOBAL.range())
+        ("global", directory / "global.cdxl", *keyspace.GLOBAL.range())
     ]
     tenants = tenant_ids(db)
-    parts += [(tid, directory / "tenants" / f"{tid}.cdxl", *keys.tenant(tid).range()) for tid in tenants]
+    parts += [(tid, directory / "tenants" / f"{tid}.cdxl", *keyspace.tenant(tid).range()) for tid in tenants]
     for name, path, begin, end in parts:
         if path.exists():
             continue  # exported by an earlier run of this backup

@@ -30,12 +30,12 @@ from typing import Any
 
 import fdb.tuple as fdbtuple
 
-from coditect import keys
+from coditect import keyspace
 from coditect.files import chunks
-from coditect.files.model import ENTRY, VERSION
-from coditect.identity import repositories as identity
+from coditect.files.models import ENTRY, VERSION
+from coditect.identity import repository as identity
 from coditect.ops.archive import iter_sqlite_kv
-from coditect.sessions import tables
+from coditect.sessions import repository
 from coditect.workspaces import repository as workspaces
 
 MAX_PROBLEMS = 20
@@ -109,61 +109,65 @@ class RecordChecker:
         n = len(p)
         if p[:2] == ("g", "email") and n == 3:
             tid, uid = fdbtuple.unpack(value)
-            user = self.record(keys.tenant(tid).sub(keys.USERS).key(uid), identity.USER_CODEC.decode)
+            user = self.record(keyspace.tenant(tid).sub(keyspace.USERS).key(uid), identity.USER_CODEC.decode)
             self.expect(user is not None and user.email_key == p[2], p, "email index entry without its user")
             return "email_index"
         if p[0] != "t" or n < 3:
             return None
         tid, area = p[1], p[2]
-        t = keys.tenant(tid)
-        if area == keys.TENANT_RECORD and n == 3:
+        t = keyspace.tenant(tid)
+        if area == keyspace.TENANT_RECORD and n == 3:
             tenant = identity.TENANT_CODEC.decode(self.blob(key, value))
             self.expect(tenant.id == tid, p, "tenant record of another tenant id")
             return "tenants"
         if n < 4:
             return None
-        if area == keys.USERS and n == 4:
+        if area == keyspace.USERS and n == 4:
             user = identity.USER_CODEC.decode(self.blob(key, value))
-            owner = self.get(keys.EMAIL_INDEX.key(user.email_key))
+            owner = self.get(keyspace.EMAIL_INDEX.key(user.email_key))
             self.expect(owner == fdbtuple.pack((tid, user.id)), p, "user without its email index entry")
             return "users"
-        if area == keys.AUTH_SESSIONS and n == 4:
+        if area == keyspace.AUTH_SESSIONS and n == 4:
             s = identity.SESSION_CODEC.decode(self.blob(key, value))
-            ix = t.sub(keys.AUTH_SESSIONS_BY_USER).key(s.user_id, s.id)
+            ix = t.sub(keyspace.AUTH_SESSIONS_BY_USER).key(s.user_id, s.id)
             self.expect(self.get(ix) is not None, p, "login session without its by-user index entry")
             return "auth_sessions"
-        if area == keys.AUTH_SESSIONS_BY_USER and n == 5:
-            s = self.record(t.sub(keys.AUTH_SESSIONS).key(p[4]), identity.SESSION_CODEC.decode)
+        if area == keyspace.AUTH_SESSIONS_BY_USER and n == 5:
+            s = self.record(t.sub(keyspace.AUTH_SESSIONS).key(p[4]), identity.SESSION_CODEC.decode)
             self.expect(
                 s is not None and s.user_id == p[3], p, "by-user index entry without its login session"
             )
             return "auth_sessions_by_user"
-        if area == keys.INVITES and n == 4:
+        if area == keyspace.INVITES and n == 4:
             identity.INVITE_CODEC.decode(self.blob(key, value))
             return "invites"
-        if area == keys.SESSIONS:
+        if area == keyspace.SESSIONS:
             return self.session_part(tid, p, key, value)
-        if area in (keys.SESSIONS_BY_OWNER, keys.SESSIONS_BY_OWNER_ARCHIVED, keys.SESSIONS_BY_PARENT):
+        if area in (
+            keyspace.SESSIONS_BY_OWNER,
+            keyspace.SESSIONS_BY_OWNER_ARCHIVED,
+            keyspace.SESSIONS_BY_PARENT,
+        ):
             sid = p[-2]
-            rec = self.record(keys.session(tid, sid).key(tables.REC), tables.SESSION_CODEC.decode)
+            rec = self.record(keyspace.session(tid, sid).key(repository.REC), repository.SESSION_CODEC.decode)
             self.expect(
                 rec is not None and rec.state == "live", p, "session index entry without a live session"
             )
             return str(area)
-        if area == keys.CONVERSATION_INDEX and n == 4:
+        if area == keyspace.CONVERSATION_INDEX and n == 4:
             target = fdbtuple.unpack(value)
-            conv = self.record(t.sub(keys.SESSIONS).key(*target), tables.CONVERSATION_CODEC.decode)
+            conv = self.record(t.sub(keyspace.SESSIONS).key(*target), repository.CONVERSATION_CODEC.decode)
             self.expect(conv is not None and conv.id == p[3], p, "conv_ix entry without its conversation")
             return "conv_ix"
-        if area == keys.FILE_CHUNKS and n == 4:
+        if area == keyspace.FILE_CHUNKS and n == 4:
             self.expect(
                 hashlib.sha256(value).digest() == p[3], p, "file chunk content does not match its SHA-256"
             )
             return "file_chunks"
-        if area == keys.FILE_MANIFESTS and n == 4:
+        if area == keyspace.FILE_MANIFESTS and n == 4:
             chunks.Manifest.decode(self.blob(key, value))
             return "file_manifests"
-        if area == keys.WORKSPACES and n == 5 and p[3] == "rec":
+        if area == keyspace.WORKSPACES and n == 5 and p[3] == "rec":
             workspaces.CODEC.decode(self.blob(key, value))
             return "workspaces"
         return None
@@ -171,28 +175,28 @@ class RecordChecker:
     def session_part(self, tid: str, p: tuple[Any, ...], key: bytes, value: bytes) -> str | None:
         n, sid = len(p), p[3]
         kind = p[4] if n > 4 else None
-        if kind == tables.REC and n == 5:
-            rec = tables.SESSION_CODEC.decode(self.blob(key, value))
-            for ix in tables.sessions(tid).indexes.values():
-                entry = ix.entry((sid, tables.REC), rec)
+        if kind == repository.REC and n == 5:
+            rec = repository.SESSION_CODEC.decode(self.blob(key, value))
+            for ix in repository.sessions(tid).indexes.values():
+                entry = ix.entry((sid, repository.REC), rec)
                 self.expect(
                     entry is None or self.get(entry) is not None,
                     p,
                     f"session without its {ix.name} index entry",
                 )
             return "sessions"
-        if kind == tables.CONV and n == 6:
-            conv = tables.CONVERSATION_CODEC.decode(self.blob(key, value))
-            entry_value = self.get(keys.tenant(tid).sub(keys.CONVERSATION_INDEX).key(conv.id))
+        if kind == repository.CONV and n == 6:
+            conv = repository.CONVERSATION_CODEC.decode(self.blob(key, value))
+            entry_value = self.get(keyspace.tenant(tid).sub(keyspace.CONVERSATION_INDEX).key(conv.id))
             self.expect(
-                entry_value == fdbtuple.pack((sid, tables.CONV, conv.id)),
+                entry_value == fdbtuple.pack((sid, repository.CONV, conv.id)),
                 p,
                 "conversation without its conv_ix entry",
             )
             return "conversations"
-        if kind == tables.MSG and n == 7:
-            tables.MESSAGE_CODEC.decode(self.blob(key, value))
-            stored = self.get(keys.session(tid, sid).key(tables.CONV, p[5]))
+        if kind == repository.MSG and n == 7:
+            repository.MESSAGE_CODEC.decode(self.blob(key, value))
+            stored = self.get(keyspace.session(tid, sid).key(repository.CONV, p[5]))
             self.expect(stored is not None, p, "message of a conversation that does not exist")
             return "messages"
         if kind == "files" and n == 8 and p[5] == "e":

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from coditect import registry
-from coditect.keys import PROBE
+from coditect.keyspace import PROBE
 from coditect.ops import fdb_admin, records
 from coditect.ops.runner import BACKUP_AGE, JobContext, Result
 from coditect.store import Database

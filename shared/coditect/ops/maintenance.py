@@ -31,8 +31,8 @@ import struct
 import time
 from collections.abc import Callable
 
-from coditect import keys
-from coditect.identity import repositories as identity
+from coditect import keyspace
+from coditect.identity import repository as identity
 from coditect.identity.models import AuthSessionRecord
 from coditect.ops import records
 from coditect.ops.runner import JobContext, Result, Status
@@ -97,7 +97,7 @@ def sweep_throttles(db: Database, *, now: float, retention: float, deadline: flo
         tr.clear(kv.key)  # idle long enough, or not a record of ours at all
         return True
 
-    return sweep(db, "gc.throttle", *keys.THROTTLE.range(), stale, deadline)
+    return sweep(db, "gc.throttle", *keyspace.THROTTLE.range(), stale, deadline)
 
 
 def family_end(s: AuthSessionRecord, absolute_ttl: float, idle_ttl: float) -> float:
@@ -121,7 +121,7 @@ def sweep_refresh_families(
         tr.clear(kv.key)  # this digest; the family's other digests follow in key order
         return True
 
-    return sweep(db, "gc.refresh", *keys.TOKEN_DIGESTS.range("refresh"), spent, deadline)
+    return sweep(db, "gc.refresh", *keyspace.TOKEN_DIGESTS.range("refresh"), spent, deadline)
 
 
 def gc(ctx: JobContext) -> Result:

@@ -1,4 +1,4 @@
-"""What the ops jobs write in the store, all under `keys.OPS` as small JSON values:
+"""What the ops jobs write in the store, all under `keyspace.OPS` as small JSON values:
 
     ("job", name)             → last run of a job: started/finished, duration, outcome, counts, detail
     ("lease", name)           → pack((holder, expires_unix)) while a run of the job is in progress
@@ -19,7 +19,7 @@ from typing import Any
 
 import fdb.tuple as fdbtuple
 
-from coditect.keys import OPS
+from coditect.keyspace import OPS
 from coditect.store import Database, Transaction
 
 

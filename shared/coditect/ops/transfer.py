@@ -1,6 +1,6 @@
 """Per-tenant export and import: a tenant takes its data to another Coditect store.
 
-Export (`export_tenant`): every key under `keys.tenant(tid)`, plus the global keys that belong
+Export (`export_tenant`): every key under `keyspace.tenant(tid)`, plus the global keys that belong
 to the tenant — those whose key tuple names the tenant id (purge queue, files GC work list) or
 whose value is a tuple starting with it (email index, refresh/invite token digests, live
 workspaces). Ephemeral global state is left out: relay tickets and cookie sessions (≤ 60 s /
@@ -30,7 +30,7 @@ from typing import Any
 
 import fdb.tuple as fdbtuple
 
-from coditect import keys
+from coditect import keyspace
 from coditect.ops import records
 from coditect.ops.archive import file_sum
 from coditect.ops.logical import ExportWriter, read_header, read_pairs
@@ -39,7 +39,7 @@ from coditect.store import Database, KeyValue, Transaction
 from coditect.store.sqlite import SQLiteDatabase
 
 FORMAT = "coditect-tenant-export/1"
-SKIP_GLOBAL = (keys.DEDUPE, keys.OUTBOX, keys.OPS, keys.PROBE, keys.THROTTLE)
+SKIP_GLOBAL = (keyspace.DEDUPE, keyspace.OUTBOX, keyspace.OPS, keyspace.PROBE, keyspace.THROTTLE)
 BATCH = 1000
 
 
@@ -86,7 +86,7 @@ def belongs(tenant_id: str, key: bytes, value: bytes) -> bool:
     if any(key in space for space in SKIP_GLOBAL):
         return False
     try:
-        if tenant_id in keys.GLOBAL.unpack(key):
+        if tenant_id in keyspace.GLOBAL.unpack(key):
             return True
     except ValueError:
         return False
@@ -98,20 +98,24 @@ def belongs(tenant_id: str, key: bytes, value: bytes) -> bool:
 
 
 def export_tenant(db: Database, tenant_id: str, out: Path) -> TransferStats:
-    space = keys.tenant(tenant_id)  # validates the id
+    space = keyspace.tenant(tenant_id)  # validates the id
     tmp = out.with_name(out.name + ".tmp")
     header = {"format": FORMAT, "tenant": tenant_id, "created_at": time.time(), "source": db.url}
     writer = ExportWriter(tmp, header)
     global_keys = 0
-    for key, value in _scan(db, *keys.GLOBAL.range()):
-        if belongs(tenant_id, key, value):
+    try:
+        for key, value in _scan(db, *keyspace.GLOBAL.range()):
+            if belongs(tenant_id, key, value):
+                writer.add(key, value)
+                global_keys += 1
+        for key, value in _scan(db, *space.range()):
             writer.add(key, value)
-            global_keys += 1
-    for key, value in _scan(db, *space.range()):
-        writer.add(key, value)
-    if writer.count == global_keys:
+        if writer.count == global_keys:
+            raise LookupError(f"tenant {tenant_id} has no data in {db.url}")
+    except BaseException:
+        writer.close()  # the file handle, not only the file: nothing half-written is left open
         tmp.unlink(missing_ok=True)
-        raise LookupError(f"tenant {tenant_id} has no data in {db.url}")
+        raise
     writer.close()
     tmp.replace(out)
     return TransferStats(tenant_id, writer.count, global_keys, out.stat().st_size)
@@ -131,7 +135,7 @@ def import_tenant(db: Database, path: Path) -> TransferStats:
     if header.get("format") != FORMAT:
         raise ImportConflict(f"{path.name} is not a tenant export (format {header.get('format')!r})")
     tenant_id = str(header["tenant"])
-    space = keys.tenant(tenant_id)
+    space = keyspace.tenant(tenant_id)
     digest = file_sum(path).sha256
     marker = records.import_key(tenant_id)
     resuming = (records.read(db, marker) or {}).get("sha256") == digest
@@ -173,7 +177,7 @@ def advance_sqlite_version(path: Path, at_least: int) -> None:
 
 def _describe(key: bytes) -> str:
     try:
-        parts = keys.GLOBAL.unpack(key)
+        parts = keyspace.GLOBAL.unpack(key)
     except ValueError:
         return key.hex()[:40]
     if parts and parts[0] == "email":

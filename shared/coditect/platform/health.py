@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from coditect.errors import ServiceUnavailable
-from coditect.keys import PROBE
+from coditect.keyspace import PROBE
 from coditect.store import Database
 
 SERVICE = "coditect-v5-api"

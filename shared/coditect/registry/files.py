@@ -12,7 +12,7 @@ not a route.
 
 from coditect.registry.spec import FunctionSpec, Route
 
-M = "coditect.files.model"
+M = "coditect.files.models"
 BASE = "/api/v5/sessions/<uuid:sid>/files"
 FILE = BASE + "/<path:path>"
 _PATH = ((400, "invalid_path"),)

@@ -1,4 +1,4 @@
-"""The repository toolkit every feature builds on (key subspaces live in `coditect.keys`).
+"""The repository toolkit every feature builds on (key subspaces live in `coditect.keyspace`).
 
 - `RecordCodec`: pydantic models ↔ versioned compact JSON.
 - `Table` / `Index`: records plus unique and non-unique secondary indexes, same transaction.

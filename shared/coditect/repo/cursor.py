@@ -8,7 +8,7 @@ range (another tenant), a tampered one or garbage is `BadRequest(code="invalid_c
 A cursor grants no authority: the range is always computed by the caller from its own
 `TenantContext`, and a decoded key outside that range is refused. The MAC stops clients from
 steering a listing to arbitrary positions or replaying a cursor across queries. Its keys are
-secret files in the key directory (`coditect.auth.cursor_keys`: created on first start locally,
+secret files in the key directory (`coditect.identity.cursor_keys`: created on first start locally,
 mounted from the Secret in a cluster, rotated like the signing keys — a cursor verifies under any
 key present); there is no built-in default.
 
@@ -27,9 +27,10 @@ import hashlib
 import hmac
 import struct
 
-from coditect.auth.cursor_keys import CursorKeys, cursor_keys
 from coditect.config import get_settings
 from coditect.errors import BadRequest
+from coditect.identity.cursor_keys import CursorKeys, cursor_keys
+from coditect.repo import blobs
 from coditect.store.base import KeyValue, Transaction
 
 _VERSION = b"\x01"
@@ -107,12 +108,20 @@ def paginate(
     query: str,
     reverse: bool = False,
     snapshot: bool = False,
+    blob_records: bool = False,
 ) -> tuple[list[KeyValue], str | None]:
-    """One page of at most `limit` pairs of `[begin, end)` and the cursor of the next (or None)."""
+    """One page of at most `limit` pairs of `[begin, end)` and the cursor of the next (or None).
+
+    `blob_records`: the range holds blob records (`coditect.repo.blobs`), and a page is `limit`
+    records, each as its key and whole value (chunk keys are read, not counted)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     lo, hi = resume_range(query, begin, end, cursor, reverse=reverse)
-    kvs = tr.get_range(lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
+    if blob_records:
+        rows = blobs.scan_values(tr, lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
+        kvs = [KeyValue(key, value) for key, value in rows]
+    else:
+        kvs = tr.get_range(lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
     if len(kvs) <= limit:
         return kvs, None
     page = kvs[:limit]

@@ -17,10 +17,10 @@ from typing import Any, Generic
 import fdb.tuple as fdbtuple
 
 from coditect.errors import Conflict
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.repo import blobs
 from coditect.repo.codec import M, RecordCodec
-from coditect.repo.cursor import encode_cursor, resume_range
+from coditect.repo.cursor import paginate
 from coditect.store.base import Transaction
 
 PK = tuple[Any, ...]
@@ -119,15 +119,12 @@ class Table(Generic[M]):
         snapshot: bool = False,
     ) -> tuple[list[tuple[PK, M]], str | None]:
         """One page of `scan` and the next page's opaque cursor (None on the last page)."""
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
         begin, end = self._range(prefix)
-        lo, hi = resume_range(query, begin, end, cursor, reverse=reverse)
-        rows = list(blobs.scan_values(tr, lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot))
-        if len(rows) <= limit:
-            return self._decode(rows), None
-        rows = rows[:limit]
-        return self._decode(rows), encode_cursor(query, begin, end, rows[-1][0])
+        rows, next_cursor = paginate(
+            tr, begin, end, limit=limit, cursor=cursor, query=query, reverse=reverse, snapshot=snapshot,
+            blob_records=True,
+        )  # fmt: skip
+        return self._decode(rows), next_cursor
 
     def lookup(self, tr: Transaction, index_name: str, *values: Any, snapshot: bool = False) -> PK | None:
         """The pk holding `values` in a unique index, or None."""

@@ -1,9 +1,9 @@
 """Workspace sessions, their conversations and messages, and per-user settings.
 
-Rules every area attaching data to a session follows (see also `coditect.keys`):
+Rules every area attaching data to a session follows (see also `coditect.keyspace`):
 
 1. ONE subspace per session. Everything scoped to a workspace session lives under
-   `keys.session(tid, sid)` = `("t", tid, "s", sid, ...)`: the record (`"rec"`), conversations
+   `keyspace.session(tid, sid)` = `("t", tid, "s", sid, ...)`: the record (`"rec"`), conversations
    (`"conv"`, `"count"`), messages (`"msg"`, `"msgid"`), fork state (`"fork"`, `"forking"`), and,
    from other areas, files (`.sub("files", ...)`) and workspace records (`.sub("ws", ...)`).
 2. Liveness gate. A session record has a `state`: `live`, `pending` (a fork being copied) or
@@ -12,7 +12,7 @@ Rules every area attaching data to a session follows (see also `coditect.keys`):
    makes it disappear from every read at once and stops every writer.
 3. Delete = mark, then purge (`purge`). The DELETE transaction sets `state = deleting`, removes
    the session's own index entries (by owner, by parent) and enqueues it in the durable purge
-   queue `keys.PURGE_QUEUE`. The purge then runs in bounded transactions (≤ 1,000 keys each):
+   queue `keyspace.PURGE_QUEUE`. The purge then runs in bounded transactions (≤ 1,000 keys each):
    area purge hooks (data outside the subspace), conversation index entries, the `by_parent`
    entries of its forks, the subspace itself, and finally the record and the queue entry. Every
    step is idempotent, so a purge killed at any point resumes from the queue: the DELETE request

@@ -7,11 +7,11 @@ creation order) with the tenant-wide unique index `conv_ix` (cid → where it li
 
 from __future__ import annotations
 
-from coditect import idempotency, keys
-from coditect.auth.context import TenantContext
+from coditect import idempotency, keyspace
 from coditect.errors import Conflict, NotFound
+from coditect.identity.context import TenantContext
 from coditect.repo import counters
-from coditect.sessions import access, fork, tables
+from coditect.sessions import access, fork, repository
 from coditect.sessions.ids import uuid7
 from coditect.sessions.models import (
     CONVERSATIONS_MAX,
@@ -26,7 +26,7 @@ from coditect.store import Database, Transaction
 
 
 def _out(tr: Transaction, tenant_id: str, record: ConversationRecord) -> Conversation:
-    count = counters.read(tr, tables.count_key(tenant_id, record.session_id, record.id), snapshot=True)
+    count = counters.read(tr, repository.count_key(tenant_id, record.session_id, record.id), snapshot=True)
     return Conversation(message_count=count, **record.model_dump())
 
 
@@ -35,10 +35,10 @@ def page(
 ) -> tuple[list[Conversation], str | None]:
     def read(tr: Transaction) -> tuple[list[Conversation], str | None]:
         access.require_session(tr, ctx, session_id)
-        rows, next_cursor = tables.conversations(ctx.tenant_id).page(
+        rows, next_cursor = repository.conversations(ctx.tenant_id).page(
             tr,
             session_id,
-            tables.CONV,
+            repository.CONV,
             limit=query.limit,
             cursor=query.cursor,
             query=f"conversations:{session_id}",
@@ -64,22 +64,22 @@ def create(
     claim = idempotency.claim(
         idempotency_key, user_id=ctx.user_id, operation="conversations.create", scope=session_id, body=body
     )
-    space = keys.session(ctx.tenant_id, session_id).sub(idempotency.SESSION_PART)
+    space = keyspace.session(ctx.tenant_id, session_id).sub(idempotency.SESSION_PART)
 
     def write(tr: Transaction) -> Conversation:
         access.require_session(tr, ctx, session_id)
-        table = tables.conversations(ctx.tenant_id)
+        table = repository.conversations(ctx.tenant_id)
         earlier = idempotency.created(tr, space, claim)
         if earlier is not None:
-            existing = table.get(tr, session_id, tables.CONV, earlier)
+            existing = table.get(tr, session_id, repository.CONV, earlier)
             if existing is not None:
                 return _out(tr, ctx.tenant_id, existing)
-        if table.get(tr, session_id, tables.CONV, record.id) is not None:
+        if table.get(tr, session_id, repository.CONV, record.id) is not None:
             return _out(tr, ctx.tenant_id, record)  # written by an earlier attempt
-        count_key = keys.session(ctx.tenant_id, session_id).key(tables.NCONV)
+        count_key = keyspace.session(ctx.tenant_id, session_id).key(repository.NCONV)
         if counters.read(tr, count_key) >= CONVERSATIONS_MAX:
             raise Conflict(f"A session holds at most {CONVERSATIONS_MAX} conversations.")
-        table.put(tr, (session_id, tables.CONV, record.id), record, previous=None)
+        table.put(tr, (session_id, repository.CONV, record.id), record, previous=None)
         counters.add(tr, count_key, 1)
         idempotency.remember(tr, space, claim, record.id)
         return Conversation(message_count=0, **record.model_dump())
@@ -104,8 +104,8 @@ def update(db: Database, ctx: TenantContext, conversation_id: str, body: Convers
         if all(getattr(current, k) == v for k, v in changes.items()) or current.updated_at == at:
             return _out(tr, ctx.tenant_id, current)
         record = current.model_copy(update={**changes, "updated_at": at})
-        tables.conversations(ctx.tenant_id).put(
-            tr, (session.id, tables.CONV, conversation_id), record, previous=current
+        repository.conversations(ctx.tenant_id).put(
+            tr, (session.id, repository.CONV, conversation_id), record, previous=current
         )
         return _out(tr, ctx.tenant_id, record)
 
@@ -129,12 +129,12 @@ def delete(db: Database, ctx: TenantContext, conversation_id: str) -> None:
         if fork.forks_in_progress(tr, ctx.tenant_id, session.id):
             raise Conflict("The session is being forked; retry in a moment.", code="fork_in_progress")
         tid = ctx.tenant_id
-        tables.conversations(tid).delete(tr, (session.id, tables.CONV, conversation_id), record)
-        space = keys.session(tid, session.id)
-        tr.clear_range(*space.range(tables.MSG, conversation_id))
-        tr.clear_range(*space.range(tables.MSGID, conversation_id))
-        tr.clear(tables.count_key(tid, session.id, conversation_id))
-        counters.add(tr, space.key(tables.NCONV), -1)
+        repository.conversations(tid).delete(tr, (session.id, repository.CONV, conversation_id), record)
+        space = keyspace.session(tid, session.id)
+        tr.clear_range(*space.range(repository.MSG, conversation_id))
+        tr.clear_range(*space.range(repository.MSGID, conversation_id))
+        tr.clear(repository.count_key(tid, session.id, conversation_id))
+        counters.add(tr, space.key(repository.NCONV), -1)
         issued = True
 
     db.transact(write)

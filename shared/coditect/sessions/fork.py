@@ -21,7 +21,7 @@ A session with many messages does not fit one transaction (5 s, 10 MB), so the f
    purged. Copies keep the messages' versionstamps (hence their `seq` and order); message and
    conversation ids are derived deterministically from the target and the source id
    (`ids.derived_ordered` keeps the source's creation order, `ids.derived` for messages), so a
-   retried step rewrites the same keys. Afterwards the two sessions share nothing.
+   retried step rewrites the same keyspace. Afterwards the two sessions share nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import uuid
 
 from pydantic import BaseModel
 
-from coditect import keys
-from coditect.auth.context import TenantContext
+from coditect import keyspace
 from coditect.errors import Conflict, NotFound
+from coditect.identity.context import TenantContext
 from coditect.repo import blobs, counters
-from coditect.sessions import access, hooks, purge, stamped, tables
+from coditect.sessions import access, hooks, purge, repository, stamped
 from coditect.sessions.ids import derived, derived_ordered
 from coditect.sessions.models import CONVERSATIONS_MAX, NAME_MAX, SessionRecord, now
 from coditect.store import Database, Transaction
@@ -59,7 +59,7 @@ class ForkProgress(BaseModel):
 def forks_in_progress(tr: Transaction, tenant_id: str, session_id: str) -> list[str]:
     """Targets of unexpired forks of this session (a read with conflicts: a fork starting later
     makes the caller's transaction retry)."""
-    space = keys.session(tenant_id, session_id).sub(tables.FORKING)
+    space = keyspace.session(tenant_id, session_id).sub(repository.FORKING)
     now_us = int(time.time() * 1_000_000)
     return [
         space.unpack(kv.key)[0]
@@ -91,8 +91,8 @@ def _begin(
     if access.load_session(tr, tid, target_id) is not None:
         return  # begun by an earlier attempt (commit_unknown_result)
     source = access.require_session(tr, ctx, source_id)
-    conv_table = tables.conversations(tid)
-    convs = conv_table.scan(tr, source_id, tables.CONV, limit=CONVERSATIONS_MAX + 1)
+    conv_table = repository.conversations(tid)
+    convs = conv_table.scan(tr, source_id, repository.CONV, limit=CONVERSATIONS_MAX + 1)
     if len(convs) > CONVERSATIONS_MAX:
         raise Conflict(f"A session with more than {CONVERSATIONS_MAX} conversations cannot be forked.")
     pairs = []
@@ -100,10 +100,10 @@ def _begin(
         new_id = derived_ordered(target_id, conv.id)
         pairs.append((conv.id, new_id))
         copy = conv.model_copy(update={"id": new_id, "session_id": target_id})
-        conv_table.put(tr, (target_id, tables.CONV, new_id), copy, previous=None)
-        count = counters.read(tr, tables.count_key(tid, source_id, conv.id))
-        counters.add(tr, tables.count_key(tid, target_id, new_id), count)
-    counters.add(tr, keys.session(tid, target_id).key(tables.NCONV), len(pairs))
+        conv_table.put(tr, (target_id, repository.CONV, new_id), copy, previous=None)
+        count = counters.read(tr, repository.count_key(tid, source_id, conv.id))
+        counters.add(tr, repository.count_key(tid, target_id, new_id), count)
+    counters.add(tr, keyspace.session(tid, target_id).key(repository.NCONV), len(pairs))
     at = now()
     target = SessionRecord(
         id=target_id,
@@ -117,19 +117,19 @@ def _begin(
         state="pending",
         purge_due_us=due_us,
     )
-    tables.sessions(tid).put(tr, (target_id, tables.REC), target)
-    space = keys.session(tid, target_id)
+    repository.sessions(tid).put(tr, (target_id, repository.REC), target)
+    space = keyspace.session(tid, target_id)
     progress = ForkProgress(source_id=source_id, conversations=pairs)
-    blobs.write_value(tr, space.key(tables.FORK), progress.model_dump_json().encode())
-    tr.set_versionstamped_value(space.key(tables.FORK_AT), stamped.VALUE_PLACEHOLDER)
-    tr.set(keys.session(tid, source_id).key(tables.FORKING, target_id), due_us.to_bytes(8, "big"))
+    blobs.write_value(tr, space.key(repository.FORK), progress.model_dump_json().encode())
+    tr.set_versionstamped_value(space.key(repository.FORK_AT), stamped.VALUE_PLACEHOLDER)
+    tr.set(keyspace.session(tid, source_id).key(repository.FORKING, target_id), due_us.to_bytes(8, "big"))
     tr.set(purge.queue_key(due_us, tid, target_id), b"fork")
 
 
 def _progress(tr: Transaction, tenant_id: str, target_id: str) -> tuple[ForkProgress, bytes]:
-    space = keys.session(tenant_id, target_id)
-    raw = blobs.read_value(tr, space.key(tables.FORK))
-    at = tr.get(space.key(tables.FORK_AT))
+    space = keyspace.session(tenant_id, target_id)
+    raw = blobs.read_value(tr, space.key(repository.FORK))
+    at = tr.get(space.key(repository.FORK_AT))
     if raw is None or at is None:
         raise ForkAborted()
     return ForkProgress.model_validate_json(raw), at
@@ -142,19 +142,19 @@ def _copy_step(tr: Transaction, tenant_id: str, target_id: str) -> bool:
     if progress.position >= len(progress.conversations):
         return True
     old_cid, new_cid = progress.conversations[progress.position]
-    source = tables.messages_space(tenant_id, progress.source_id, old_cid)
-    target = tables.messages_space(tenant_id, target_id, new_cid)
+    source = repository.messages_space(tenant_id, progress.source_id, old_cid)
+    target = repository.messages_space(tenant_id, target_id, new_cid)
     begin = source.range()[0] if progress.after is None else bytes.fromhex(progress.after) + b"\x00"
     end = stamped.complete_key(source.raw_prefix, at)  # only messages committed before the fork
     copied = size = 0
     last: bytes | None = None
     # Snapshot reads: the range below the fork point never changes (append-only, lease-protected).
     for key, data in blobs.scan_values(tr, begin, end, limit=STEP_MESSAGES, snapshot=True):
-        record = tables.MESSAGE_CODEC.decode(data)
+        record = repository.MESSAGE_CODEC.decode(data)
         record.id = derived(new_cid, record.id)
         tail = key[len(source.raw_prefix) :]
-        blobs.write_value(tr, target.raw_prefix + tail, tables.MESSAGE_CODEC.encode(record))
-        tr.set(tables.msgid_key(tenant_id, target_id, new_cid, record.id), stamped.stamp_of(tail))
+        blobs.write_value(tr, target.raw_prefix + tail, repository.MESSAGE_CODEC.encode(record))
+        tr.set(repository.msgid_key(tenant_id, target_id, new_cid, record.id), stamped.stamp_of(tail))
         copied, size, last = copied + 1, size + len(data), key
         if size >= STEP_BYTES:
             break
@@ -163,7 +163,7 @@ def _copy_step(tr: Transaction, tenant_id: str, target_id: str) -> bool:
     else:
         progress.after = last.hex()
     blobs.write_value(
-        tr, keys.session(tenant_id, target_id).key(tables.FORK), progress.model_dump_json().encode()
+        tr, keyspace.session(tenant_id, target_id).key(repository.FORK), progress.model_dump_json().encode()
     )
     return False
 
@@ -176,11 +176,11 @@ def _publish(tr: Transaction, tenant_id: str, target_id: str) -> SessionRecord:
     pending = check_forking(tr, tenant_id, progress.source_id, target_id)
     assert pending.purge_due_us is not None
     live = pending.model_copy(update={"state": "live", "purge_due_us": None})
-    tables.sessions(tenant_id).put(tr, (target_id, tables.REC), live, previous=pending)
-    space = keys.session(tenant_id, target_id)
-    blobs.clear_value(tr, space.key(tables.FORK))
-    tr.clear(space.key(tables.FORK_AT))
-    tr.clear(keys.session(tenant_id, progress.source_id).key(tables.FORKING, target_id))
+    repository.sessions(tenant_id).put(tr, (target_id, repository.REC), live, previous=pending)
+    space = keyspace.session(tenant_id, target_id)
+    blobs.clear_value(tr, space.key(repository.FORK))
+    tr.clear(space.key(repository.FORK_AT))
+    tr.clear(keyspace.session(tenant_id, progress.source_id).key(repository.FORKING, target_id))
     tr.clear(purge.queue_key(pending.purge_due_us, tenant_id, target_id))
     return live
 

@@ -6,21 +6,21 @@ Register at import time of your area's hooks module, and list that module in
     from coditect.sessions import hooks
 
     def purge_files_index(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-        ...  # clear at most ~1,000 keys / ~1 MB of data kept OUTSIDE keys.session(tid, sid)
+        ...  # clear at most ~1,000 keys / ~1 MB of data kept OUTSIDE keyspace.session(tid, sid)
         return nothing_left
 
     hooks.register_purge_hook(purge_files_index)
     hooks.register_fork_hook(copy_file_tree)
 
 Purge hook `fn(tr, tenant_id, session_id) -> bool`: clear ONE bounded step of what the area keeps
-outside `keys.session(tid, sid)` (global indexes, e.g. workspaces by id) and return True when
+outside `keyspace.session(tid, sid)` (global indexes, e.g. workspaces by id) and return True when
 nothing is left. It runs in its own transaction, may run any number of times (also after a
 crash, in another process), must be idempotent, and is called AFTER the session is marked
-deleted: nothing can add data for that session any more. Data inside `keys.session(tid, sid)`
+deleted: nothing can add data for that session any more. Data inside `keyspace.session(tid, sid)`
 needs no hook: the purge clears that prefix itself, after every hook reported True.
 
 Fork hook `fn(db, tenant_id, source_sid, target_sid, at) -> None`: copy the area's data of the
-source into `keys.session(tid, target_sid)` in as many bounded transactions as it needs. `at` is
+source into `keyspace.session(tid, target_sid)` in as many bounded transactions as it needs. `at` is
 the 10-byte commit versionstamp of the transaction that opened the fork: copy the state as of
 that point (data committed with a versionstamp < `at`). The target session is `pending` (invisible
 to every read) until the fork publishes it; if the hook raises, the fork fails and the target is

@@ -20,12 +20,12 @@ the second run finds it and answers the same message instead of writing a duplic
 
 from __future__ import annotations
 
-from coditect import idempotency, keys
-from coditect.auth.context import TenantContext
+from coditect import idempotency, keyspace
 from coditect.errors import PayloadTooLarge
+from coditect.identity.context import TenantContext
 from coditect.repo import blobs, counters
-from coditect.repo.cursor import encode_cursor, resume_range
-from coditect.sessions import access, stamped, tables
+from coditect.repo.cursor import paginate
+from coditect.sessions import access, repository, stamped
 from coditect.sessions.ids import uuid7
 from coditect.sessions.models import CONTENT_MAX_BYTES, Message, MessageCreate, MessageRecord, now
 from coditect.store import Database, Transaction
@@ -54,7 +54,7 @@ def append(
     record = MessageRecord(
         id=uuid7(), role=body.role, content=body.content, metadata=body.metadata, created_at=now()
     )
-    data = tables.MESSAGE_CODEC.encode(record)
+    data = repository.MESSAGE_CODEC.encode(record)
     attempts: list[Transaction] = []
     claim = idempotency.claim(
         idempotency_key, user_id=ctx.user_id, operation="messages.append", scope=conversation_id, body=body
@@ -63,20 +63,20 @@ def append(
     def write(tr: Transaction) -> Message | bytes | None:
         attempts.append(tr)
         session, _ = access.require_conversation(tr, ctx, conversation_id)
-        records = keys.session(ctx.tenant_id, session.id).sub(idempotency.SESSION_PART)
+        records = keyspace.session(ctx.tenant_id, session.id).sub(idempotency.SESSION_PART)
         earlier = idempotency.created(tr, records, claim)
         if earlier is not None:
             replay = _stored(tr, ctx.tenant_id, session.id, conversation_id, earlier)
             if replay is not None:
                 return replay
-        marker = tables.msgid_key(ctx.tenant_id, session.id, conversation_id, record.id)
+        marker = repository.msgid_key(ctx.tenant_id, session.id, conversation_id, record.id)
         already = tr.get(marker)
         if already is not None:  # this append committed in an earlier attempt
             return already
-        space = tables.messages_space(ctx.tenant_id, session.id, conversation_id)
+        space = repository.messages_space(ctx.tenant_id, session.id, conversation_id)
         stamped.write(tr, space.prefix, data)
         tr.set_versionstamped_value(marker, stamped.VALUE_PLACEHOLDER)
-        counters.add(tr, tables.count_key(ctx.tenant_id, session.id, conversation_id), 1)
+        counters.add(tr, repository.count_key(ctx.tenant_id, session.id, conversation_id), 1)
         idempotency.remember(tr, records, claim, record.id)
         return None
 
@@ -88,12 +88,12 @@ def append(
 
 def _stored(tr: Transaction, tid: str, sid: str, cid: str, message_id: str) -> Message | None:
     """The committed message `message_id` of the conversation (None when it is gone)."""
-    stamp = tr.get(tables.msgid_key(tid, sid, cid, message_id))
+    stamp = tr.get(repository.msgid_key(tid, sid, cid, message_id))
     if stamp is None:
         return None
-    key = stamped.complete_key(tables.messages_space(tid, sid, cid).raw_prefix, stamp)
+    key = stamped.complete_key(repository.messages_space(tid, sid, cid).raw_prefix, stamp)
     data = blobs.read_value(tr, key)
-    return None if data is None else _message(cid, stamp, tables.MESSAGE_CODEC.decode(data))
+    return None if data is None else _message(cid, stamp, repository.MESSAGE_CODEC.decode(data))
 
 
 def page(
@@ -103,19 +103,19 @@ def page(
 
     def read(tr: Transaction) -> tuple[list[Message], str | None]:
         session, _ = access.require_conversation(tr, ctx, conversation_id)
-        space = tables.messages_space(ctx.tenant_id, session.id, conversation_id)
+        space = repository.messages_space(ctx.tenant_id, session.id, conversation_id)
         begin, end = space.range()
         query = f"messages:{conversation_id}"
-        lo, hi = resume_range(query, begin, end, cursor)
-        rows = list(blobs.scan_values(tr, lo, hi, limit=limit + 1, snapshot=True))
-        next_cursor = encode_cursor(query, begin, end, rows[limit - 1][0]) if len(rows) > limit else None
+        rows, next_cursor = paginate(
+            tr, begin, end, limit=limit, cursor=cursor, query=query, snapshot=True, blob_records=True
+        )
         items = [
             _message(
                 conversation_id,
                 stamped.stamp_of(key[len(space.raw_prefix) :]),
-                tables.MESSAGE_CODEC.decode(value),
+                repository.MESSAGE_CODEC.decode(value),
             )
-            for key, value in rows[:limit]
+            for key, value in rows
         ]
         return items, next_cursor
 

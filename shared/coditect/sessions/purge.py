@@ -3,7 +3,7 @@
 1. `mark_deleting` (one transaction, in the DELETE request): `state = deleting` — every read path
    checks the state, and the record's index entries (by owner, by parent) exist only while live,
    so the session vanishes from every read and listing at once — and a purge-queue entry
-   `keys.PURGE_QUEUE (due_us, tid, sid)` is written.
+   `keyspace.PURGE_QUEUE (due_us, tid, sid)` is written.
 2. `purge_session` then runs steps, each its own transaction of at most `STEP_KEYS` keys /
    `STEP_BYTES` bytes, deriving what is left from the data itself (no progress record to corrupt):
    a. every registered purge hook until it returns True (data of other areas outside the
@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import time
 
-from coditect import keys
-from coditect.sessions import hooks, tables
+from coditect import keyspace
+from coditect.sessions import hooks, repository
 from coditect.store import Database, KeyValue, Transaction
 
 log = logging.getLogger(__name__)
@@ -34,19 +34,19 @@ CONVERSATIONS_PER_STEP = 200
 
 
 def queue_key(due_us: int, tenant_id: str, session_id: str) -> bytes:
-    return keys.PURGE_QUEUE.key(due_us, tenant_id, session_id)
+    return keyspace.PURGE_QUEUE.key(due_us, tenant_id, session_id)
 
 
 def mark_deleting(tr: Transaction, tenant_id: str, session_id: str, due_us: int) -> None:
     """Make the session invisible and queue its purge (callers check ownership first)."""
-    table = tables.sessions(tenant_id)
-    record = table.get(tr, session_id, tables.REC)
+    table = repository.sessions(tenant_id)
+    record = table.get(tr, session_id, repository.REC)
     if record is None or record.state == "deleting":
         return
     if record.purge_due_us is not None:  # a pending fork: move its queue entry to `due_us`
         tr.clear(queue_key(record.purge_due_us, tenant_id, session_id))
     marked = record.model_copy(update={"state": "deleting", "purge_due_us": due_us})
-    table.put(tr, (session_id, tables.REC), marked, previous=record)
+    table.put(tr, (session_id, repository.REC), marked, previous=record)
     tr.set(queue_key(due_us, tenant_id, session_id), b"delete")
 
 
@@ -66,42 +66,42 @@ def _bounded_clear(tr: Transaction, begin: bytes, end: bytes) -> bool:
 
 
 def _conversations_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    table = tables.conversations(tenant_id)
-    rows = table.scan(tr, session_id, tables.CONV, limit=CONVERSATIONS_PER_STEP)
+    table = repository.conversations(tenant_id)
+    rows = table.scan(tr, session_id, repository.CONV, limit=CONVERSATIONS_PER_STEP)
     for pk, record in rows:
         table.delete(tr, pk, record)
     return len(rows) < CONVERSATIONS_PER_STEP
 
 
 def _forks_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    return _bounded_clear(tr, *keys.tenant(tenant_id).sub(keys.SESSIONS_BY_PARENT).range(session_id))
+    return _bounded_clear(tr, *keyspace.tenant(tenant_id).sub(keyspace.SESSIONS_BY_PARENT).range(session_id))
 
 
 def _subspace_step(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    space = keys.session(tenant_id, session_id)
+    space = keyspace.session(tenant_id, session_id)
     begin, end = space.range()
-    record = space.key(tables.REC)
+    record = space.key(repository.REC)
     # The record (and its blob chunks) stays until the last step: it is the tombstone.
     return _bounded_clear(tr, begin, record) and _bounded_clear(tr, record + b"\xff", end)
 
 
 def _finish(tr: Transaction, tenant_id: str, session_id: str, due_us: int | None) -> None:
-    table = tables.sessions(tenant_id)
-    record = table.get(tr, session_id, tables.REC)
+    table = repository.sessions(tenant_id)
+    record = table.get(tr, session_id, repository.REC)
     if record is not None:
         if record.state == "live":
             raise RuntimeError(f"refusing to purge live session {session_id}")
         if record.parent_id is not None:  # the lease of a fork that never published
-            tr.clear(keys.session(tenant_id, record.parent_id).key(tables.FORKING, session_id))
+            tr.clear(keyspace.session(tenant_id, record.parent_id).key(repository.FORKING, session_id))
         if record.purge_due_us is not None:
             tr.clear(queue_key(record.purge_due_us, tenant_id, session_id))
-        table.delete(tr, (session_id, tables.REC), record)
+        table.delete(tr, (session_id, repository.REC), record)
     if due_us is not None:
         tr.clear(queue_key(due_us, tenant_id, session_id))
 
 
 def _purgeable(tr: Transaction, tenant_id: str, session_id: str) -> bool:
-    record = tables.sessions(tenant_id).get(tr, session_id, tables.REC)
+    record = repository.sessions(tenant_id).get(tr, session_id, repository.REC)
     return record is None or record.state == "deleting"
 
 
@@ -129,7 +129,7 @@ def purge_session(
 
 def _claim(tr: Transaction, due_us: int, tenant_id: str, session_id: str) -> bool:
     """Prepare a queue entry for purging: False when there is nothing to purge (entry dropped)."""
-    record = tables.sessions(tenant_id).get(tr, session_id, tables.REC)
+    record = repository.sessions(tenant_id).get(tr, session_id, repository.REC)
     if record is not None and record.state == "live":
         tr.clear(queue_key(due_us, tenant_id, session_id))  # stale entry of a published fork
         return False
@@ -139,7 +139,7 @@ def _claim(tr: Transaction, due_us: int, tenant_id: str, session_id: str) -> boo
 
 
 def _due_entries(tr: Transaction, due_before: bytes) -> list[KeyValue]:
-    return tr.get_range(keys.PURGE_QUEUE.range()[0], due_before, limit=100)
+    return tr.get_range(keyspace.PURGE_QUEUE.range()[0], due_before, limit=100)
 
 
 def purge_pending(db: Database, *, budget_seconds: float) -> int:
@@ -148,12 +148,12 @@ def purge_pending(db: Database, *, budget_seconds: float) -> int:
     deadline = time.monotonic() + budget_seconds
     finished = 0
     while time.monotonic() < deadline:
-        due_before = keys.PURGE_QUEUE.key(int(time.time() * 1_000_000))
+        due_before = keyspace.PURGE_QUEUE.key(int(time.time() * 1_000_000))
         entries = db.transact(_due_entries, due_before)
         if not entries:
             break
         for kv in entries:
-            due, tenant_id, session_id = keys.PURGE_QUEUE.unpack(kv.key)
+            due, tenant_id, session_id = keyspace.PURGE_QUEUE.unpack(kv.key)
             if not db.transact(_claim, due, tenant_id, session_id):
                 continue
             fields = {"tenant_id": tenant_id, "session_id": session_id}

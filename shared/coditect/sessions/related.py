@@ -9,9 +9,9 @@ siblings (its fork index is purged with it).
 
 from __future__ import annotations
 
-from coditect.auth.context import TenantContext
-from coditect.repo.cursor import encode_cursor, resume_range
-from coditect.sessions import access, tables
+from coditect.identity.context import TenantContext
+from coditect.repo.cursor import paginate
+from coditect.sessions import access, repository
 from coditect.sessions.models import Related, RelatedQuery, Session, SessionRecord
 from coditect.store import Database, Transaction
 
@@ -19,15 +19,13 @@ from coditect.store import Database, Transaction
 def _forks(
     tr: Transaction, ctx: TenantContext, parent_id: str, name: str, limit: int, cursor: str | None
 ) -> tuple[list[SessionRecord], str | None]:
-    table = tables.sessions(ctx.tenant_id)
+    table = repository.sessions(ctx.tenant_id)
     space = table.indexes["parent"].subspace
     begin, end = space.range(parent_id)
-    lo, hi = resume_range(name, begin, end, cursor)
-    kvs = tr.get_range(lo, hi, limit=limit + 1, snapshot=True)
-    next_cursor = encode_cursor(name, begin, end, kvs[limit - 1].key) if len(kvs) > limit else None
+    kvs, next_cursor = paginate(tr, begin, end, limit=limit, cursor=cursor, query=name, snapshot=True)
     records = []
-    for kv in kvs[:limit]:
-        record = table.get(tr, space.unpack(kv.key)[-2], tables.REC, snapshot=True)
+    for kv in kvs:
+        record = table.get(tr, space.unpack(kv.key)[-2], repository.REC, snapshot=True)
         if record is not None and record.state == "live" and record.owner_id == ctx.user_id:
             records.append(record)
     return records, next_cursor

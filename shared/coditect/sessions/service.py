@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 
-from coditect import idempotency, keys
-from coditect.auth.context import TenantContext
+from coditect import idempotency, keyspace
 from coditect.errors import PreconditionFailed
-from coditect.repo.cursor import encode_cursor, resume_range
-from coditect.sessions import access, purge, tables
+from coditect.identity.context import TenantContext
+from coditect.repo.cursor import paginate
+from coditect.sessions import access, purge, repository
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch, SessionRecord, now
 from coditect.store import Database, Transaction
 
@@ -32,15 +32,15 @@ def create(
     claim = idempotency.claim(
         idempotency_key, user_id=ctx.user_id, operation="sessions.create", scope="", body=body
     )
-    space = keys.tenant(ctx.tenant_id).sub(keys.IDEMPOTENCY)
+    space = keyspace.tenant(ctx.tenant_id).sub(keyspace.IDEMPOTENCY)
 
     def write(tr: Transaction) -> SessionRecord:
         earlier = idempotency.created(tr, space, claim)
         if earlier is not None:
-            existing = tables.sessions(ctx.tenant_id).get(tr, earlier, tables.REC)
+            existing = repository.sessions(ctx.tenant_id).get(tr, earlier, repository.REC)
             if existing is not None:
                 return existing
-        tables.sessions(ctx.tenant_id).put(tr, (record.id, tables.REC), record)
+        repository.sessions(ctx.tenant_id).put(tr, (record.id, repository.REC), record)
         idempotency.remember(tr, space, claim, record.id)
         return record
 
@@ -75,7 +75,7 @@ def update(
         if all(getattr(current, k) == v for k, v in changes.items()):
             return current
         record = current.model_copy(update={**changes, "updated_at": at, "version": current.version + 1})
-        tables.sessions(ctx.tenant_id).put(tr, (session_id, tables.REC), record, previous=current)
+        repository.sessions(ctx.tenant_id).put(tr, (session_id, repository.REC), record, previous=current)
         return record
 
     return db.transact(write)
@@ -84,7 +84,7 @@ def update(
 def page(db: Database, ctx: TenantContext, query: SessionListQuery) -> tuple[list[SessionRecord], str | None]:
     """The caller's live sessions, most recently updated first (a reverse range read of the
     owner index from the cursor); `archived`: "false" (default), "true" or "all"."""
-    table = tables.sessions(ctx.tenant_id)
+    table = repository.sessions(ctx.tenant_id)
     prefix: tuple[object, ...]
     if query.archived == "all":
         space, prefix = table.indexes["owner"].subspace, (ctx.user_id,)
@@ -94,15 +94,13 @@ def page(db: Database, ctx: TenantContext, query: SessionListQuery) -> tuple[lis
     name = f"sessions:{ctx.user_id}:{query.archived}"
 
     def read(tr: Transaction) -> tuple[list[SessionRecord], str | None]:
-        lo, hi = resume_range(name, begin, end, query.cursor, reverse=True)
-        kvs = tr.get_range(lo, hi, limit=query.limit + 1, reverse=True, snapshot=True)
-        next_cursor = (
-            encode_cursor(name, begin, end, kvs[query.limit - 1].key) if len(kvs) > query.limit else None
+        kvs, next_cursor = paginate(
+            tr, begin, end, limit=query.limit, cursor=query.cursor, query=name, reverse=True, snapshot=True
         )
         records = []
-        for kv in kvs[: query.limit]:
+        for kv in kvs:
             sid = space.unpack(kv.key)[-2]
-            record = table.get(tr, sid, tables.REC, snapshot=True)
+            record = table.get(tr, sid, repository.REC, snapshot=True)
             if record is not None and record.state == "live":
                 records.append(record)
         return records, next_cursor

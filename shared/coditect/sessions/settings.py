@@ -12,11 +12,11 @@ import re
 
 from pydantic import JsonValue
 
-from coditect import keys
-from coditect.auth.context import TenantContext
+from coditect import keyspace
 from coditect.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from coditect.identity.context import TenantContext
 from coditect.repo import counters
-from coditect.sessions import tables
+from coditect.sessions import repository
 from coditect.sessions.models import (
     SETTING_KEY_PATTERN,
     SETTING_VALUE_MAX_BYTES,
@@ -38,12 +38,12 @@ def check_key(key: str) -> str:
 
 
 def _count_key(ctx: TenantContext) -> bytes:
-    return keys.tenant(ctx.tenant_id).sub(keys.COUNTERS).key("settings", ctx.user_id)
+    return keyspace.tenant(ctx.tenant_id).sub(keyspace.COUNTERS).key("settings", ctx.user_id)
 
 
 def all_settings(db: Database, ctx: TenantContext) -> dict[str, JsonValue]:
     def read(tr: Transaction) -> dict[str, JsonValue]:
-        rows = tables.settings(ctx.tenant_id).scan(tr, ctx.user_id, snapshot=True)
+        rows = repository.settings(ctx.tenant_id).scan(tr, ctx.user_id, snapshot=True)
         return {r.key: r.value for _, r in rows}
 
     return db.transact(read)
@@ -51,7 +51,7 @@ def all_settings(db: Database, ctx: TenantContext) -> dict[str, JsonValue]:
 
 def get(db: Database, ctx: TenantContext, key: str) -> Setting:
     check_key(key)
-    record = db.transact(lambda tr: tables.settings(ctx.tenant_id).get(tr, ctx.user_id, key))
+    record = db.transact(lambda tr: repository.settings(ctx.tenant_id).get(tr, ctx.user_id, key))
     if record is None:
         raise NotFound()
     return Setting(**record.model_dump())
@@ -67,7 +67,7 @@ def put(db: Database, ctx: TenantContext, key: str, value: JsonValue) -> Setting
     record = SettingRecord(key=key, value=value, updated_at=now())
 
     def write(tr: Transaction) -> None:
-        table = tables.settings(ctx.tenant_id)
+        table = repository.settings(ctx.tenant_id)
         if table.get(tr, ctx.user_id, key) is None:
             if counters.read(tr, _count_key(ctx)) >= SETTINGS_MAX_KEYS:
                 raise Conflict(f"A user has at most {SETTINGS_MAX_KEYS} settings.", code="settings_limit")
@@ -85,7 +85,7 @@ def delete(db: Database, ctx: TenantContext, key: str) -> None:
 
     def write(tr: Transaction) -> None:
         nonlocal issued
-        table = tables.settings(ctx.tenant_id)
+        table = repository.settings(ctx.tenant_id)
         record = table.get(tr, ctx.user_id, key)
         if record is None:
             if issued:  # our own commit, retried after commit_unknown_result: already gone

@@ -6,7 +6,7 @@
     workspace_of(ctx) -> str | None                      the workspace a context acts for (None: a user)
 
 A credential is `PREFIX` + 256 random bits (URL-safe base64), stored only as SHA-256 under
-`keys.TOKEN_DIGESTS` kind "ws_cred" (the digest helper of relay tickets), with an expiry entry the
+`keyspace.TOKEN_DIGESTS` kind "ws_cred" (the digest helper of relay tickets), with an expiry entry the
 gc job's ticket sweep also clears. It is bound to tenant, owner, workspace session and workspace,
 and expires `workspace_max_lifetime` after minting (+ the start deadline: a workspace never lives
 longer than that).
@@ -35,12 +35,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from coditect import audit, keys
-from coditect.auth.context import TenantContext
-from coditect.auth.context import mint as mint_context
+from coditect import audit, keyspace
 from coditect.config import Settings
 from coditect.errors import Forbidden, Unauthorized
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
+from coditect.identity.context import TenantContext
+from coditect.identity.context import mint as mint_context
 from coditect.sessions.access import load_session
 from coditect.store import Database, Transaction
 from coditect.workspaces import repository
@@ -57,12 +57,12 @@ _MAX_LENGTH = 80
 
 
 def _token_key(token_digest: bytes) -> bytes:
-    return keys.TOKEN_DIGESTS.key(KIND, token_digest)
+    return keyspace.TOKEN_DIGESTS.key(KIND, token_digest)
 
 
 def _expiry_key(expires: float, token_digest: bytes) -> bytes:
     # The same layout as relay tickets: `tickets.sweep_expired` (the gc job) clears both keys.
-    return keys.WORKSPACE_INDEX.key("token_exp", int(expires) + 1, KIND, token_digest)
+    return keyspace.WORKSPACE_INDEX.key("token_exp", int(expires) + 1, KIND, token_digest)
 
 
 def lifetime(settings: Settings) -> int:

@@ -1,6 +1,6 @@
 """Workspace records and their indexes, written together in the caller's transaction.
 
-Layout under `keys.tenant(tid).sub(keys.WORKSPACES)` (FoundationDB simple-indexes)::
+Layout under `keyspace.tenant(tid).sub(keyspace.WORKSPACES)` (FoundationDB simple-indexes)::
 
     ("rec", wid)                          → WorkspaceRecord (RecordCodec, via repo.blobs)
     ("by_user", uid, created_us, wid)     → b""       the caller's listing, newest first
@@ -16,7 +16,7 @@ Layout under `keys.tenant(tid).sub(keys.WORKSPACES)` (FoundationDB simple-indexe
     ("sync", wid)                         → SyncStatus JSON: the sync agent's latest report
                                                       (coditect.workspaces.sync_reports)
 
-and, global, `keys.WORKSPACE_INDEX`::
+and, global, `keyspace.WORKSPACE_INDEX`::
 
     ("live", wid)                         → pack((tid,)) while status in LIVE: the reconciler's
                                                       list, and wid → tenant for system paths
@@ -32,8 +32,8 @@ from typing import Any
 
 import fdb.tuple as fdbtuple
 
-from coditect import keys
-from coditect.keys import Subspace
+from coditect import keyspace
+from coditect.keyspace import Subspace
 from coditect.repo import Index, RecordCodec, Table
 from coditect.store import Transaction
 from coditect.workspaces.models import ACTIVE, LIVE, WorkspaceRecord
@@ -42,7 +42,7 @@ CODEC = RecordCodec(WorkspaceRecord, 1)
 
 
 def space(tenant_id: str) -> Subspace:
-    return keys.tenant(tenant_id).sub(keys.WORKSPACES)
+    return keyspace.tenant(tenant_id).sub(keyspace.WORKSPACES)
 
 
 def _micros(record: WorkspaceRecord) -> int:
@@ -88,7 +88,7 @@ def activity_key(tenant_id: str, workspace_id: str) -> bytes:
 
 
 def live_key(workspace_id: str) -> bytes:
-    return keys.WORKSPACE_INDEX.key("live", workspace_id)
+    return keyspace.WORKSPACE_INDEX.key("live", workspace_id)
 
 
 def get(
@@ -134,11 +134,11 @@ def tenant_of(tr: Transaction, workspace_id: str) -> str | None:
 
 def live_workspaces(tr: Transaction, *, after: str | None = None, limit: int = 500) -> list[tuple[str, str]]:
     """`(workspace_id, tenant_id)` of live workspaces in id order, resuming after `after`."""
-    begin, end = keys.WORKSPACE_INDEX.range("live")
+    begin, end = keyspace.WORKSPACE_INDEX.range("live")
     if after is not None:
         begin = live_key(after) + b"\x00"
     rows = tr.get_range(begin, end, limit=limit)
-    return [(keys.WORKSPACE_INDEX.unpack(kv.key)[1], fdbtuple.unpack(kv.value)[0]) for kv in rows]
+    return [(keyspace.WORKSPACE_INDEX.unpack(kv.key)[1], fdbtuple.unpack(kv.value)[0]) for kv in rows]
 
 
 def count_active(tr: Transaction, tenant_id: str, user_id: str | None, *, stop_at: int) -> int:

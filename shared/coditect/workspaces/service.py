@@ -28,10 +28,10 @@ import uuid
 from datetime import UTC, datetime
 
 from coditect import event_types, ratelimit
-from coditect.auth.context import TenantContext
 from coditect.config import Settings
 from coditect.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from coditect.events import OutboxEvent, SinkNotConfigured, default_publisher, flush_outbox, record_outbox
+from coditect.identity.context import TenantContext
 from coditect.repo import paginate
 from coditect.sessions.access import require_session
 from coditect.store import Database, Transaction

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from coditect.auth.context import TenantContext
 from coditect.errors import Forbidden, NotFound
+from coditect.identity.context import TenantContext
 from coditect.store import Database, Transaction
 from coditect.workspaces import credentials, repository
 from coditect.workspaces.models import SyncReport, SyncStatus, WorkspaceRecord

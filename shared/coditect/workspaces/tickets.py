@@ -12,7 +12,7 @@ The relay (its own ASGI app) calls only what is listed here; nothing else of thi
 
 Tickets (`issue_ticket`, POST /api/v5/workspaces/{id}/tickets): 256 bits from `secrets`,
 URL-safe base64 (valid in a Sec-WebSocket-Protocol token), stored only as SHA-256 under
-`keys.TOKEN_DIGESTS` kind "ws_ticket", valid `workspace_ticket_ttl` ≤ 60 s, bound to tenant, user,
+`keyspace.TOKEN_DIGESTS` kind "ws_ticket", valid `workspace_ticket_ttl` ≤ 60 s, bound to tenant, user,
 login session (sid) and workspace, issued only for a `ready` workspace. `consume_ticket` checks
 and spends it in ONE transaction; a spent ticket stays as a tombstone until it expires so a
 replay is told apart from garbage (for the logs only). The reconciler sweeps expired entries.
@@ -34,7 +34,7 @@ like the ticket, checked by `check_cookie` on every request (same 401/403 split)
 
 Grant lifetime: `RelayGrant.expires` = min(now + workspace_cookie_ttl, the login session's
 absolute expiry). `grant_still_valid` reads, in one transaction, identity's live-session marker
-(`coditect.identity.repositories.read_live`: present exactly while the login session is usable;
+(`coditect.identity.repository.read_live`: present exactly while the login session is usable;
 logout, password change, refresh-token reuse and user removal clear it) and the workspace's small
 state key (must be `ready`); the relay re-checks every open connection's grant this way about once
 a second (coditect.relay.revocation).
@@ -53,11 +53,11 @@ from typing import Any, Literal
 
 import fdb.tuple as fdbtuple
 
-from coditect import keys
-from coditect.auth.context import TenantContext
+from coditect import keyspace
 from coditect.config import Settings, get_settings
 from coditect.errors import Conflict, NotFound
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
+from coditect.identity.context import TenantContext
 from coditect.store import Database, Transaction
 from coditect.workspaces import lifecycle, repository
 from coditect.workspaces.models import TicketOut
@@ -128,11 +128,11 @@ def digest(token: str) -> bytes:
 
 
 def _token_key(kind: str, token_digest: bytes) -> bytes:
-    return keys.TOKEN_DIGESTS.key(kind, token_digest)
+    return keyspace.TOKEN_DIGESTS.key(kind, token_digest)
 
 
 def _expiry_key(expires: float, kind: str, token_digest: bytes) -> bytes:
-    return keys.WORKSPACE_INDEX.key("token_exp", int(expires) + 1, kind, token_digest)
+    return keyspace.WORKSPACE_INDEX.key("token_exp", int(expires) + 1, kind, token_digest)
 
 
 def _well_formed(token: str | None) -> bool:
@@ -337,13 +337,13 @@ def last_activity(tr: Transaction, tenant_id: str, workspace_id: str) -> float |
 def sweep_expired(db: Database, *, now: float | None = None, limit: int = 500) -> int:
     """Clear up to `limit` expired tickets / cookie sessions (and their expiry entries)."""
     at = _now(now)
-    begin = keys.WORKSPACE_INDEX.range("token_exp")[0]
-    end = keys.WORKSPACE_INDEX.key("token_exp", int(at))
+    begin = keyspace.WORKSPACE_INDEX.range("token_exp")[0]
+    end = keyspace.WORKSPACE_INDEX.key("token_exp", int(at))
 
     def step(tr: Transaction) -> int:
         rows = tr.get_range(begin, end, limit=limit)
         for kv in rows:
-            _, _, kind, token_digest = keys.WORKSPACE_INDEX.unpack(kv.key)
+            _, _, kind, token_digest = keyspace.WORKSPACE_INDEX.unpack(kv.key)
             tr.clear(_token_key(kind, token_digest))
             tr.clear(kv.key)
         return len(rows)

@@ -11,10 +11,10 @@ import argon2
 import jwt
 import pytest
 
-from coditect.auth.keys import KeyRing
-from coditect.auth.passwords import Argon2Params, Passwords
 from coditect.config import get_settings
 from coditect.identity import hashing
+from coditect.identity.passwords import Argon2Params, Passwords
+from coditect.identity.signing_keys import KeyRing
 from coditect.store import Database, open_store
 
 

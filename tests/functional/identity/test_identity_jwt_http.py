@@ -18,10 +18,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coditect.auth.access_tokens import REQUIRED_CLAIMS
-from coditect.auth.keys import KeyRing, generate_key
 from coditect.config import get_settings
 from coditect.identity import keyring
+from coditect.identity.access_tokens import REQUIRED_CLAIMS
+from coditect.identity.signing_keys import KeyRing, generate_key
 from tests.functional.identity.conftest import claims_of, forge, forge_raw
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts, FakeClock
@@ -217,7 +217,7 @@ def test_key_rotation_without_restart(
     new_kid = generate_key(identity_env, kid="rotated-2", activate=False)
     new_ring = KeyRing.load(identity_env)
     # Force the signer to switch (a roll-out of the signers, simulated by a ring with the new key).
-    from coditect.auth.keys import SigningKey
+    from coditect.identity.signing_keys import SigningKey
 
     key = serialization.load_pem_private_key((identity_env / f"{new_kid}.key").read_bytes(), password=None)
     switched = KeyRing({k: new_ring.public_key(k) for k in new_ring.kids}, SigningKey(new_kid, key))  # type: ignore[misc,arg-type]

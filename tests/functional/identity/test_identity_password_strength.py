@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coditect.auth.passwords import MIN_ZXCVBN_SCORE
+from coditect.identity.passwords import MIN_ZXCVBN_SCORE
 from tests.helpers import check_envelope
 from tests.plugins.identity import Accounts, strong_password
 

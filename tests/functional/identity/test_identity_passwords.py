@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from coditect.auth.passwords import OWASP_MIN_MEMORY_KIB, OWASP_MIN_TIME_COST
 from coditect.config import Settings, get_settings
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity.hashing import params_of, passwords
+from coditect.identity.passwords import OWASP_MIN_MEMORY_KIB, OWASP_MIN_TIME_COST
 from coditect.store import Database
 from tests.helpers import check_envelope
 from tests.plugins.identity import Accounts

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from coditect.config import get_settings
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity import tokens
 from coditect.identity.accounts import pepper_of
 from coditect.store import Database

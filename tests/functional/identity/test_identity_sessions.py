@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.store import Database
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts
@@ -134,7 +134,7 @@ def test_another_users_auth_session_is_not_found(accounts: Accounts, store: Data
 def test_a_role_change_racing_a_logout_cannot_bring_the_session_back(
     accounts: Accounts, store: Database
 ) -> None:
-    from coditect.identity import sessions as login_sessions
+    from coditect.identity import login_sessions
     from coditect.store import StoreError
 
     alice = accounts.register()

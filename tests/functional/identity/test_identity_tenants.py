@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.store import Database
 from tests.helpers import check_envelope
 from tests.plugins.identity import Account, Accounts, FakeClock

@@ -9,7 +9,7 @@ from typing import Any
 
 import zstandard
 
-from coditect import keys
+from coditect import keyspace
 from coditect.ops import archive, records
 from coditect.ops.archive import BackupInfo
 from coditect.ops.backup import SNAPSHOT, take_backup
@@ -111,9 +111,11 @@ def test_a_flipped_byte_inside_a_value_fails_on_its_checksum_range(
 def test_a_missing_index_entry_fails_the_record_checks(populated: Populated) -> None:
     db = populated.db()
     email_key = db.transact(
-        lambda tr: next(keys.EMAIL_INDEX.unpack(kv.key)[0] for kv in tr.get_range(*keys.EMAIL_INDEX.range()))
+        lambda tr: next(
+            keyspace.EMAIL_INDEX.unpack(kv.key)[0] for kv in tr.get_range(*keyspace.EMAIL_INDEX.range())
+        )
     )
-    db.transact(lambda tr: tr.clear(keys.EMAIL_INDEX.key(email_key)))
+    db.transact(lambda tr: tr.clear(keyspace.EMAIL_INDEX.key(email_key)))
     report = verify_backup(backup(populated))
     assert not report.ok
     assert "record problem" in report.reason and "user without its email index entry" in report.reason
@@ -121,10 +123,12 @@ def test_a_missing_index_entry_fails_the_record_checks(populated: Populated) -> 
 
 def test_a_dangling_session_index_entry_fails_the_record_checks(populated: Populated) -> None:
     db = populated.db()
-    t = keys.tenant(populated.alice.tenant_id)
+    t = keyspace.tenant(populated.alice.tenant_id)
     ghost = "00000000-0000-4000-8000-000000000001"
     db.transact(
-        lambda tr: tr.set(t.sub(keys.SESSIONS_BY_OWNER).key(populated.alice.user_id, 1, ghost, "rec"), b"")
+        lambda tr: tr.set(
+            t.sub(keyspace.SESSIONS_BY_OWNER).key(populated.alice.user_id, 1, ghost, "rec"), b""
+        )
     )
     report = verify_backup(backup(populated))
     assert not report.ok and "session index entry without a live session" in report.reason

@@ -15,8 +15,8 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from coditect import keys
-from coditect.identity import repositories as identity
+from coditect import keyspace
+from coditect.identity import repository as identity
 from coditect.ops import records
 from coditect.ops.backup import take_backup
 from coditect.ops.maintenance import sweep_refresh_families, sweep_throttles
@@ -36,6 +36,7 @@ def keyset(db: Database, begin: bytes, end: bytes) -> dict[bytes, bytes]:
     return {kv.key: kv.value for kv in db.transact(lambda tr: tr.get_range(begin, end))}
 
 
+@pytest.mark.slow
 def test_restore_refuses_live_targets_and_force_keeps_the_old_store(
     populated: Populated, tmp_path: Path
 ) -> None:
@@ -70,13 +71,13 @@ def test_a_tenant_moves_to_another_store_and_conflicts_are_refused(
     target = open_store(f"sqlite://{tmp_path / 'other' / 'store.db'}")
     imported = import_tenant(target, out)
     assert imported.keys == stats.keys
-    space = keys.tenant(tid)
+    space = keyspace.tenant(tid)
     assert keyset(target, *space.range()) == keyset(source, *space.range())
-    email = keys.EMAIL_INDEX.range()
+    email = keyspace.EMAIL_INDEX.range()
     assert keyset(target, *email) == {
         k: v for k, v in keyset(source, *email).items() if tid in v.decode("latin-1")
     }
-    assert not keyset(target, *keys.tenant(populated.bob.tenant_id).range())  # nobody else came along
+    assert not keyset(target, *keyspace.tenant(populated.bob.tenant_id).range())  # nobody else came along
     with pytest.raises(ImportConflict, match="already has data"):
         import_tenant(target, out)
     # a store where alice's email belongs to someone else refuses the import
@@ -98,7 +99,7 @@ def test_import_advances_the_commit_counter_past_imported_messages(
     import fdb.tuple as fdbtuple
 
     source = populated.db()
-    space = keys.session(populated.alice.tenant_id, populated.sessions["main"]).sub("msg")
+    space = keyspace.session(populated.alice.tenant_id, populated.sessions["main"]).sub("msg")
     stamps = [p for kv in source.transact(lambda tr: tr.get_range(*space.range()))
               for p in fdbtuple.unpack(kv.key) if isinstance(p, fdbtuple.Versionstamp)]  # fmt: skip
     newest = max(int.from_bytes(s.tr_version[:8], "big") for s in stamps)
@@ -117,7 +118,10 @@ def test_gc_sweeps_idle_throttles_and_spent_refresh_families(populated: Populate
     db = populated.db()
     s = populated.settings
     now = time.time()
-    fresh_key, idle_key = keys.THROTTLE.key("login-ip", "fresh"), keys.THROTTLE.key("login-ip", "idle")
+    fresh_key, idle_key = (
+        keyspace.THROTTLE.key("login-ip", "fresh"),
+        keyspace.THROTTLE.key("login-ip", "idle"),
+    )
     import struct
 
     state = struct.Struct(">dIId")
@@ -129,7 +133,7 @@ def test_gc_sweeps_idle_throttles_and_spent_refresh_families(populated: Populate
 
     tid, uid = populated.alice.tenant_id, populated.alice.user_id
     sid = populated.alice.session_id
-    digests = lambda: [kv for kv in keyset(db, *keys.TOKEN_DIGESTS.range("refresh")).items()]  # noqa: E731
+    digests = lambda: [kv for kv in keyset(db, *keyspace.TOKEN_DIGESTS.range("refresh")).items()]  # noqa: E731
     mine = [k for k, v in digests() if sid in v.decode("latin-1")]
     assert mine
     kw = {
@@ -162,7 +166,7 @@ def test_a_sweep_out_of_time_resumes_from_its_cursor(populated: Populated) -> No
     import struct
 
     stale = struct.Struct(">dIId").pack(now - 9 * 86400, 1, 0, 0.0)
-    db.transact(lambda tr: [tr.set(keys.THROTTLE.key("p", f"{i:04}"), stale) for i in range(1200)])
+    db.transact(lambda tr: [tr.set(keyspace.THROTTLE.key("p", f"{i:04}"), stale) for i in range(1200)])
     cleared, complete = sweep_throttles(db, now=now, retention=86400, deadline=time.monotonic() - 1)
     assert (cleared, complete) == (0, False)
     assert records.read(db, records.progress_key("gc.throttle"))["after"]  # type: ignore[index]

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coditect.auth.context import TenantContext, mint
-from coditect.identity import repositories as identity
-from coditect.identity import sessions as login_sessions
+from coditect.identity import login_sessions as login_sessions
+from coditect.identity import repository as identity
+from coditect.identity.context import TenantContext, mint
 from coditect.identity.models import UserRecord
 from coditect.store import Database, open_store
 from coditect.workspaces import lifecycle, repository, tickets

@@ -244,6 +244,7 @@ def test_stopping_the_workspace_closes_the_open_socket(stack: Stack) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.slow
 def test_slow_reader_does_not_grow_relay_memory(stack: Stack) -> None:
     """A client that sends without reading: the echo's answers back up, the relay stops reading
     from the client, and the client's sends block, instead of the relay buffering the flood."""

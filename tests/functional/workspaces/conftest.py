@@ -112,14 +112,16 @@ class Workspaces:
             )
             assert response.status_code == 201, response.get_data(as_text=True)
             return str(response.get_json()["data"]["id"])
-        from coditect.sessions import tables
+        from coditect.sessions import repository
         from coditect.sessions.models import SessionRecord
 
         sid, now = str(uuid.uuid4()), datetime.now(UTC)
         record = SessionRecord(
             id=sid, owner_id=account.user_id, name="ws test", created_at=now, updated_at=now
         )
-        self.db.transact(lambda tr: tables.sessions(account.tenant_id).put(tr, (sid, tables.REC), record))
+        self.db.transact(
+            lambda tr: repository.sessions(account.tenant_id).put(tr, (sid, repository.REC), record)
+        )
         return sid
 
     def allocate(self, account: Any, session_id: str, **headers: str) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from coditect.config import get_settings
 from coditect.events import default_publisher, drain_outbox
-from coditect.keys import OUTBOX
+from coditect.keyspace import OUTBOX
 from tests.helpers import check_envelope
 
 SHAPE = {

@@ -11,8 +11,8 @@ import pytest
 from coditect.config import get_settings
 from coditect.errors import Forbidden, Unauthorized
 from coditect.identity import middleware
-from coditect.identity import repositories as identity
-from coditect.sessions import tables
+from coditect.identity import repository as identity
+from coditect.sessions import repository as tables
 from coditect.workspaces import credentials, repository
 from tests.helpers import check_envelope
 

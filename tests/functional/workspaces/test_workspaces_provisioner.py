@@ -150,6 +150,7 @@ def test_a_command_that_exits_fails_as_crashed(ws, data_dir, monkeypatch: pytest
     assert len(ws.sink.of_type("failed")) == 1
 
 
+@pytest.mark.slow
 def test_kubernetes_image_pull_failure_is_recorded(ws) -> None:
     from coditect.workspaces.k8s import objects
     from coditect.workspaces.k8s.backend import KubernetesProvisioner

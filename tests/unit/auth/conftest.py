@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coditect.auth.keys import KeyRing, generate_key
+from coditect.identity.signing_keys import KeyRing, generate_key
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Issuing and verifying EdDSA access tokens (coditect.auth.access_tokens), including rotation."""
+"""Issuing and verifying EdDSA access tokens (coditect.identity.access_tokens), including rotation."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coditect.auth.access_tokens import (
+from coditect.errors import Unauthorized
+from coditect.identity.access_tokens import (
     MAX_ACCESS_TOKEN_TTL,
     REQUIRED_CLAIMS,
     AccessClaims,
     issue_access_token,
     verify_access_token,
 )
-from coditect.auth.keys import KeyRing, KeyRingError, generate_key
-from coditect.errors import Unauthorized
+from coditect.identity.signing_keys import KeyRing, KeyRingError, generate_key
 
 ISS = "https://coditect.test/api/v5/auth"
 AUD = "coditect-v5-api"

@@ -1,4 +1,4 @@
-"""The Ed25519 key ring on a directory of PEM files (coditect.auth.keys)."""
+"""The Ed25519 key ring on a directory of PEM files (coditect.identity.signing_keys)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coditect.auth.keys import KeyRing, KeyRingError, ensure_keys, generate_key, is_valid_kid
+from coditect.identity.signing_keys import KeyRing, KeyRingError, ensure_keys, generate_key, is_valid_kid
 
 
 def pub_only_copy(source: Path, target: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Argon2id hashing and the NIST 800-63B policy (coditect.auth.passwords)."""
+"""Argon2id hashing and the NIST 800-63B policy (coditect.identity.passwords)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Literal
 import argon2
 import pytest
 
-from coditect.auth.passwords import (
+from coditect.errors import ValidationFailed
+from coditect.identity.passwords import (
     OWASP_MIN_MEMORY_KIB,
     Argon2Params,
     Passwords,
@@ -18,7 +19,6 @@ from coditect.auth.passwords import (
     common_passwords,
     normalise,
 )
-from coditect.errors import ValidationFailed
 
 # Argon2's smallest legal cost: fast tests. Only the OWASP test below uses the real defaults.
 FAST = Argon2Params(memory_cost=8, time_cost=1)
@@ -193,7 +193,7 @@ def test_common_list_is_zxcvbns_and_large() -> None:
 
 def test_common_list_is_loaded_lazily() -> None:
     # A fresh interpreter: importing the module must not pay for the 30,000-word list.
-    code = "import sys, coditect.auth.passwords; print('zxcvbn.frequency_lists' in sys.modules)"
+    code = "import sys, coditect.identity.passwords; print('zxcvbn.frequency_lists' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

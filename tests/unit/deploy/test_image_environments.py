@@ -129,7 +129,7 @@ def test_the_image_environment_imports_and_starts_its_functions(
         for module in LAZY_IMPORTS.get(extra, []):
             shell(f"cd {work} && python -c 'import {module}'", env)
     keys = tmp_path / "keys"
-    shell(f"cd {work} && python -c 'from coditect.auth.keys import ensure_keys; import pathlib; "
+    shell(f"cd {work} && python -c 'from coditect.identity.signing_keys import ensure_keys; import pathlib; "
           f"ensure_keys(pathlib.Path(\"{keys}\"))'", env)  # fmt: skip
     for spec in started(GROUPS[extras]):
         port = free_port()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coditect.files import paths, store, upload
+from coditect.files import paths, service, upload
 from coditect.files.quota import Policy
 from coditect.files.tree import FileSpace
 from coditect.files.versions import NO_CONDITIONS, Preconditions
@@ -20,7 +20,7 @@ from coditect.store import Database, open_store
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_store(f"sqlite://{tmp_path / 'store.db'}")
+    database = open_store(f"sqlite://{tmp_path / 'service.db'}")
     yield database
     database.close()
 
@@ -53,9 +53,9 @@ class Tenant:
     def read(
         self, fs: FileSpace, path: str, version: int | None = None, start: int = 0, stop: int | None = None
     ) -> bytes:
-        readable = store.open_file(self.db, fs, paths.parse(path), version)
+        readable = service.open_file(self.db, fs, paths.parse(path), version)
         end = readable.manifest.size if stop is None else stop
-        return b"".join(store.iter_content(self.db, self.tenant_id, readable.manifest, start, end))
+        return b"".join(service.iter_content(self.db, self.tenant_id, readable.manifest, start, end))
 
 
 @pytest.fixture

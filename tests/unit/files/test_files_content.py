@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from coditect.errors import ApiError, Conflict, InsufficientStorage, PayloadTooLarge
-from coditect.files import chunks, gc, paths, quota, store, upload
+from coditect.files import chunks, gc, paths, quota, service, upload
 from coditect.files.chunks import CHUNK_SIZE
 from coditect.files.quota import Policy
 from coditect.files.tree import FileSpace
@@ -89,7 +89,7 @@ def test_identical_chunks_inside_one_file_are_stored_once(tenant: Tenant) -> Non
     fs = tenant.session()
     tenant.write(fs, "zeros.bin", b"\x00" * (40 * C))
     assert usage(tenant) == (40 * C, C)
-    store.delete(tenant.db, fs, paths.parse("zeros.bin"), recursive=False)
+    service.delete(tenant.db, fs, paths.parse("zeros.bin"), recursive=False)
     collect(tenant)
     assert usage(tenant) == (0, 0)
 
@@ -108,13 +108,13 @@ def test_every_write_is_a_version_listed_newest_first_and_readable(tenant: Tenan
     for i, data in enumerate(contents, start=1):
         written = tenant.write(fs, "v.txt", data)
         assert written.entry.version == i and written.created == (i == 1)
-    listed, cursor = store.list_versions(tenant.db, fs, paths.parse("v.txt"), limit=10, cursor=None)
+    listed, cursor = service.list_versions(tenant.db, fs, paths.parse("v.txt"), limit=10, cursor=None)
     assert [v.version for v in listed] == [4, 3, 2, 1] and cursor is None
     assert len({v.etag for v in listed}) == 4
     for i, data in enumerate(contents, start=1):
         assert tenant.read(fs, "v.txt", version=i) == data
-    page1, cursor = store.list_versions(tenant.db, fs, paths.parse("v.txt"), limit=3, cursor=None)
-    page2, last = store.list_versions(tenant.db, fs, paths.parse("v.txt"), limit=3, cursor=cursor)
+    page1, cursor = service.list_versions(tenant.db, fs, paths.parse("v.txt"), limit=3, cursor=None)
+    page2, last = service.list_versions(tenant.db, fs, paths.parse("v.txt"), limit=3, cursor=cursor)
     assert [v.version for v in page1 + page2] == [4, 3, 2, 1] and last is None
 
 
@@ -124,14 +124,14 @@ def test_restore_is_a_new_version_with_the_old_content(tenant: Tenant) -> None:
     tenant.write(fs, "doc", first)
     tenant.write(fs, "doc", second)
     physical = usage(tenant)[1]
-    info = store.restore(
+    info = service.restore(
         tenant.db, fs, paths.parse("doc"), 1, restore_id="r1", now=datetime.now(UTC), policy=tenant.policy
     )
     assert info.version == 3 and info.sha256 == hashlib.sha256(first).hexdigest()
     assert tenant.read(fs, "doc") == first
     assert usage(tenant)[1] == physical  # restore shares the old content
     with pytest.raises(ApiError) as missing:
-        store.restore(
+        service.restore(
             tenant.db, fs, paths.parse("doc"), 9, restore_id="r2", now=datetime.now(UTC), policy=tenant.policy
         )
     assert missing.value.status == 404
@@ -143,7 +143,7 @@ def test_retention_keeps_the_newest_n_and_gc_frees_the_rest(db) -> None:  # type
     contents = [random_bytes(2 * C) for _ in range(4)]
     for data in contents:
         t.write(fs, "f", data)
-    listed, _ = store.list_versions(db, fs, paths.parse("f"), limit=10, cursor=None)
+    listed, _ = service.list_versions(db, fs, paths.parse("f"), limit=10, cursor=None)
     assert [v.version for v in listed] == [4, 3]
     collect(t)
     assert usage(t) == (4 * C, 4 * C)
@@ -157,7 +157,7 @@ def test_retention_by_age_never_drops_the_current_version(db) -> None:  # type: 
     fs = t.session()
     t.write(fs, "f", b"old")
     # Age version 1 by two days (as if written then), then write version 2.
-    from coditect.files.model import VERSION
+    from coditect.files.models import VERSION
     from coditect.files.tree import get_version, locate
 
     def age(tr):  # type: ignore[no-untyped-def]
@@ -168,7 +168,7 @@ def test_retention_by_age_never_drops_the_current_version(db) -> None:  # type: 
 
     db.transact(age)
     t.write(fs, "f", b"new")
-    listed, _ = store.list_versions(db, fs, paths.parse("f"), limit=10, cursor=None)
+    listed, _ = service.list_versions(db, fs, paths.parse("f"), limit=10, cursor=None)
     assert [v.version for v in listed] == [2]
 
 
@@ -187,7 +187,7 @@ def test_quota_refuses_before_writing_anything(db) -> None:  # type: ignore[no-u
             content_type="x/y", conditions=upload.Preconditions(), policy=t.policy,
         )  # fmt: skip
     assert usage(t) == before and staged_uploads(t) == 0
-    names = [f.path for f in store.list_files(db, fs, paths.ROOT, recursive=True, limit=50, cursor=None)[0]]
+    names = [f.path for f in service.list_files(db, fs, paths.ROOT, recursive=True, limit=50, cursor=None)[0]]
     assert names == ["a"]
 
 
@@ -287,7 +287,7 @@ def test_gc_never_frees_a_chunk_a_live_version_references(tenant: Tenant) -> Non
     shared = random_bytes(4 * C)
     tenant.write(a, "one", shared)
     tenant.write(b, "two", shared + random_bytes(C))  # shares 4 chunks with "one"
-    store.delete(tenant.db, a, paths.parse("one"), recursive=False)
+    service.delete(tenant.db, a, paths.parse("one"), recursive=False)
     freed = collect(tenant)
     assert freed["chunks_freed"] == 0 and freed["manifests_freed"] == 1
     assert tenant.read(b, "two")[: 4 * C] == shared
@@ -313,9 +313,9 @@ def test_publish_survives_commit_unknown_result(tenant: Tenant) -> None:
     assert written.entry.version == 1
     assert tenant.read(fs, "f") == data
     assert usage(tenant) == (len(data), len(data))
-    listed, _ = store.list_versions(tenant.db, fs, paths.parse("f"), limit=10, cursor=None)
+    listed, _ = service.list_versions(tenant.db, fs, paths.parse("f"), limit=10, cursor=None)
     assert [v.version for v in listed] == [1]
-    store.delete(tenant.db, fs, paths.parse("f"), recursive=False)
+    service.delete(tenant.db, fs, paths.parse("f"), recursive=False)
     collect(tenant)
     assert usage(tenant) == (0, 0)
 
@@ -353,7 +353,7 @@ def test_sessions_do_not_see_each_other(tenant: Tenant) -> None:
     with pytest.raises(ApiError) as caught:
         tenant.read(b, "secret")
     assert caught.value.status == 404
-    assert store.list_files(tenant.db, b, paths.ROOT, recursive=True, limit=50, cursor=None) == ([], None)
+    assert service.list_files(tenant.db, b, paths.ROOT, recursive=True, limit=50, cursor=None) == ([], None)
 
 
 def _unused(fs: FileSpace) -> None:  # keeps FileSpace imported for type hints in helpers

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coditect import keys
+from coditect import keyspace
 from coditect.files import paths
 from coditect.files.tree import FileSpace
 
@@ -94,6 +94,7 @@ TENANT, SESSION, OTHER = (str(uuid.uuid4()) for _ in range(3))
 FS = FileSpace(TENANT, SESSION)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(
     st.one_of(
@@ -110,8 +111,8 @@ def test_no_path_names_a_key_outside_its_session(raw: str) -> None:
         parsed = paths.parse(raw)
     except paths.InvalidPath:
         return
-    session_prefix = keys.session(TENANT, SESSION).raw_prefix
-    other_prefix = keys.session(TENANT, OTHER).raw_prefix
+    session_prefix = keyspace.session(TENANT, SESSION).raw_prefix
+    other_prefix = keyspace.session(TENANT, OTHER).raw_prefix
     for segment in parsed.segments:
         assert segment not in ("", ".", "..") and "/" not in segment and "\\" not in segment
         assert "\x00" not in segment

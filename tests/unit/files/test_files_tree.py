@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from coditect.errors import ApiError, Conflict, PreconditionFailed
-from coditect.files import changes, gc, hooks, paths, quota, store
+from coditect.files import changes, gc, hooks, paths, quota, service
 from coditect.files.tree import FileSpace
 from coditect.files.versions import Preconditions
 from tests.unit.files.conftest import Tenant, random_bytes
@@ -28,7 +28,7 @@ def ids(n: int = 8) -> list[str]:
 def names(t: Tenant, fs: FileSpace, prefix: str = "", recursive: bool = True, limit: int = 200) -> list[str]:
     out, cursor = [], None
     while True:
-        items, cursor = store.list_files(
+        items, cursor = service.list_files(
             t.db, fs, paths.parse(prefix, allow_root=True), recursive=recursive, limit=limit, cursor=cursor
         )
         out += [i.path for i in items]
@@ -38,9 +38,9 @@ def names(t: Tenant, fs: FileSpace, prefix: str = "", recursive: bool = True, li
 
 def test_mkdir_listing_and_pagination(tenant: Tenant) -> None:
     fs = tenant.session()
-    info = store.mkdir(tenant.db, fs, P("empty"), ids(), now())
+    info = service.mkdir(tenant.db, fs, P("empty"), ids(), now())
     assert info.type == "directory" and info.size == 0
-    assert store.mkdir(tenant.db, fs, P("empty"), ids(), now()).created_at == info.created_at  # idempotent
+    assert service.mkdir(tenant.db, fs, P("empty"), ids(), now()).created_at == info.created_at  # idempotent
     for p in ("b/2", "b/1", "a", "b/c/x", "b/c/y"):
         tenant.write(fs, p, p.encode())
     expected = ["a", "b", "b/1", "b/2", "b/c", "b/c/x", "b/c/y", "empty"]
@@ -54,7 +54,7 @@ def test_mkdir_listing_and_pagination(tenant: Tenant) -> None:
         names(tenant, fs, "nope")
     assert missing.value.status == 404
     with pytest.raises(Conflict) as on_file:
-        store.mkdir(tenant.db, fs, P("a"), ids(), now())
+        service.mkdir(tenant.db, fs, P("a"), ids(), now())
     assert on_file.value.code == "already_exists"
 
 
@@ -62,33 +62,35 @@ def test_a_cursor_belongs_to_its_listing(tenant: Tenant) -> None:
     fs = tenant.session()
     for p in ("d/1", "d/2", "d/3"):
         tenant.write(fs, p, b"x")
-    _, cursor = store.list_files(tenant.db, fs, P("d"), recursive=False, limit=1, cursor=None)
+    _, cursor = service.list_files(tenant.db, fs, P("d"), recursive=False, limit=1, cursor=None)
     with pytest.raises(ApiError) as caught:
-        store.list_files(tenant.db, fs, paths.ROOT, recursive=False, limit=1, cursor=cursor)
+        service.list_files(tenant.db, fs, paths.ROOT, recursive=False, limit=1, cursor=cursor)
     assert caught.value.code == "invalid_cursor"
 
 
+@pytest.mark.slow
 def test_delete_file_and_directories(tenant: Tenant) -> None:
     fs = tenant.session()
     for i in range(450):  # more than one trash step
         tenant.write(fs, f"tree/sub{i % 3}/f{i}", random_bytes(10))
-    store.mkdir(tenant.db, fs, P("lonely"), ids(), now())
+    service.mkdir(tenant.db, fs, P("lonely"), ids(), now())
     with pytest.raises(Conflict) as caught:
-        store.delete(tenant.db, fs, P("tree"), recursive=False)
+        service.delete(tenant.db, fs, P("tree"), recursive=False)
     assert caught.value.code == "directory_not_empty"
-    store.delete(tenant.db, fs, P("lonely"), recursive=False)  # empty: no flag needed
-    store.delete(tenant.db, fs, P("tree"), recursive=True)
+    service.delete(tenant.db, fs, P("lonely"), recursive=False)  # empty: no flag needed
+    service.delete(tenant.db, fs, P("tree"), recursive=True)
     assert names(tenant, fs) == []
     assert quota.usage(tenant.db, tenant.tenant_id).logical_bytes == 0
     gc.collect_garbage(tenant.db, budget_seconds=60, grace_seconds=0)
     assert quota.usage(tenant.db, tenant.tenant_id).physical_bytes == 0
 
 
+@pytest.mark.slow
 def test_recursive_delete_left_half_done_is_finished_by_gc(tenant: Tenant) -> None:
     fs = tenant.session()
     for i in range(300):
         tenant.write(fs, f"t/a/f{i}", random_bytes(5))
-    store.delete(tenant.db, fs, P("t"), recursive=True, deadline=0)  # stops after one step
+    service.delete(tenant.db, fs, P("t"), recursive=True, deadline=0)  # stops after one step
     assert names(tenant, fs) == []  # invisible at once
     assert quota.usage(tenant.db, tenant.tenant_id).logical_bytes > 0
     result = gc.collect_garbage(tenant.db, budget_seconds=60, grace_seconds=0)
@@ -102,7 +104,7 @@ def test_move_file_and_directory_with_overwrite_rules(tenant: Tenant) -> None:
     tenant.write(fs, "src/a.txt", b"A")
     tenant.write(fs, "src/deep/b.txt", b"B")
     tenant.write(fs, "other.txt", b"O")
-    info = store.move(tenant.db, fs, P("src"), P("dst/moved"), overwrite=False, ids=ids(), now=now())
+    info = service.move(tenant.db, fs, P("src"), P("dst/moved"), overwrite=False, ids=ids(), now=now())
     assert info.path == "dst/moved" and info.type == "directory"
     assert names(tenant, fs) == [
         "dst",
@@ -114,24 +116,27 @@ def test_move_file_and_directory_with_overwrite_rules(tenant: Tenant) -> None:
     ]
     assert tenant.read(fs, "dst/moved/deep/b.txt") == b"B"
     with pytest.raises(Conflict) as exists:
-        store.move(tenant.db, fs, P("other.txt"), P("dst/moved/a.txt"), overwrite=False, ids=ids(), now=now())
+        service.move(
+            tenant.db, fs, P("other.txt"), P("dst/moved/a.txt"), overwrite=False, ids=ids(), now=now()
+        )
     assert exists.value.code == "already_exists"
-    store.move(tenant.db, fs, P("other.txt"), P("dst/moved/a.txt"), overwrite=True, ids=ids(), now=now())
+    service.move(tenant.db, fs, P("other.txt"), P("dst/moved/a.txt"), overwrite=True, ids=ids(), now=now())
     assert tenant.read(fs, "dst/moved/a.txt") == b"O"
     with pytest.raises(Conflict) as into_self:
-        store.move(tenant.db, fs, P("dst"), P("dst/moved/x"), overwrite=False, ids=ids(), now=now())
+        service.move(tenant.db, fs, P("dst"), P("dst/moved/x"), overwrite=False, ids=ids(), now=now())
     assert into_self.value.code == "invalid_move"
     with pytest.raises(Conflict) as non_empty:
-        store.move(
+        service.move(
             tenant.db, fs, P("dst/moved/a.txt"), P("dst/moved/deep"), overwrite=True, ids=ids(), now=now()
         )
     assert non_empty.value.code == "is_a_directory"
     with pytest.raises(ApiError) as gone:
-        store.move(tenant.db, fs, P("nope"), P("x"), overwrite=False, ids=ids(), now=now())
+        service.move(tenant.db, fs, P("nope"), P("x"), overwrite=False, ids=ids(), now=now())
     assert gone.value.status == 404
     assert quota.usage(tenant.db, tenant.tenant_id).logical_bytes == 2  # "A" went with the overwrite
 
 
+@pytest.mark.slow
 def test_moving_a_directory_of_1000_files_is_atomic_for_a_reader(tenant: Tenant) -> None:
     fs = tenant.session()
     for i in range(1000):
@@ -141,7 +146,7 @@ def test_moving_a_directory_of_1000_files_is_atomic_for_a_reader(tenant: Tenant)
 
     def reader() -> None:
         while not stop.is_set():
-            items, _ = store.list_files(tenant.db, fs, paths.ROOT, recursive=True, limit=5000, cursor=None)
+            items, _ = service.list_files(tenant.db, fs, paths.ROOT, recursive=True, limit=5000, cursor=None)
             paths_ = [i.path for i in items if i.type == "file"]
             seen.append(
                 (sum(p.startswith("old/") for p in paths_), sum(p.startswith("new/") for p in paths_))
@@ -152,7 +157,7 @@ def test_moving_a_directory_of_1000_files_is_atomic_for_a_reader(tenant: Tenant)
     try:
         while len(seen) < 2:
             pass
-        store.move(tenant.db, fs, P("old"), P("new"), overwrite=False, ids=ids(), now=now())
+        service.move(tenant.db, fs, P("old"), P("new"), overwrite=False, ids=ids(), now=now())
         count = len(seen)
         while len(seen) < count + 2:
             pass
@@ -194,7 +199,7 @@ def test_concurrent_writers_with_if_match_exactly_one_wins_per_version(tenant: T
         assert all(isinstance(r, PreconditionFailed) for r in results if r is not winners[0])
         etag = winners[0].entry.etag  # type: ignore[union-attr]
         assert winners[0].entry.version == round_ + 2  # type: ignore[union-attr]
-    listed, _ = store.list_versions(tenant.db, fs, P("doc"), limit=50, cursor=None)
+    listed, _ = service.list_versions(tenant.db, fs, P("doc"), limit=50, cursor=None)
     assert [v.version for v in listed] == [4, 3, 2, 1]  # the losers wrote nothing
     with pytest.raises(PreconditionFailed):
         tenant.write(fs, "doc", b"x", Preconditions(if_none_match=("*",)))
@@ -237,8 +242,8 @@ def test_change_feed_long_poll_wakes_on_a_change_and_times_out_without(tenant: T
     page = changes.read_changes(tenant.db, fs, first.cursor, wait=20)
     timer.join()
     assert [(c.op, c.path) for c in page.changes] == [("created", "new")]
-    store.move(tenant.db, fs, P("new"), P("renamed"), overwrite=False, ids=ids(), now=now())
-    store.delete(tenant.db, fs, P("renamed"), recursive=False)
+    service.move(tenant.db, fs, P("new"), P("renamed"), overwrite=False, ids=ids(), now=now())
+    service.delete(tenant.db, fs, P("renamed"), recursive=False)
     rest = changes.read_changes(tenant.db, fs, page.cursor)
     assert [(c.op, c.path) for c in rest.changes] == [
         ("moved_from", "new"), ("moved_to", "renamed"), ("deleted", "renamed"),
@@ -255,7 +260,7 @@ def test_fork_copies_metadata_shares_chunks_and_survives_the_parent(tenant: Tena
     tenant.write(parent, "src/big.bin", data)
     tenant.write(parent, "src/small.txt", b"v1")
     tenant.write(parent, "src/small.txt", b"v2")
-    store.mkdir(tenant.db, parent, P("emptydir"), ids(), now())
+    service.mkdir(tenant.db, parent, P("emptydir"), ids(), now())
     physical = quota.usage(tenant.db, tenant.tenant_id).physical_bytes
     hooks.copy_tree(tenant.db, tenant.tenant_id, parent.session_id, child.session_id, check=False)
     hooks.copy_tree(tenant.db, tenant.tenant_id, parent.session_id, child.session_id, check=False)  # rerun

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from coditect.auth.keys import KeyRingError, generate_key
 from coditect.config import Settings
 from coditect.identity import keyring
+from coditect.identity.signing_keys import KeyRingError, generate_key
 
 
 @pytest.fixture(autouse=True)

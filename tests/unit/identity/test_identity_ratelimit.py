@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coditect import keys, ratelimit
+from coditect import keyspace, ratelimit
 from coditect.ratelimit import Policy
 from coditect.store import Database
 
@@ -63,7 +63,7 @@ def test_subjects_are_independent_and_stored_only_as_digests(db: Database) -> No
         hit(db, LOCK, 0, "a@example.test")
     assert not hit(db, LOCK, 0, "a@example.test").allowed
     assert hit(db, LOCK, 0, "b@example.test").allowed
-    rows = db.transact(lambda tr: tr.get_range_startswith(keys.THROTTLE.raw_prefix))
+    rows = db.transact(lambda tr: tr.get_range_startswith(keyspace.THROTTLE.raw_prefix))
     assert len(rows) == 2
     assert all(b"example.test" not in kv.key + kv.value for kv in rows)
 

@@ -7,7 +7,7 @@ import multiprocessing
 import threading
 from pathlib import Path
 
-from coditect import keys, ratelimit
+from coditect import keyspace, ratelimit
 from coditect.ratelimit import Policy
 from coditect.store import Database, StoreError, Transaction, open_store
 
@@ -72,7 +72,7 @@ def test_two_allowed_attempts_in_flight_do_not_conflict(db: Database) -> None:
             assert exc.code == 1020
     else:
         b.commit()  # different slots: both commit, no retry
-    slots = keys.THROTTLE.range(BURST.name, ratelimit._digest(BURST, "s"))
+    slots = keyspace.THROTTLE.range(BURST.name, ratelimit._digest(BURST, "s"))
     claimed = db.transact(lambda tr: tr.get_range(*slots))
     assert len(claimed) == BURST.limit - (1 if slot_a == slot_b else 0)
 

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from coditect.config import Settings
 from coditect.ops import archive
 from coditect.ops.backup import take_backup
@@ -31,6 +33,7 @@ def large_store(path: Path, megabytes: int) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 def test_sigkill_during_backup_leaves_no_manifest(tmp_path: Path) -> None:
     store = tmp_path / "data" / "store.db"
     large_store(store, 100)

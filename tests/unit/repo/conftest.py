@@ -18,8 +18,8 @@ def db(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture(autouse=True)
 def cursor_key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private key directory: cursor keys are created there on first use, never in the cwd."""
-    from coditect.auth import cursor_keys
     from coditect.config import get_settings
+    from coditect.identity import cursor_keys
 
     keys = tmp_path / "keys"
     monkeypatch.setenv("CODITECT_KEYS_DIR", str(keys))

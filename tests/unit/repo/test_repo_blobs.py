@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.repo import blobs
 from coditect.store import Database, Transaction
 

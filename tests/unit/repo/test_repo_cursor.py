@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from coditect.auth import cursor_keys
 from coditect.errors import BadRequest
-from coditect.keys import Subspace
+from coditect.identity import cursor_keys
+from coditect.keyspace import Subspace
 from coditect.repo import paginate
 from coditect.store import Database, KeyValue, Transaction
 
@@ -141,8 +141,8 @@ def test_cursor_keys_come_from_the_key_directory_and_rotate(
 def test_no_key_and_a_read_only_directory_fails_instead_of_a_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: Database
 ) -> None:
-    from coditect.auth.keys import KeyRingError
     from coditect.config import get_settings
+    from coditect.identity.signing_keys import KeyRingError
 
     empty = tmp_path / "mounted"
     empty.mkdir()

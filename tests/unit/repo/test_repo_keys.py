@@ -5,8 +5,8 @@ import uuid
 import fdb.tuple as fdbtuple
 import pytest
 
-from coditect import keys
-from coditect.keys import Subspace
+from coditect import keyspace
+from coditect.keyspace import Subspace
 
 TID = str(uuid.uuid4())
 
@@ -41,30 +41,30 @@ def test_sub_nests() -> None:
 
 
 def test_tenant_requires_canonical_uuid() -> None:
-    assert keys.tenant(TID).prefix == ("t", TID)
+    assert keyspace.tenant(TID).prefix == ("t", TID)
     for bad in ["acme", TID.upper(), "{" + TID + "}", TID.replace("-", ""), ""]:
         with pytest.raises(ValueError):
-            keys.tenant(bad)
+            keyspace.tenant(bad)
     with pytest.raises(ValueError):
-        keys.tenant(uuid.UUID(TID))  # type: ignore[arg-type]
+        keyspace.tenant(uuid.UUID(TID))  # type: ignore[arg-type]
 
 
 def test_tenant_id_of() -> None:
-    assert keys.tenant_id_of(keys.tenant(TID).sub(keys.USERS).key("u")) == TID
-    assert keys.tenant_id_of(keys.PROBE.key()) is None
+    assert keyspace.tenant_id_of(keyspace.tenant(TID).sub(keyspace.USERS).key("u")) == TID
+    assert keyspace.tenant_id_of(keyspace.PROBE.key()) is None
 
 
 def test_global_and_tenant_subspaces_are_distinct_and_documented() -> None:
-    prefixes = [s.prefix for s in keys.GLOBAL_SUBSPACES.values()]
+    prefixes = [s.prefix for s in keyspace.GLOBAL_SUBSPACES.values()]
     assert len(set(prefixes)) == len(prefixes)
     assert all(p[0] == "g" for p in prefixes)
-    assert len(set(keys.TENANT_SUBSPACES)) == len(keys.TENANT_SUBSPACES)
-    doc = keys.__doc__ or ""
-    for name in keys.TENANT_SUBSPACES:
+    assert len(set(keyspace.TENANT_SUBSPACES)) == len(keyspace.TENANT_SUBSPACES)
+    doc = keyspace.__doc__ or ""
+    for name in keyspace.TENANT_SUBSPACES:
         assert f'"{name}"' in doc
-    for name in keys.GLOBAL_SUBSPACES:
+    for name in keyspace.GLOBAL_SUBSPACES:
         assert f'"{name}"' in doc
 
 
 def test_dedupe_key() -> None:
-    assert keys.dedupe_key("src", "id1") == fdbtuple.pack(("g", "dedupe", "src", "id1"))
+    assert keyspace.dedupe_key("src", "id1") == fdbtuple.pack(("g", "dedupe", "src", "id1"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from coditect.keys import Subspace
+from coditect.keyspace import Subspace
 from coditect.repo import Index, RecordCodec, Table, UniqueViolation
 from coditect.store import Database, Transaction
 

@@ -28,7 +28,7 @@ from coditect.events import (
     record_outbox,
 )
 from coditect.http import logs
-from coditect.keys import DEDUPE, OUTBOX, dedupe_key
+from coditect.keyspace import DEDUPE, OUTBOX, dedupe_key
 from coditect.store import Database, Transaction, open_store
 
 logs.configure("events-tests")

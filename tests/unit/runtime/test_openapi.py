@@ -44,6 +44,7 @@ def expected_path(rule: str) -> str:
     return "/".join(out)
 
 
+@pytest.mark.slow
 def test_every_route_of_every_function_is_documented_and_the_document_is_valid() -> None:
     doc = openapi.build(registry.FUNCTIONS)
     validate(doc)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coditect.auth.context import TenantContext
+from coditect.identity.context import TenantContext
 from coditect.store import Database, open_store
 from tests.unit.sessions.helpers import context_bypassing_auth
 

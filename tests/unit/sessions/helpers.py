@@ -7,8 +7,8 @@ from typing import Any
 
 import fdb.tuple as fdbtuple
 
-from coditect import keys
-from coditect.auth.context import TenantContext, mint
+from coditect import keyspace
+from coditect.identity.context import TenantContext, mint
 from coditect.sessions import conversations, messages, service
 from coditect.sessions.models import ConversationCreate, MessageCreate, SessionCreate
 from coditect.store import Database
@@ -31,7 +31,7 @@ def all_pairs(db: Database) -> list[tuple[bytes, bytes]]:
     return db.transact(read)
 
 
-def keys_under(db: Database, space: keys.Subspace) -> int:
+def keys_under(db: Database, space: keyspace.Subspace) -> int:
     return db.transact(lambda tr: len(tr.get_range(*space.range())))
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from coditect import keys
-from coditect.auth.context import TenantContext
+from coditect import keyspace
 from coditect.errors import Conflict, NotFound
+from coditect.identity.context import TenantContext
 from coditect.sessions import conversations, fork, hooks, purge, service
 from coditect.sessions.models import ConversationPatch, PageQuery
 from coditect.store import Database
@@ -58,7 +58,7 @@ def test_fork_copies_conversations_and_messages(
     # Nothing of the staging is left: no progress record, no lease, no queue entry.
     for key, _ in all_pairs(db):
         assert b"fork_at" not in key and b"forking" not in key
-    assert db.transact(lambda tr: tr.get_range(*keys.PURGE_QUEUE.range())) == []
+    assert db.transact(lambda tr: tr.get_range(*keyspace.PURGE_QUEUE.range())) == []
 
 
 def test_fork_is_independent_in_both_directions(db: Database, alice: TenantContext, source: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from coditect.auth.context import TenantContext
 from coditect.errors import BadRequest, NotFound, PayloadTooLarge
+from coditect.identity.context import TenantContext
 from coditect.sessions import conversations, messages
 from coditect.sessions.models import CONTENT_MAX_BYTES, MessageCreate
 from coditect.store import Database
@@ -111,6 +111,7 @@ def test_pages_see_every_message_once_while_appending(db: Database, alice: Tenan
     assert seen == [f"a{i}" for i in range(25)] + [f"b{i}" for i in range(extra)]
 
 
+@pytest.mark.slow
 def test_concurrent_appends_from_several_processes_keep_one_total_order(
     tmp_path: Path, alice: TenantContext
 ) -> None:

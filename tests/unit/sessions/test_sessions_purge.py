@@ -10,9 +10,9 @@ from pathlib import Path
 import fdb.tuple as fdbtuple
 import pytest
 
-from coditect import keys
-from coditect.auth.context import TenantContext
+from coditect import keyspace
 from coditect.errors import NotFound
+from coditect.identity.context import TenantContext
 from coditect.sessions import conversations, fork, hooks, purge, service
 from coditect.sessions.models import PageQuery, SessionListQuery
 from coditect.store import Database, Transaction, open_store
@@ -20,7 +20,7 @@ from tests.unit.sessions import workers
 from tests.unit.sessions.helpers import all_pairs, append, make_conversation, make_session
 
 # A test area standing in for one that keeps a global index outside the session subspace.
-TEST_AREA = keys.GLOBAL.sub("test_area")
+TEST_AREA = keyspace.GLOBAL.sub("test_area")
 
 
 def _purge_test_area(tr: Transaction, tenant_id: str, session_id: str) -> bool:
@@ -44,7 +44,7 @@ def _populate(
         cid = make_conversation(db, ctx, sid, f"c{c}")
         for i in range(messages // 2):
             append(db, ctx, cid, f"{c}-{i}" + "x" * (20_000 if i % 100 == 0 else 10))
-    space = keys.session(ctx.tenant_id, sid).sub("files")
+    space = keyspace.session(ctx.tenant_id, sid).sub("files")
 
     def put_files(tr: Transaction, start: int) -> None:
         for i in range(start, min(start + 1000, files)):
@@ -75,6 +75,7 @@ def _visible(db: Database, ctx: TenantContext) -> list[str]:
     return [r.id for r in records]
 
 
+@pytest.mark.slow
 def test_delete_leaves_no_key_and_no_index_entry(
     db: Database, alice: TenantContext, test_area_hook: None
 ) -> None:
@@ -88,7 +89,7 @@ def test_delete_leaves_no_key_and_no_index_entry(
     assert service.delete(db, alice, sid, budget_seconds=60) is True
     left = _leftovers(db, sid)
     # Only the fork's own record still names its (deleted) parent in its parent_id field.
-    assert left == [(*keys.session(alice.tenant_id, child.id).prefix, "rec")]
+    assert left == [(*keyspace.session(alice.tenant_id, child.id).prefix, "rec")]
     assert not any(str(c) in str(k) for k in all_pairs(db) for c in conv_ids)
     assert _visible(db, alice) == [child.id, keep]
     with pytest.raises(NotFound):
@@ -124,7 +125,7 @@ def test_purge_resumes_after_the_deleting_process_is_killed(tmp_path: Path, alic
     sid = make_session(db, alice)
     keep = make_session(db, alice, "keep")
     _populate(db, alice, sid, messages=1000, files=4000, globals_=0)
-    space = keys.session(alice.tenant_id, sid)
+    space = keyspace.session(alice.tenant_id, sid)
     total = db.transact(lambda tr: len(tr.get_range(*space.range())))
 
     ctx = multiprocessing.get_context("spawn")

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coditect import keys
-from coditect.auth.context import TenantContext
+from coditect import keyspace
 from coditect.errors import NotFound, PreconditionFailed
-from coditect.sessions import access, service, tables
+from coditect.identity.context import TenantContext
+from coditect.sessions import access, repository, service
 from coditect.sessions.models import SessionCreate, SessionListQuery, SessionPatch
 from coditect.store import Database
 from tests.unit.sessions.helpers import context_bypassing_auth, make_session
@@ -23,9 +23,13 @@ def _list(db: Database, ctx: TenantContext, archived: str = "false", limit: int 
 
 
 def _index_entries(db: Database, tid: str) -> list[tuple[object, ...]]:
-    t = keys.tenant(tid)
+    t = keyspace.tenant(tid)
     out: list[tuple[object, ...]] = []
-    for name in (keys.SESSIONS_BY_OWNER, keys.SESSIONS_BY_OWNER_ARCHIVED, keys.SESSIONS_BY_PARENT):
+    for name in (
+        keyspace.SESSIONS_BY_OWNER,
+        keyspace.SESSIONS_BY_OWNER_ARCHIVED,
+        keyspace.SESSIONS_BY_PARENT,
+    ):
         space = t.sub(name)
         out.extend(
             (name, *space.unpack(kv.key)) for kv in db.transact(lambda tr, s=space: tr.get_range(*s.range()))
@@ -146,10 +150,10 @@ def test_metadata_limit_is_on_serialized_utf8() -> None:
 
 def test_access_gate_hides_non_live_sessions(db: Database, alice: TenantContext) -> None:
     sid = make_session(db, alice)
-    table = tables.sessions(alice.tenant_id)
-    record = db.transact(table.get, sid, tables.REC)
+    table = repository.sessions(alice.tenant_id)
+    record = db.transact(table.get, sid, repository.REC)
     for state in ("pending", "deleting"):
-        db.transact(table.put, (sid, tables.REC), record.model_copy(update={"state": state}))
+        db.transact(table.put, (sid, repository.REC), record.model_copy(update={"state": state}))
         with pytest.raises(NotFound):
             db.transact(access.require_session, alice, sid)
         assert _list(db, alice, "all") == []

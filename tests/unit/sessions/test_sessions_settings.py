@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from coditect.auth.context import TenantContext
 from coditect.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from coditect.identity.context import TenantContext
 from coditect.sessions import settings
 from coditect.sessions.models import SETTING_VALUE_MAX_BYTES, SETTINGS_MAX_KEYS
 from coditect.store import Database

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from coditect import keys
+from coditect import keyspace
 from coditect.repo import RecordCodec, blobs
 from coditect.store import Transaction, open_store
 
@@ -34,15 +34,15 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 def url(tmp_path: Path) -> str:
     url = f"sqlite://{tmp_path / 'store.db'}"
     db = open_store(url)
-    users = keys.tenant(TID).sub(keys.USERS)
+    users = keyspace.tenant(TID).sub(keyspace.USERS)
     codec = RecordCodec(User, 1)
 
     def fill(tr: Transaction) -> None:
         for i in range(5):
             blobs.write_value(tr, users.key(f"u{i}"), codec.encode(User(name=f"user {i}")))
-        tr.add(keys.tenant(TID).sub(keys.COUNTERS).key("logins"), 42)
-        tr.set(keys.PROBE.key(), b"\x00\x01binary")
-        tr.set(keys.TENANT_ROOT.key(TID + "\x00sibling"), b"not under the tenant")
+        tr.add(keyspace.tenant(TID).sub(keyspace.COUNTERS).key("logins"), 42)
+        tr.set(keyspace.PROBE.key(), b"\x00\x01binary")
+        tr.set(keyspace.TENANT_ROOT.key(TID + "\x00sibling"), b"not under the tenant")
 
     db.transact(fill)
     db.close()

@@ -111,6 +111,6 @@ def test_missing_library_reported_even_when_present(monkeypatch: pytest.MonkeyPa
 
 
 def test_importing_the_store_does_not_load_libfdb_c() -> None:
-    code = "import sys, coditect.store, coditect.keys, coditect.repo; print('fdb.impl' in sys.modules)"
+    code = "import sys, coditect.store, coditect.keyspace, coditect.repo; print('fdb.impl' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coditect import keys
+from coditect import keyspace
 from coditect.repo import UniqueViolation
 from coditect.store import open_store
 from coditect.workspaces import lifecycle, repository
@@ -98,7 +98,9 @@ def test_indexes_follow_the_status_and_delete_leaves_nothing(tmp_path: Path) -> 
     assert db.transact(repository.by_idempotency_key, tid, uid, "k") == stopped
     db.transact(repository.delete, stopped)
     left = db.transact(
-        lambda tr: tr.get_range(*keys.tenant(tid).range()) + tr.get_range(*keys.WORKSPACE_INDEX.range())
+        lambda tr: (
+            tr.get_range(*keyspace.tenant(tid).range()) + tr.get_range(*keyspace.WORKSPACE_INDEX.range())
+        )
     )
     assert left == []
     db.close()

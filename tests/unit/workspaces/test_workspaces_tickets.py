@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from coditect.auth.context import TenantContext, mint
 from coditect.config import get_settings
 from coditect.errors import Conflict, NotFound
-from coditect.identity import repositories as identity
+from coditect.identity import repository as identity
+from coditect.identity.context import TenantContext, mint
 from coditect.store import Database, open_store
 from coditect.workspaces import lifecycle, repository, tickets
 from coditect.workspaces.models import WorkspaceRecord

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from coditect.auth.keys import KeyRingError, is_valid_kid
+from coditect.identity.signing_keys import KeyRingError, is_valid_kid
 
 PREFIX, SUFFIX, ACTIVE_FILE = "cursor-", ".secret", "cursor-active"
 KEY_BYTES = 32

@@ -27,8 +27,8 @@ from typing import Any, Literal, cast
 
 import jwt
 
-from coditect.auth.keys import KeyRing
 from coditect.errors import Unauthorized
+from coditect.identity.signing_keys import KeyRing
 
 ALGORITHM = "EdDSA"
 HEADER_TYP = "at+jwt"

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from coditect import keys
+from coditect import keyspace
 from coditect.errors import BadRequest, Conflict, NotFound
 from coditect.files import chunks, quota
 from coditect.files.changes import ChangeLog
-from coditect.files.model import VERSION, Entry, FileInfo, VersionInfo, VersionRecord
+from coditect.files.models import VERSION, Entry, FileInfo, VersionInfo, VersionRecord
 from coditect.files.paths import FilePath
 from coditect.files.quota import Policy
 from coditect.files.tree import (
@@ -256,7 +256,7 @@ def move(
 
 # -- delete ------------------------------------------------------------------------------------
 def trash_marker(fs: FileSpace, dir_id: str) -> bytes:
-    return keys.FILES_GC.key("trash", fs.tenant_id, fs.session_id, dir_id)
+    return keyspace.FILES_GC.key("trash", fs.tenant_id, fs.session_id, dir_id)
 
 
 def _delete(

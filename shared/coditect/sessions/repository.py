@@ -1,8 +1,8 @@
-"""The tables of this area and the layout of a session's subspace (keys named in `coditect.keys`).
+"""The tables of this area and the layout of a session's subspace (keys named in `coditect.keyspace`).
 
     session(tid, sid) = ("t", tid, "s", sid)
-      ("rec",)                      session record (blob)            ← tables.sessions, pk (sid, "rec")
-      ("conv", cid)                 conversation record              ← tables.conversations
+      ("rec",)                      session record (blob)            ← repository.sessions, pk (sid, "rec")
+      ("conv", cid)                 conversation record              ← repository.conversations
       ("nconv",)                    number of conversations (8-byte LE; ≤ CONVERSATIONS_MAX)
       ("count", cid)                message count (8-byte LE, atomic ADD)
       ("msg", cid, Versionstamp)    message (blob; chunks at (…, i)) ← coditect.sessions.messages
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 
-from coditect import keys
-from coditect.keys import Subspace
+from coditect import keyspace
+from coditect.keyspace import Subspace
 from coditect.repo import Index, RecordCodec, Table
 from coditect.sessions.models import (
     ConversationRecord,
@@ -55,14 +55,14 @@ def _by_parent(r: SessionRecord) -> tuple[object, ...] | None:
 @functools.lru_cache(maxsize=1024)  # a Table is immutable; building one costs 4 subspaces per request
 def sessions(tid: str) -> Table[SessionRecord]:
     """Session records at `session(tid, sid).key("rec")`, i.e. pk `(sid, "rec")`."""
-    t = keys.tenant(tid)
+    t = keyspace.tenant(tid)
     return Table(
-        t.sub(keys.SESSIONS),
+        t.sub(keyspace.SESSIONS),
         SESSION_CODEC,
         indexes=[
-            Index("owner", t.sub(keys.SESSIONS_BY_OWNER), _by_owner),
-            Index("owner_archived", t.sub(keys.SESSIONS_BY_OWNER_ARCHIVED), _by_owner_archived),
-            Index("parent", t.sub(keys.SESSIONS_BY_PARENT), _by_parent),
+            Index("owner", t.sub(keyspace.SESSIONS_BY_OWNER), _by_owner),
+            Index("owner_archived", t.sub(keyspace.SESSIONS_BY_OWNER_ARCHIVED), _by_owner_archived),
+            Index("parent", t.sub(keyspace.SESSIONS_BY_PARENT), _by_parent),
         ],
     )
 
@@ -70,26 +70,26 @@ def sessions(tid: str) -> Table[SessionRecord]:
 def conversations(tid: str) -> Table[ConversationRecord]:
     """Conversation records at `session(tid, sid).key("conv", cid)`, pk `(sid, "conv", cid)`,
     with the unique index `conv_ix` (cid → pk) that the /conversations/{id} routes resolve."""
-    t = keys.tenant(tid)
+    t = keyspace.tenant(tid)
     return Table(
-        t.sub(keys.SESSIONS),
+        t.sub(keyspace.SESSIONS),
         CONVERSATION_CODEC,
-        indexes=[Index("id", t.sub(keys.CONVERSATION_INDEX), lambda c: (c.id,), unique=True)],
+        indexes=[Index("id", t.sub(keyspace.CONVERSATION_INDEX), lambda c: (c.id,), unique=True)],
     )
 
 
 def settings(tid: str) -> Table[SettingRecord]:
     """Setting records at `("t", tid, "settings", user_id, key)`."""
-    return Table(keys.tenant(tid).sub(keys.SETTINGS), SETTING_CODEC)
+    return Table(keyspace.tenant(tid).sub(keyspace.SETTINGS), SETTING_CODEC)
 
 
 def count_key(tid: str, sid: str, cid: str) -> bytes:
-    return keys.session(tid, sid).key(COUNT, cid)
+    return keyspace.session(tid, sid).key(COUNT, cid)
 
 
 def messages_space(tid: str, sid: str, cid: str) -> Subspace:
-    return keys.session(tid, sid).sub(MSG, cid)
+    return keyspace.session(tid, sid).sub(MSG, cid)
 
 
 def msgid_key(tid: str, sid: str, cid: str, message_id: str) -> bytes:
-    return keys.session(tid, sid).key(MSGID, cid, message_id)
+    return keyspace.session(tid, sid).key(MSGID, cid, message_id)

@@ -22,7 +22,7 @@ function that reads this Secret has restarted with the new contents (roll them o
 2. Switch: write ``<new>`` into ``active``; roll out the signers. New tokens carry ``kid: <new>``;
    tokens signed by the old key keep verifying because ``<old>.pub`` is still published.
 3. Retire: wait at least the longest access-token lifetime plus the verification leeway
-   (900 s + 30 s; see ``coditect.auth.access_tokens``) after the last signer switched, then delete
+   (900 s + 30 s; see ``coditect.identity.access_tokens``) after the last signer switched, then delete
    ``<old>.key`` and ``<old>.pub`` and roll out. Tokens signed by the old key now fail, and none
    is still unexpired.
 
@@ -88,18 +88,24 @@ class KeyRing:
         self._signing = signing
 
     @classmethod
-    def load(cls, directory: Path) -> KeyRing:
-        """Read every ``<kid>.pub`` and, if present, the active ``<kid>.key`` from `directory`."""
+    def load(cls, directory: Path, *, public_only: bool = False) -> KeyRing:
+        """Read every ``<kid>.pub`` and, if present, the active ``<kid>.key`` from `directory`.
+
+        `public_only` (verifiers): a verify-only ring; private key files are not even opened, so a
+        function that mounts one by accident still never loads it."""
         if not directory.is_dir():
             raise KeyRingError(f"key directory {directory} does not exist")
         public: dict[str, Ed25519PublicKey] = {}
+        suffixes = (".pub",) if public_only else (".pub", ".key")
         for path in sorted(directory.iterdir()):
-            if path.name.startswith(".") or path.suffix not in (".pub", ".key"):
+            if path.name.startswith(".") or path.suffix not in suffixes:
                 continue
             if not is_valid_kid(path.stem):
                 raise KeyRingError(f"key file {path.name!r} does not have a valid kid as its name")
             if path.suffix == ".pub":
                 public[path.stem] = _load_public(path)
+        if public_only:
+            return cls(public)
         active = _read_active(directory)
         signing = None
         if active is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only the type: access_tokens imports PyJWT and cryptography
-    from coditect.auth.access_tokens import Role
+    from coditect.identity.access_tokens import Role
 
 _MINT = object()
 

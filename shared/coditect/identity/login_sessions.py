@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from coditect import audit, ratelimit
-from coditect.auth.access_tokens import Role
 from coditect.config import Settings
-from coditect.identity import repositories as repo
+from coditect.identity import repository as repo
 from coditect.identity import tokens
+from coditect.identity.access_tokens import Role
 from coditect.identity.models import AuthSessionRecord, UserRecord
 from coditect.store import Transaction
 

@@ -1,8 +1,8 @@
 """Where identity records live in the store, and the only code that reads or writes them.
 
-Per tenant (`keys.tenant(tid)`): the tenant record, users, login sessions (+ by-user index),
+Per tenant (`keyspace.tenant(tid)`): the tenant record, users, login sessions (+ by-user index),
 live-session markers and invites. Global: the email index (unique across the platform) and the
-token-digest index (`keys.TOKEN_DIGESTS`, kinds "refresh" and "invite").
+token-digest index (`keyspace.TOKEN_DIGESTS`, kinds "refresh" and "invite").
 
 The tenant id these functions take never comes from a request: authenticated code passes
 `ctx.tenant_id` from the `TenantContext`; register, login and refresh (which run before there is
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import fdb.tuple as fdbtuple
 
-from coditect import keys
-from coditect.auth.access_tokens import ROLES, Role
+from coditect import keyspace
+from coditect.identity.access_tokens import ROLES, Role
 from coditect.identity.models import AuthSessionRecord, InviteRecord, TenantRecord, UserRecord
 from coditect.repo import Index, RecordCodec, Table
 from coditect.store import Transaction
@@ -26,23 +26,23 @@ INVITE_CODEC = RecordCodec(InviteRecord, 1)
 
 
 def tenants(tid: str) -> Table[TenantRecord]:
-    return Table(keys.tenant(tid).sub(keys.TENANT_RECORD), TENANT_CODEC)
+    return Table(keyspace.tenant(tid).sub(keyspace.TENANT_RECORD), TENANT_CODEC)
 
 
 def users(tid: str) -> Table[UserRecord]:
-    return Table(keys.tenant(tid).sub(keys.USERS), USER_CODEC)
+    return Table(keyspace.tenant(tid).sub(keyspace.USERS), USER_CODEC)
 
 
 def sessions(tid: str) -> Table[AuthSessionRecord]:
-    root = keys.tenant(tid)
+    root = keyspace.tenant(tid)
     by_user: Index[AuthSessionRecord] = Index(
-        "by_user", root.sub(keys.AUTH_SESSIONS_BY_USER), lambda s: (s.user_id,)
+        "by_user", root.sub(keyspace.AUTH_SESSIONS_BY_USER), lambda s: (s.user_id,)
     )
-    return Table(root.sub(keys.AUTH_SESSIONS), SESSION_CODEC, [by_user])
+    return Table(root.sub(keyspace.AUTH_SESSIONS), SESSION_CODEC, [by_user])
 
 
 def invites(tid: str) -> Table[InviteRecord]:
-    return Table(keys.tenant(tid).sub(keys.INVITES), INVITE_CODEC)
+    return Table(keyspace.tenant(tid).sub(keyspace.INVITES), INVITE_CODEC)
 
 
 # -- tenant and users ----------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def put_tenant(tr: Transaction, tenant: TenantRecord) -> None:
 
 def email_owner(tr: Transaction, key: str) -> tuple[str, str] | None:
     """(tenant id, user id) holding the email key, or None."""
-    raw = tr.get(keys.EMAIL_INDEX.key(key))
+    raw = tr.get(keyspace.EMAIL_INDEX.key(key))
     if raw is None:
         return None
     tid, uid = fdbtuple.unpack(raw)
@@ -69,7 +69,7 @@ def get_user(tr: Transaction, tid: str, uid: str) -> UserRecord | None:
 
 def create_user(tr: Transaction, user: UserRecord) -> None:
     """Write a new user and claim its email; the caller checked `email_owner` in this transaction."""
-    tr.set(keys.EMAIL_INDEX.key(user.email_key), fdbtuple.pack((user.tenant_id, user.id)))
+    tr.set(keyspace.EMAIL_INDEX.key(user.email_key), fdbtuple.pack((user.tenant_id, user.id)))
     users(user.tenant_id).put(tr, (user.id,), user)
 
 
@@ -106,7 +106,7 @@ def user_session_ids(tr: Transaction, tid: str, uid: str) -> list[str]:
 
 
 def _live_key(tid: str, sid: str) -> bytes:
-    return keys.tenant(tid).sub(keys.LIVE_SESSIONS).key(sid)
+    return keyspace.tenant(tid).sub(keyspace.LIVE_SESSIONS).key(sid)
 
 
 def set_live(tr: Transaction, tid: str, sid: str, uid: str, role: Role) -> None:
@@ -133,15 +133,15 @@ def read_live(tr: Transaction, tid: str, sid: str, *, snapshot: bool = True) -> 
 
 # -- token digests ---------------------------------------------------------------------------------
 def set_refresh_digest(tr: Transaction, digest: bytes, tid: str, sid: str, generation: int) -> None:
-    tr.set(keys.TOKEN_DIGESTS.key("refresh", digest), fdbtuple.pack((tid, sid, generation)))
+    tr.set(keyspace.TOKEN_DIGESTS.key("refresh", digest), fdbtuple.pack((tid, sid, generation)))
 
 
 def clear_refresh_digest(tr: Transaction, digest: bytes) -> None:
-    tr.clear(keys.TOKEN_DIGESTS.key("refresh", digest))
+    tr.clear(keyspace.TOKEN_DIGESTS.key("refresh", digest))
 
 
 def lookup_refresh(tr: Transaction, digest: bytes) -> tuple[str, str, int] | None:
-    raw = tr.get(keys.TOKEN_DIGESTS.key("refresh", digest))
+    raw = tr.get(keyspace.TOKEN_DIGESTS.key("refresh", digest))
     if raw is None:
         return None
     tid, sid, generation = fdbtuple.unpack(raw)
@@ -150,12 +150,12 @@ def lookup_refresh(tr: Transaction, digest: bytes) -> tuple[str, str, int] | Non
 
 def put_invite(tr: Transaction, invite: InviteRecord, digest: bytes | None) -> None:
     if digest is not None:
-        tr.set(keys.TOKEN_DIGESTS.key("invite", digest), fdbtuple.pack((invite.tenant_id, invite.id)))
+        tr.set(keyspace.TOKEN_DIGESTS.key("invite", digest), fdbtuple.pack((invite.tenant_id, invite.id)))
     invites(invite.tenant_id).put(tr, (invite.id,), invite)
 
 
 def lookup_invite(tr: Transaction, digest: bytes) -> InviteRecord | None:
-    raw = tr.get(keys.TOKEN_DIGESTS.key("invite", digest))
+    raw = tr.get(keyspace.TOKEN_DIGESTS.key("invite", digest))
     if raw is None:
         return None
     tid, invite_id = fdbtuple.unpack(raw)

@@ -1,1 +1,0 @@
-"""Identity primitives: password hashing and policy, the signing key ring, access tokens."""
