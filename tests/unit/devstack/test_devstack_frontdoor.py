@@ -65,7 +65,7 @@ def test_unknown_and_internal_paths_match_nothing() -> None:
     for path in (
         "/metrics",
         "/healthz",
-        "/",
+        "//",
         "/api/v5/nothing",
         "/api/v5/../metrics",
         f"/api/v5/sessions/{sid}/x",

@@ -213,15 +213,7 @@ def test_ingress_sends_every_route_to_its_function_like_the_functions_own_router
             ),
         ),
         FunctionSpec(name="ex-sessions", routes=(Route("ex-sessions.get", "GET", "/api/v5/ex/<uuid:id>"),)),
-        # a console-like function at the root: routed generically like any other
-        FunctionSpec(
-            name="ex-console",
-            routes=(
-                Route("ex-console.index", "GET", "/"),
-                Route("ex-console.asset", "GET", "/assets/<path:p>"),
-            ),
-        ),
-    )
+    )  # the registry's own `console` (GET / and /assets/...) is in ALL: the root is routed like any path
     specs = [*[s for s in ALL if s.name != "ex-relay"], *shared]
     vs = routes.virtual_service(specs)
     gw = routes.http_routes(specs)

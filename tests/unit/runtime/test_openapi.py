@@ -200,8 +200,8 @@ def test_idempotent_routes_document_the_header_and_its_errors() -> None:
     assert doc["components"]["parameters"]["Idempotency-Key"]["in"] == "header"
     for path in (
         "/api/v5/sessions",
-        "/api/v5/sessions/{id}/conversations",
-        "/api/v5/conversations/{id}/messages",
+        "/api/v5/sessions/{session_id}/conversations",
+        "/api/v5/conversations/{conversation_id}/messages",
     ):
         op = doc["paths"][path]["post"]
         assert {"$ref": "#/components/parameters/Idempotency-Key"} in op["parameters"], path

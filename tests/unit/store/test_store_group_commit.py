@@ -51,10 +51,10 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     threads = [threading.Thread(target=commit, args=("first", first))]
     threads[0].start()
     time.sleep(0.05)  # the first thread leads and waits for the lock with its batch of one
-    for name, tr in (("a", a), ("b", b), ("c", c)):
+    for queued, (name, tr) in enumerate((("a", a), ("b", b), ("c", c)), start=1):
         threads.append(threading.Thread(target=commit, args=(name, tr)))
         threads[-1].start()
-    _wait_queued(db, 3)
+        _wait_queued(db, queued)  # queue order is the order asserted below, not thread start order
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
     for t in threads:
