@@ -253,6 +253,22 @@ class FakeKubernetesAPI:
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
         return obj
 
+    def _read(self, resource: str, ns: str, name: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """GET of one object: a lingering pod disappears after its reads; a scripted pod's status
+        follows its script."""
+        if resource == "pods" and obj["metadata"].get("deletionTimestamp") and name in self._linger:
+            self._linger[name] -= 1
+            if self._linger[name] < 0:
+                del self.objects[(resource, ns, name)], self._linger[name]
+                return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, resource)
+            return 200, obj
+        if resource == "pods":
+            self._gets[name] += 1
+            for after, status in self._scripts.get(name, []):
+                if self._gets[name] > after:
+                    obj["status"] = json.loads(json.dumps(status))
+        return 200, obj
+
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, dict[str, Any]]:
@@ -280,18 +296,7 @@ class FakeKubernetesAPI:
         if obj is None or name is None:
             return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, resource)
         if method == "GET":
-            if resource == "pods" and obj["metadata"].get("deletionTimestamp") and name in self._linger:
-                self._linger[name] -= 1
-                if self._linger[name] < 0:
-                    del self.objects[(resource, ns, name)], self._linger[name]
-                    return 404, status_body(404, "NotFound", f'{resource} "{name}" not found', name, resource)
-                return 200, obj
-            if resource == "pods":
-                self._gets[name] += 1
-                for after, status in self._scripts.get(name, []):
-                    if self._gets[name] > after:
-                        obj["status"] = json.loads(json.dumps(status))
-            return 200, obj
+            return self._read(resource, ns, name, obj)
         if method == "DELETE" and resource == "pods" and self._linger.get(name, 0) > 0:
             if not obj["metadata"].get("deletionTimestamp"):
                 obj["metadata"]["deletionTimestamp"] = _TS
