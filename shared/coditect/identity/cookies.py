@@ -71,7 +71,8 @@ class RefreshRequest(BaseModel):
     cookie."""
 
     model_config = ConfigDict(extra="forbid")
-    refresh_token: Annotated[str, Field(max_length=256)] | None = None
+    # As RefreshBody: an access token sent by mistake is 401 refresh_token_not_found, not a 422.
+    refresh_token: Annotated[str, Field(max_length=8192)] | None = None
 
 
 # -- the hooks the four functions call ------------------------------------------------------

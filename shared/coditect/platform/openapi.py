@@ -331,7 +331,8 @@ def _success_body(route: Route, schemas: _Schemas) -> dict[str, Any] | None:
     if not route.enveloped:
         if route.media == "application/json":
             return _content(data or {"type": "object"})
-        return _content(_BINARY, route.media)
+        medias = (route.media,) if isinstance(route.media, str) else route.media
+        return {media: {"schema": _BINARY} for media in medias}
     if route.paged:
         data = {
             "type": "object",

@@ -21,6 +21,7 @@ FUNCTIONS = (
                 auth="none",
                 enveloped=False,
                 summary="The web console (HTML; strict Content-Security-Policy, no-cache)",
+                media="text/html",
                 errors=((503, "console_not_built"),),
             ),
             Route(
@@ -30,6 +31,7 @@ FUNCTIONS = (
                 auth="none",
                 enveloped=False,
                 summary="A content-hashed console asset (immutable; brotli/gzip when accepted)",
+                media=("text/javascript", "text/css", "application/octet-stream"),
             ),
         ),
     ),

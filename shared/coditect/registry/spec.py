@@ -45,7 +45,8 @@ class Route:
     # of `coditect.platform.openapi` (HEADERS): "If-Match", "ETag", "Idempotency-Key", ...
     request_headers: tuple[str, ...] = ()
     response_headers: tuple[str, ...] = ()
-    media: str = "application/json"  # media type of a success answer that is not enveloped
+    # Media type(s) of a success answer that is not enveloped (a static asset may be several).
+    media: str | tuple[str, ...] = "application/json"
     # OpenAPI links from the success answer: (name, operationId, ((parameter, expression), ...)).
     links: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
 
