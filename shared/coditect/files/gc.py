@@ -137,6 +137,7 @@ Step = Callable[[Transaction, bytes | None, Counts], bytes]
 
 
 def _attempt(tr: Transaction, step: Step, after: bytes | None) -> tuple[bytes, Counts]:
+    tr.set_batch_priority()  # GC is bulk work: it yields to user traffic on FoundationDB
     counts: Counts = dict.fromkeys(COUNT_NAMES, 0)
     return step(tr, after, counts), counts  # fresh counts per attempt: a retried body counts once
 

@@ -3,7 +3,8 @@
     PUT body ──read 64 KiB at a time, hashing as it goes──▶ chunks
        │ small file (≤ BATCH_CHUNKS = 16 chunks, 1 MiB): chunks, manifest, version and entry in
        │ ONE transaction
-       ▼ larger: staging transactions of 1, 1, 2, then 4 MiB (`staging_plan`) — chunks written (or
+       ▼ larger: staging transactions of 1, 1, 2, then 4 MiB (`staging_plan`; 1 MiB each on
+         FoundationDB, `max_group`) — chunks written (or
          their refs bumped when the tenant has them) + one staged-reference entry
          `fuploads/(upload_id, first_index)` per 16 chunks; then ONE publish transaction takes
          the manifest reference, writes the version, flips the entry.
@@ -54,23 +55,30 @@ from coditect.files.versions import Preconditions, commit_version
 from coditect.store import Database, Transaction
 
 BATCH_CHUNKS = 16  # chunks per staged entry (1 MiB); a body of at most this many is one transaction
-MAX_GROUP = 4  # staged entries per staging transaction at full speed: 4 MiB, inside FDB's 10 MB / 5 s
+MAX_GROUP = 4  # staged entries per staging transaction at full speed on SQLite: 4 MiB (fewer fsyncs)
 
 
-def group_size(staged_chunks: int) -> int:
-    """Chunks in the next staging transaction: 1, 1, 2, then MAX_GROUP batches (a slow start, so
-    a short upload is staged in small steps and a long one commits 4 MiB per transaction)."""
-    return min(MAX_GROUP, max(1, staged_chunks // BATCH_CHUNKS)) * BATCH_CHUNKS
+def max_group(db: Database) -> int:
+    """Staged entries per staging transaction on `db`: FoundationDB advises transactions of at
+    most ~1 MB (its hard limit is 10 MB; big ones raise the cluster's latency for everyone), so
+    1 there; the embedded SQLite store takes MAX_GROUP."""
+    return 1 if db.url.startswith("fdb:") else MAX_GROUP
 
 
-def staging_plan(n_chunks: int) -> list[int]:
+def group_size(staged_chunks: int, most: int = MAX_GROUP) -> int:
+    """Chunks in the next staging transaction: 1, 1, 2, then `most` batches (a slow start, so a
+    short upload is staged in small steps and a long one commits `most` MiB per transaction)."""
+    return min(most, max(1, staged_chunks // BATCH_CHUNKS)) * BATCH_CHUNKS
+
+
+def staging_plan(n_chunks: int, most: int = MAX_GROUP) -> list[int]:
     """Chunks per staging transaction for a body of `n_chunks` (empty: one transaction in all)."""
     plan: list[int] = []
     if n_chunks <= BATCH_CHUNKS:
         return plan
     staged = 0
-    while n_chunks - staged > group_size(staged):
-        plan.append(group_size(staged))
+    while n_chunks - staged > group_size(staged, most):
+        plan.append(group_size(staged, most))
         staged += plan[-1]
     plan.append(n_chunks - staged)
     return plan
@@ -301,6 +309,7 @@ def write_stream(
     hashes: list[bytes] = []
     pending: list[tuple[bytes, bytes]] = []
     size = staged_chunks = 0
+    most = max_group(db)
     stager: ThreadPoolExecutor | None = None  # started with the first staging transaction
     in_flight: Future[None] | None = None
     try:
@@ -314,7 +323,7 @@ def write_stream(
             sha.update(data)
             hashes.append(h)
             pending.append((h, data))
-            group = group_size(staged_chunks)
+            group = group_size(staged_chunks, most)
             if len(pending) > group:  # more than one group: stage the full one
                 batch, pending = pending[:group], pending[group:]
                 if in_flight is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from coditect import keyspace
 from coditect.sessions import hooks, repository
@@ -105,7 +106,14 @@ def _purgeable(tr: Transaction, tenant_id: str, session_id: str) -> bool:
     return record is None or record.state == "deleting"
 
 
-def _steps() -> list[object]:
+def _batch(
+    tr: Transaction, step: Callable[[Transaction, str, str], bool], tenant_id: str, session_id: str
+) -> bool:
+    tr.set_batch_priority()  # a purge is bulk work: it yields to user traffic on FoundationDB
+    return step(tr, tenant_id, session_id)
+
+
+def _steps() -> list[Callable[[Transaction, str, str], bool]]:
     return [*hooks.purge_hooks(), _conversations_step, _forks_step, _subspace_step]
 
 
@@ -120,7 +128,7 @@ def purge_session(
     if not db.transact(_purgeable, tenant_id, session_id):
         raise RuntimeError(f"session {session_id} is not marked deleting")
     for step in _steps():
-        while not db.transact(step, tenant_id, session_id):  # type: ignore[arg-type]
+        while not db.transact(_batch, step, tenant_id, session_id):
             if time.monotonic() >= deadline:
                 return False
     db.transact(_finish, tenant_id, session_id, due_us)

@@ -112,9 +112,6 @@ def test_journey_account_session_file_save_reload_workspace(page: Any, stack: An
     expect(page.get_by_role("button", name="Start workspace")).to_be_visible(timeout=60_000)
 
 
-@pytest.mark.xfail(
-    reason="needs issue 11 workspace files (the workspace sees the session's files)", strict=False
-)
 def test_terminal_ls_lists_the_sessions_file(page: Any, stack: Any) -> None:
     register(page)
     new_session(page, "Terminal ls")

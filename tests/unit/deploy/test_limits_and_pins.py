@@ -52,9 +52,12 @@ def test_rbac_grants_exactly_the_verbs_the_backend_calls() -> None:
         r"\._(?:core|net)\.(create|read|list|delete|patch|replace)_namespaced_(\w+)", source
     ):
         group = "networking.k8s.io" if resource == "network_policy" else ""
-        plural = {"pod": "pods", "service": "services", "secret": "secrets", "network_policy": "networkpolicies"}[
-            resource
-        ]
+        plural = {
+            "pod": "pods",
+            "service": "services",
+            "secret": "secrets",
+            "network_policy": "networkpolicies",
+        }[resource]
         used.setdefault((group, plural), set()).add(VERBS[verb])
     [role] = [
         d

@@ -358,3 +358,26 @@ def test_sessions_do_not_see_each_other(tenant: Tenant) -> None:
 
 def _unused(fs: FileSpace) -> None:  # keeps FileSpace imported for type hints in helpers
     del fs
+
+
+def test_gc_runs_at_batch_priority(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    from coditect.store.sqlite import SQLiteTransaction
+
+    batch: list[int] = []
+    monkeypatch.setattr(SQLiteTransaction, "set_batch_priority", lambda self: batch.append(id(self)))
+    collect(tenant)
+    assert batch  # each GC step's transaction yields to user traffic on FoundationDB
+
+
+def test_staging_stays_within_one_mib_per_transaction_on_foundationdb() -> None:
+    class Cluster:
+        url = "fdb:///etc/foundationdb/fdb.cluster"
+
+    class Embedded:
+        url = "sqlite:///tmp/store.db"
+
+    assert upload.max_group(Cluster()) == 1  # type: ignore[arg-type]
+    assert upload.max_group(Embedded()) == upload.MAX_GROUP  # type: ignore[arg-type]
+    plan = upload.staging_plan(1600, upload.max_group(Cluster()))  # a 100 MiB body
+    assert sum(plan) == 1600 and max(plan) * C <= 1024 * 1024
+    assert max(upload.staging_plan(1600)) * C == 4 * 1024 * 1024  # SQLite: fewer, larger

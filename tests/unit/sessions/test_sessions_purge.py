@@ -151,3 +151,17 @@ def test_purge_resumes_after_the_deleting_process_is_killed(tmp_path: Path, alic
     assert purge.purge_pending(db, budget_seconds=60) == 1
     assert _leftovers(db, sid) == []
     assert service.get(db, alice, keep).name == "keep"
+
+
+def test_purge_steps_run_at_batch_priority(
+    db: Database, alice: TenantContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bulk work yields to user traffic on FoundationDB (a no-op on SQLite, so it is recorded here).
+    from coditect.store.sqlite import SQLiteTransaction
+
+    batch: list[int] = []
+    monkeypatch.setattr(SQLiteTransaction, "set_batch_priority", lambda self: batch.append(id(self)))
+    sid = make_session(db, alice)
+    _populate(db, alice, sid, messages=20, files=20, globals_=0)
+    assert service.delete(db, alice, sid, budget_seconds=60) is True
+    assert batch  # every purge step's transaction asked for it
