@@ -88,7 +88,13 @@ class Api:
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self.http.request(method, url, **kwargs)
+            try:
+                response = await self.http.request(method, url, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # A kept-alive connection the server closed as we reused it: once more, fresh.
+                response = await self.http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise Unreachable(type(exc).__name__) from None
         if response.status_code >= 400:

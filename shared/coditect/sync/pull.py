@@ -44,8 +44,6 @@ async def _created(ctx: Context, rel: str, etag: str | None) -> None:
     if local is not None and not ctx.unchanged(rel, synced, local):
         ctx.mark_dirty(rel)  # changed here too: the push side resolves the conflict
         return
-    if rel in ctx.dirty:
-        return
     if await ctx.fetch(rel):
         ctx.report.pulled("write")
 

@@ -226,9 +226,10 @@ class Pusher:
         ctx.state.dirty = True
         if info.get("type") == "file":
             ctx.record_file(dst, info)
-        for rel, _ in localfs.walk(ctx.root, ctx.rules, dst):  # whatever changed inside meanwhile
+        # Whatever changed inside meanwhile, and whatever the store moved that is not here (a
+        # wrongly paired rename is then undone path by path).
+        for rel in {*(r for r, _ in localfs.walk(ctx.root, ctx.rules, dst)), *ctx.state.below(dst), dst}:
             ctx.mark_dirty(rel)
-        ctx.mark_dirty(dst)
         ctx.report.pushed("move")
 
     async def write(self, rel: str) -> None:
@@ -244,6 +245,9 @@ class Pusher:
             ctx.report.skip(rel, reason)
             return
         synced = ctx.state.files.get(rel)
+        if synced is not None and synced.kind != ("dir" if local.kind == "dir" else "file"):
+            await self.delete(rel)  # a file became a directory or the other way round
+            synced = ctx.state.files.get(rel)
         if local.kind == "dir":
             if synced is None or synced.kind != "dir":
                 await ctx.api.mkdir(rel)
