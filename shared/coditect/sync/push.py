@@ -30,7 +30,7 @@ from watchfiles import Change, awatch
 from coditect.sync import localfs
 from coditect.sync.client import ApiFailure, Unreachable, join_type
 from coditect.sync.context import Context
-from coditect.sync.report import RETRIES
+from coditect.sync.report import DELETED_HERE, DELETED_IN_STORE, RETRIES
 from coditect.sync.rules import IGNORE_FILE, SCRATCH, refused_name
 
 log = logging.getLogger("coditect.sync")
@@ -292,7 +292,7 @@ class Pusher:
             ctx.record_file(rel, current, local)  # both sides wrote the same bytes
             return
         if current is None:
-            kept = "nothing (deleted in the store; workspace copy written back)"
+            kept = DELETED_IN_STORE
             info = await ctx.api.put(rel, target, local.size, content_type, None)
         else:
             kept = f"version {current['version']} of {rel} in the store's history"
@@ -345,7 +345,7 @@ class Pusher:
             if exc.status == 412:  # changed in the store since we synced it: it comes back
                 ctx.state.drop(rel)
                 await ctx.fetch(rel)
-                ctx.report.conflict(rel, "the store's newer version (restored in the workspace)")
+                ctx.report.conflict(rel, DELETED_HERE)
                 return
             if exc.status != 404:
                 raise
