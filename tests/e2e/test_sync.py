@@ -165,7 +165,10 @@ def test_delete_against_modify_keeps_the_content(sync_stack: SyncStack, user: Us
     wait_for(
         lambda: in_store(user, "b.txt", b"b1 from workspace"), SLOW, "the workspace's edit back in the store"
     )
-    wait_for(lambda: agent.status()["conflict_count"] == 2, SLOW, "two conflicts reported")
+    try:
+        wait_for(lambda: agent.status()["conflict_count"] == 2, SLOW, "two conflicts reported")
+    except TimeoutError:
+        raise AssertionError(f"{agent.status()}\n{agent.output()[-3000:]}") from None
     kept = {c["path"]: c["kept_as"] for c in agent.status()["conflicts"]}
     assert kept["a.txt"].startswith("nothing lost") and kept["b.txt"].startswith("nothing lost")
     assert in_store(user, "a.txt", b"a1 from api") and local_is(root / "b.txt", b"b1 from workspace")

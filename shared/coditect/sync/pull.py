@@ -20,7 +20,7 @@ from coditect.sync import localfs
 from coditect.sync.client import ApiFailure, Unreachable
 from coditect.sync.context import Context
 from coditect.sync.hydrate import reconcile
-from coditect.sync.report import DELETED_IN_STORE, RETRIES
+from coditect.sync.report import DELETED_HERE, DELETED_IN_STORE, RETRIES
 
 log = logging.getLogger("coditect.sync")
 
@@ -44,8 +44,11 @@ async def _created(ctx: Context, rel: str, etag: str | None) -> None:
     if local is not None and not ctx.unchanged(rel, synced, local):
         ctx.mark_dirty(rel)  # changed here too: the push side resolves the conflict
         return
+    deleted_here = local is None and synced is not None and synced.kind == "file"
     if await ctx.fetch(rel):
         ctx.report.pulled("write")
+        if deleted_here:  # deleted here, changed in the store: the store's content comes back
+            ctx.report.conflict(rel, DELETED_HERE)
 
 
 def _deleted(ctx: Context, rel: str, etag: str | None = None) -> None:
