@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync.json")
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--mib", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--tree", type=int, default=10_000)
     parser.add_argument("--idle", type=float, default=10.0)

@@ -25,12 +25,12 @@ import time
 from typing import Any
 
 from coditect.sync import localfs
-from coditect.sync.client import FEED_PAGE, ApiFailure, Unreachable, split_type
+from coditect.sync.client import DOWNLOAD_THREADS, FEED_PAGE, ApiFailure, Unreachable, split_type
 from coditect.sync.context import Context
 
 log = logging.getLogger("coditect.sync")
 
-DOWNLOADS_IN_PARALLEL = 8
+DOWNLOADS_IN_PARALLEL = DOWNLOAD_THREADS  # one thread per download in flight
 
 
 async def feed_end(ctx: Context, since: str | None) -> str:
