@@ -147,6 +147,34 @@ def test_concurrent_edits_keep_both_contents(sync_stack: SyncStack, user: User, 
     assert agent.stop() == 0
 
 
+def test_delete_against_modify_keeps_the_content(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
+    assert user.put("a.txt", b"a0").status_code == 201
+    assert user.put("b.txt", b"b0").status_code == 201
+    root = tmp_path / "ws"
+    agent = sync_stack.agent(user, root)
+    agent.wait_ready()
+    os.kill(agent.process.pid, signal.SIGSTOP)
+    try:
+        (root / "a.txt").unlink()  # deleted here, modified in the store
+        assert user.put("a.txt", b"a1 from api").status_code == 200
+        (root / "b.txt").write_bytes(b"b1 from workspace")  # modified here, deleted in the store
+        assert user.delete("b.txt").status_code == 204
+    finally:
+        os.kill(agent.process.pid, signal.SIGCONT)
+    wait_for(lambda: local_is(root / "a.txt", b"a1 from api"), SLOW, "the store's edit back in the workspace")
+    wait_for(
+        lambda: in_store(user, "b.txt", b"b1 from workspace"), SLOW, "the workspace's edit back in the store"
+    )
+    try:
+        wait_for(lambda: agent.status()["conflict_count"] == 2, SLOW, "two conflicts reported")
+    except TimeoutError:
+        raise AssertionError(f"{agent.status()}\n{agent.output()[-3000:]}") from None
+    kept = {c["path"]: c["kept_as"] for c in agent.status()["conflicts"]}
+    assert kept["a.txt"].startswith("nothing lost") and kept["b.txt"].startswith("nothing lost")
+    assert in_store(user, "a.txt", b"a1 from api") and local_is(root / "b.txt", b"b1 from workspace")
+    assert agent.stop() == 0
+
+
 def test_kill_9_then_restart_loses_nothing_and_reuploads_nothing(
     sync_stack: SyncStack, user: User, tmp_path: Path
 ) -> None:

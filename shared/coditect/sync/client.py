@@ -13,8 +13,10 @@ client ignores, and the store keeps the content type with each version).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +29,7 @@ UPLOAD_BLOCK = 1024 * 1024
 IN_MEMORY_UPLOAD = 4 * 1024 * 1024
 LIST_PAGE = 200
 FEED_PAGE = 1000
+DOWNLOAD_THREADS = 8  # = hydrate.DOWNLOADS_IN_PARALLEL: the bound on parallel downloads
 
 
 class Unreachable(Exception):
@@ -82,13 +85,28 @@ class Api:
             timeout=timeout,
             limits=limits,
         )
+        self.blocking = httpx.Client(
+            base_url=api_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {credential}"},
+            timeout=timeout,
+            limits=limits,
+        )
+        self.pool = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="download")
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.blocking.close()
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = await self.http.request(method, url, **kwargs)
+            try:
+                response = await self.http.request(method, url, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # A kept-alive connection the server closed as we reused it: once more, fresh.
+                response = await self.http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise Unreachable(type(exc).__name__) from None
         if response.status_code >= 400:
@@ -125,18 +143,25 @@ class Api:
         """Stream the current version of `rel` into `tmp`; its etag, version, content type, sha256.
 
         `known`: the listing's `file` for it. When the answer's ETag is that one, its sha256 is
-        the listing's and the bytes are not hashed again (hydration's CPU goes to the network)."""
+        the listing's and the bytes are not hashed again (hydration's CPU goes to the network).
+        Runs on a worker thread with a blocking client: httpx's blocking reads release the GIL
+        around the socket, which measured ~25 % faster than its asyncio client for many parallel
+        downloads (bench/bench_sync.py)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._download, rel, tmp, known)
+
+    def _download(self, rel: str, tmp: Path, known: dict[str, Any] | None) -> dict[str, Any]:
         digest = hashlib.sha256()
         try:
-            async with self.http.stream("GET", f"{self.base}/{_url_path(rel)}") as response:
+            with self.blocking.stream("GET", f"{self.base}/{_url_path(rel)}") as response:
                 if response.status_code >= 400:
-                    await response.aread()
+                    response.read()
                     raise _failure(response)
                 headers = response.headers
                 etag = headers.get("ETag", "").strip('"') or None
                 trusted = known is not None and etag is not None and known.get("etag") == etag
                 with tmp.open("wb") as out:
-                    async for block in response.aiter_bytes():
+                    for block in response.iter_bytes():
                         if not trusted:
                             digest.update(block)
                         out.write(block)

@@ -25,12 +25,12 @@ import time
 from typing import Any
 
 from coditect.sync import localfs
-from coditect.sync.client import FEED_PAGE, ApiFailure, split_type
+from coditect.sync.client import DOWNLOAD_THREADS, FEED_PAGE, ApiFailure, Unreachable, split_type
 from coditect.sync.context import Context
 
 log = logging.getLogger("coditect.sync")
 
-DOWNLOADS_IN_PARALLEL = 8
+DOWNLOADS_IN_PARALLEL = DOWNLOAD_THREADS  # one thread per download in flight
 
 
 async def feed_end(ctx: Context, since: str | None) -> str:
@@ -98,19 +98,40 @@ async def reconcile(ctx: Context, prefix: str = "") -> None:
             state.drop(rel)  # gone on both sides
 
 
-async def _download_all(ctx: Context, wanted: list[tuple[str, dict[str, Any]]]) -> None:
-    """Download `wanted` (path, listing entry), at most DOWNLOADS_IN_PARALLEL at a time, each
-    streamed to disk."""
+async def _download_round(
+    ctx: Context, wanted: list[tuple[str, dict[str, Any]]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """One pass over `wanted` with DOWNLOADS_IN_PARALLEL workers; returns what failed on the network."""
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     for item in wanted:
         queue.put_nowait(item)
+    failed: list[tuple[str, dict[str, Any]]] = []
 
     async def worker() -> None:
         while not queue.empty():
             rel, known = queue.get_nowait()
-            await ctx.fetch(rel, known)
+            try:
+                await ctx.fetch(rel, known)
+            except Unreachable:
+                failed.append((rel, known))
 
     await asyncio.gather(*(worker() for _ in range(min(DOWNLOADS_IN_PARALLEL, len(wanted)))))
+    return failed
+
+
+async def _download_all(ctx: Context, wanted: list[tuple[str, dict[str, Any]]]) -> None:
+    """Download `wanted` (path, listing entry), each streamed to disk. A download that fails on
+    the network is tried again (backoff) before the hydration as a whole gives up: one dropped
+    connection must not restart 10,000 downloads."""
+    backoff = 0.25
+    for attempt in range(6):
+        wanted = await _download_round(ctx, wanted)
+        if not wanted:
+            return
+        log.warning("hydration: %d downloads failed (attempt %d); retrying", len(wanted), attempt + 1)
+        await asyncio.sleep(backoff)
+        backoff *= 2
+    raise Unreachable(f"{len(wanted)} downloads kept failing")
 
 
 async def hydrate(ctx: Context) -> None:

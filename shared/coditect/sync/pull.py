@@ -20,7 +20,7 @@ from coditect.sync import localfs
 from coditect.sync.client import ApiFailure, Unreachable
 from coditect.sync.context import Context
 from coditect.sync.hydrate import reconcile
-from coditect.sync.report import RETRIES
+from coditect.sync.report import DELETED_HERE, DELETED_IN_STORE, RETRIES
 
 log = logging.getLogger("coditect.sync")
 
@@ -44,16 +44,19 @@ async def _created(ctx: Context, rel: str, etag: str | None) -> None:
     if local is not None and not ctx.unchanged(rel, synced, local):
         ctx.mark_dirty(rel)  # changed here too: the push side resolves the conflict
         return
-    if rel in ctx.dirty:
-        return
+    deleted_here = local is None and synced is not None and synced.kind == "file"
     if await ctx.fetch(rel):
         ctx.report.pulled("write")
+        if deleted_here:  # deleted here, changed in the store: the store's content comes back
+            ctx.report.conflict(rel, DELETED_HERE)
 
 
-def _deleted(ctx: Context, rel: str) -> None:
-    """Remove what the store deleted, keeping every local file that differs from its record."""
+def _deleted(ctx: Context, rel: str, etag: str | None = None) -> None:
+    """Remove what the store deleted, keeping every local file that differs from its record.
+    `etag`: the deleted file's; another one recorded means the path was written since (by the
+    push side, after a conflict) and this delete is history."""
     synced = ctx.state.files.get(rel)
-    if synced is None:
+    if synced is None or (etag is not None and synced.kind == "file" and synced.etag != etag):
         return
     target = ctx.path(rel)
     local = localfs.probe(target)
@@ -61,7 +64,7 @@ def _deleted(ctx: Context, rel: str) -> None:
         if local is not None and ctx.unchanged(rel, synced, local):
             localfs.remove(target)
         elif local is not None:
-            ctx.report.conflict(rel, "workspace copy (deleted in the store, written back)")
+            ctx.report.conflict(rel, DELETED_IN_STORE)
             ctx.mark_dirty(rel)
         ctx.state.drop(rel)
         ctx.report.pulled("delete")
@@ -107,7 +110,7 @@ async def _moved(ctx: Context, src: str, dst: str, etag: str | None) -> None:
             await _created(ctx, dst, etag)
         ctx.report.pulled("move")
         return
-    _deleted(ctx, src)
+    _deleted(ctx, src, etag)
     if etag is None:
         await reconcile(ctx, dst)
         ctx.record_dir(dst)
@@ -127,7 +130,7 @@ async def apply_changes(ctx: Context, changes: list[dict[str, Any]]) -> None:
             i += 2
             continue
         if op in ("deleted", "moved_from"):
-            _deleted(ctx, rel)
+            _deleted(ctx, rel, etag)
         elif op == "moved_to" and etag is None:
             await reconcile(ctx, rel)
             ctx.record_dir(rel)

@@ -30,7 +30,7 @@ from watchfiles import Change, awatch
 from coditect.sync import localfs
 from coditect.sync.client import ApiFailure, Unreachable, join_type
 from coditect.sync.context import Context
-from coditect.sync.report import RETRIES
+from coditect.sync.report import DELETED_HERE, DELETED_IN_STORE, RETRIES
 from coditect.sync.rules import IGNORE_FILE, SCRATCH, refused_name
 
 log = logging.getLogger("coditect.sync")
@@ -226,9 +226,10 @@ class Pusher:
         ctx.state.dirty = True
         if info.get("type") == "file":
             ctx.record_file(dst, info)
-        for rel, _ in localfs.walk(ctx.root, ctx.rules, dst):  # whatever changed inside meanwhile
+        # Whatever changed inside meanwhile, and whatever the store moved that is not here (a
+        # wrongly paired rename is then undone path by path).
+        for rel in {*(r for r, _ in localfs.walk(ctx.root, ctx.rules, dst)), *ctx.state.below(dst), dst}:
             ctx.mark_dirty(rel)
-        ctx.mark_dirty(dst)
         ctx.report.pushed("move")
 
     async def write(self, rel: str) -> None:
@@ -244,6 +245,9 @@ class Pusher:
             ctx.report.skip(rel, reason)
             return
         synced = ctx.state.files.get(rel)
+        if synced is not None and synced.kind != ("dir" if local.kind == "dir" else "file"):
+            await self.delete(rel)  # a file became a directory or the other way round
+            synced = ctx.state.files.get(rel)
         if local.kind == "dir":
             if synced is None or synced.kind != "dir":
                 await ctx.api.mkdir(rel)
@@ -288,7 +292,7 @@ class Pusher:
             ctx.record_file(rel, current, local)  # both sides wrote the same bytes
             return
         if current is None:
-            kept = "nothing (deleted in the store; workspace copy written back)"
+            kept = DELETED_IN_STORE
             info = await ctx.api.put(rel, target, local.size, content_type, None)
         else:
             kept = f"version {current['version']} of {rel} in the store's history"
@@ -341,7 +345,7 @@ class Pusher:
             if exc.status == 412:  # changed in the store since we synced it: it comes back
                 ctx.state.drop(rel)
                 await ctx.fetch(rel)
-                ctx.report.conflict(rel, "the store's newer version (restored in the workspace)")
+                ctx.report.conflict(rel, DELETED_HERE)
                 return
             if exc.status != 404:
                 raise

@@ -24,6 +24,10 @@ MAX_PENDING_LISTED = 50
 MAX_CONFLICTS_LISTED = 50
 MAX_SKIPPED_LISTED = 100
 
+# `kept_as` of the two conflicts where one side deleted (the other content is the head).
+DELETED_IN_STORE = "nothing lost: deleted in the store, the workspace's content was written back"
+DELETED_HERE = "nothing lost: deleted in the workspace, the store's newer content came back"
+
 METRICS = CollectorRegistry()
 CONFLICTS = Counter(
     "coditect_sync_conflicts", "Paths changed on both sides since the last sync", registry=METRICS
