@@ -44,43 +44,51 @@ async def feed_end(ctx: Context, since: str | None) -> str:
 
 async def reconcile(ctx: Context, prefix: str = "") -> None:
     """Bring the subtree `prefix` (the root when empty) and the store together (table above)."""
-    state = ctx.state
     under = prefix + "/" if prefix else ""
     remote: dict[str, dict[str, Any]] = {}
     async for item in ctx.api.listing(prefix):
         remote[item["path"]] = item
-    downloads: list[str] = []
-    for rel, item in remote.items():
-        synced = state.files.get(rel)
-        local = localfs.probe(ctx.path(rel))
-        if item["type"] == "directory":
-            if local is None and synced is not None and synced.kind == "dir":
-                ctx.mark_dirty(rel)  # deleted here while the agent was away
-            elif local is None or local.kind == "dir":
-                ctx.path(rel).mkdir(parents=True, exist_ok=True)
-                ctx.record_dir(rel)
-            else:
-                ctx.report.skip(rel, "clash: a directory in the store, not a directory here")
-            continue
-        if local is None:
-            if synced is not None and synced.kind == "file" and synced.etag == item["etag"]:
-                ctx.mark_dirty(rel)  # deleted here while the agent was away: push the delete
-            else:
-                downloads.append(rel)
-            continue
-        if local.kind != "file":
-            ctx.report.skip(rel, f"clash: a {local.kind} here, a file in the store")
-            continue
-        quick = synced is not None and synced.etag == item["etag"] and ctx.unchanged(rel, synced, local)
-        sha = None if quick else await asyncio.to_thread(localfs.sha256_file, ctx.path(rel))
-        _, executable = split_type(item.get("content_type"))
-        if quick or (sha == item["sha256"] and local.executable == executable):
-            ctx.record_file(rel, item, local)
-        elif synced is not None and synced.sha256 == sha and synced.etag != item["etag"]:
-            downloads.append(rel)  # only the store changed
-        else:
-            ctx.mark_dirty(rel)  # changed here (and maybe there too): push resolves it
+    downloads = [rel for rel, item in remote.items() if await _reconcile_entry(ctx, rel, item)]
     await _download_all(ctx, [(rel, remote[rel]) for rel in downloads])
+    _reconcile_local_only(ctx, remote, prefix, under)
+
+
+async def _reconcile_entry(ctx: Context, rel: str, item: dict[str, Any]) -> bool:
+    """Settle one entry of the store's listing against the disk; True when it must be downloaded."""
+    synced = ctx.state.files.get(rel)
+    local = localfs.probe(ctx.path(rel))
+    if item["type"] == "directory":
+        if local is None and synced is not None and synced.kind == "dir":
+            ctx.mark_dirty(rel)  # deleted here while the agent was away
+        elif local is None or local.kind == "dir":
+            ctx.path(rel).mkdir(parents=True, exist_ok=True)
+            ctx.record_dir(rel)
+        else:
+            ctx.report.skip(rel, "clash: a directory in the store, not a directory here")
+        return False
+    if local is None:
+        if synced is not None and synced.kind == "file" and synced.etag == item["etag"]:
+            ctx.mark_dirty(rel)  # deleted here while the agent was away: push the delete
+            return False
+        return True
+    if local.kind != "file":
+        ctx.report.skip(rel, f"clash: a {local.kind} here, a file in the store")
+        return False
+    quick = synced is not None and synced.etag == item["etag"] and ctx.unchanged(rel, synced, local)
+    sha = None if quick else await asyncio.to_thread(localfs.sha256_file, ctx.path(rel))
+    _, executable = split_type(item.get("content_type"))
+    if quick or (sha == item["sha256"] and local.executable == executable):
+        ctx.record_file(rel, item, local)
+    elif synced is not None and synced.sha256 == sha and synced.etag != item["etag"]:
+        return True  # only the store changed
+    else:
+        ctx.mark_dirty(rel)  # changed here (and maybe there too): push resolves it
+    return False
+
+
+def _reconcile_local_only(ctx: Context, remote: dict[str, dict[str, Any]], prefix: str, under: str) -> None:
+    """What is on disk (or in the synced state) but not in the store's listing."""
+    state = ctx.state
     for rel, local in list(localfs.walk(ctx.root, ctx.rules, prefix)):
         if rel in remote:
             continue
