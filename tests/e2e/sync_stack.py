@@ -1,6 +1,7 @@
 """A small private stack for the sync agent's tests and benchmark: register, sessions, files and
-files-ops as real functions-framework processes (started as the devstack starts them), behind a
-real gateway process (`sync_gateway.py`, which also counts requests), with its own data dir.
+files-ops as real functions-framework processes (started as the devstack starts them), behind the
+devstack's own front door (Caddy, its config rendered from the registry), with its own data dir;
+`counts()` reads the files functions' own request log.
 
     stack = SyncStack.start(tmp_path, env={"CODITECT_FILES_QUOTA_BYTES": "..."})
     user = stack.user()                       # a new account + a new session: .token, .sid
@@ -28,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from coditect import registry
+from coditect.devstack import frontdoor
 from coditect.devstack.plan import Planned, StackSettings, free_port
 from coditect.devstack.supervisor import Stack
 
@@ -205,12 +207,21 @@ class SyncStack:
         return stack
 
     def start_gateway(self) -> None:
-        log = (self.settings.logs_dir / "gateway.log").open("ab")
-        argv = [sys.executable, str(Path(__file__).with_name("sync_gateway.py")), str(self.port),
-                json.dumps(self.upstreams)]  # fmt: skip
-        self.gateway = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # fmt: skip
-        wait_for(lambda: _answers(self.url + "/__count"), 60, "the gateway to start")
+        """The local stack's own front door (Caddy, config rendered from the registry) over these
+        functions, on the stack's fixed port: stopped and started again, it is the API going down
+        and coming back."""
+        door = frontdoor.FrontDoor(listen=f"127.0.0.1:{self.port}", storage=self.settings.data_dir / "caddy")
+        names = [registry.function(name) for name in FUNCTIONS]
+        config = self.settings.data_dir / "sync-frontdoor.json"
+        config.write_text(json.dumps(frontdoor.render(names, self.upstreams, door)))
+        env = {**self.env, "HOME": str(door.storage), "XDG_DATA_HOME": str(door.storage)}
+        env["XDG_CONFIG_HOME"] = str(door.storage)
+        log = (self.settings.logs_dir / "frontdoor.log").open("ab")
+        self.gateway = subprocess.Popen(
+            [frontdoor.caddy_binary(), "run", "--config", str(config)],
+            env=env, cwd=self.settings.data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_for(lambda: _answers(self.url + "/api/v5/health/none"), 60, "the front door to start")
 
     def stop_gateway(self) -> None:
         if self.gateway is not None:
@@ -218,7 +229,15 @@ class SyncStack:
             self.gateway = None
 
     def counts(self) -> dict[str, int]:
-        return dict(self.http.get("/__count").json())
+        """Requests the files functions answered, by "<METHOD> files" (from their own request log:
+        one JSON line per request, flushed as written)."""
+        counted: dict[str, int] = {}
+        for name in ("files", "files-ops"):
+            for line in (self.settings.logs_dir / f"{name}.log").read_text(errors="replace").splitlines():
+                if '"msg": "request"' in line and '"route": "files.' in line:
+                    key = f"{json.loads(line)['method']} files"
+                    counted[key] = counted.get(key, 0) + 1
+        return counted
 
     def user(self) -> User:
         email = f"sync-{secrets.token_hex(6)}@example.test"
