@@ -157,7 +157,7 @@ class Planned:
             PYTHONUNBUFFERED="1",
         )
         if "CODITECT_CORS_ORIGINS" not in base:
-            # The console is served by the gateway: its own origin must pass the Origin checks
+            # The console is served by the front door: its own origin must pass the Origin checks
             # (relay, cookie mode of the token endpoints) whatever port the stack runs on.
             hosts = dict.fromkeys((settings.host, LOOPBACK, "localhost"))
             gateway = [f"http://{host}:{settings.port}" for host in hosts]

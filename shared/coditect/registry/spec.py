@@ -1,6 +1,6 @@
 """Declarations of functions and routes: the one table from which everything is derived.
 
-The gateway's routing, the function's own router, the OpenAPI document, the Knative Services
+The front door's routing, the function's own router, the OpenAPI document, the Knative Services
 and the ingress routes are all rendered from these declarations. Models are named by dotted
 path ("package.module:Class") so that importing the registry imports no feature code: a
 function resolves only its own models at cold start.

@@ -14,7 +14,7 @@ from coditect.sync.agent import Agent, Options
 
 def parse(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m coditect.sync", description=__doc__)
-    parser.add_argument("--api-url", required=True, help="base URL of the API (the gateway)")
+    parser.add_argument("--api-url", required=True, help="base URL of the API (the front door)")
     parser.add_argument("--session-id", required=True, help="the session whose files are synced")
     parser.add_argument("--workspace-id", required=True, help="the workspace the report is about")
     parser.add_argument("--root", required=True, type=Path, help="the workspace directory")
