@@ -51,7 +51,8 @@ class WorkspaceRecord(BaseModel):
     request_digest: str | None = None
 
 
-SYNC_LIST_LIMIT = 50  # entries per list in a sync report (the agent sends the first ones)
+SYNC_LIST_LIMIT = 50  # pending paths and conflicts per sync report (the agent sends the first ones)
+SYNC_SKIPPED_LIMIT = 100  # skipped paths per report (coditect.sync.report.MAX_SKIPPED_LISTED)
 SYNC_BODY_LIMIT = 256 * 1024  # bytes of a sync report body
 SyncState = Literal["hydrating", "syncing", "flushing", "stopped", "flush_timeout"]
 _SyncPath = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
@@ -73,7 +74,7 @@ class SyncSkipped(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: _SyncPath
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class SyncReport(BaseModel):
@@ -104,7 +105,7 @@ class SyncReport(BaseModel):
     pending_paths: list[_SyncPath] = Field(default_factory=list, max_length=SYNC_LIST_LIMIT)
     conflicts: list[SyncConflict] = Field(default_factory=list, max_length=SYNC_LIST_LIMIT)
     conflict_count: int = Field(default=0, ge=0)
-    skipped: list[SyncSkipped] = Field(default_factory=list, max_length=SYNC_LIST_LIMIT)
+    skipped: list[SyncSkipped] = Field(default_factory=list, max_length=SYNC_SKIPPED_LIMIT)
 
 
 class SyncStatus(SyncReport):

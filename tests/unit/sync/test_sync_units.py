@@ -106,3 +106,18 @@ def test_report_shape_and_bounds() -> None:
     assert set(body["conflicts"][0]) == {"path", "kept_as", "at"} and body["conflicts"][-1]["path"] == "c59"
     report.unskip("s000")
     assert report.as_json()["skipped"][0]["path"] == "s001"
+
+
+def test_a_full_report_is_what_the_sync_route_accepts() -> None:
+    # The agent's report and the API's model (PUT /workspaces/{id}/sync) agree at their limits.
+    from coditect.workspaces.models import SyncReport
+
+    report = Report()
+    report.set_pending([f"p{i}" for i in range(80)])
+    for i in range(150):
+        report.skip(f"dir/s{i:03}", "clash: a directory in the store, not a directory here")
+    for i in range(60):
+        report.conflict(f"c{i}", "version 1")
+    body = json.dumps(report.as_json())
+    accepted = SyncReport.model_validate_json(body, strict=True)
+    assert len(accepted.skipped) == MAX_SKIPPED_LISTED and accepted.conflict_count == 60
