@@ -19,8 +19,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from coditect import registry
 from coditect.devstack import frontdoor
 from coditect.devstack.plan import Planned, StackSettings, free_port
 from coditect.devstack.supervisor import Stack
+from tests.e2e.stack import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("register", "sessions", "files", "files-ops")
@@ -41,16 +40,6 @@ TEST_ENV = {
     "CODITECT_ARGON2_WEAK_PARAMS_FOR_TESTS": "true",
     "CODITECT_REGISTER_IP_LIMIT": "100000",
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

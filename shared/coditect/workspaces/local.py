@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import http.client
 import json
 import logging
 import os
@@ -55,7 +54,7 @@ from coditect.workspaces.provisioner import (
     WorkloadState,
     WorkspaceSpec,
 )
-from coditect.workspaces.ward import proc_start
+from coditect.workspaces.ward import healthy, proc_start
 
 log = logging.getLogger(__name__)
 _notice_logged = False
@@ -94,18 +93,6 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _healthy(host: str, port: int, timeout: float = 1.0) -> bool:
-    # http.client, not httpx: no proxy settings from the environment can reroute loopback probes.
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 class LocalProvisioner(Provisioner):
@@ -311,7 +298,7 @@ class LocalProvisioner(Provisioner):
                 result = _read_json(self.workspace_dir(workspace_id) / "result.json", workspace_id) or {}
                 why = result.get("message") or f"workspace process exited with code {code}"
                 raise ProvisionFailed("crashed", f"{why}{self._tail(workspace_id)}")
-            return Endpoint(host, port) if _healthy(host, port) else None
+            return Endpoint(host, port) if healthy(host, port) else None
 
         try:
             return self.wait_until_ready(probe, what=f"workspace {workspace_id}")
@@ -389,7 +376,7 @@ class LocalProvisioner(Provisioner):
     def _observe(self, state: Mapping[str, Any]) -> WorkloadState:
         if not _alive(state["pid"], state["proc_start"]):
             return WorkloadState(running=False, ready=False, endpoint=None, reason="exited")
-        if not _healthy(state["host"], state["port"]):
+        if not healthy(state["host"], state["port"]):
             return WorkloadState(running=True, ready=False, endpoint=None, reason="starting")
         return WorkloadState(running=True, ready=True, endpoint=Endpoint(state["host"], state["port"]))
 

@@ -61,8 +61,10 @@ def _parent_death_term() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+def healthy(host: str, port: int, timeout: float = 1.0) -> bool:
+    """`GET /healthz` on host:port answers 200 (the agent's and the program's readiness)."""
+    # http.client, not httpx: no proxy settings from the environment can reroute loopback probes.
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", "/healthz")
         return conn.getresponse().status == 200
@@ -157,7 +159,7 @@ class Ward:
     def _run(self) -> str | None:
         if self.cfg.get("agent"):
             self._start_agent()
-            while not _healthy(int(self.cfg["agent_port"])):
+            while not healthy("127.0.0.1", int(self.cfg["agent_port"])):
                 assert self.agent is not None
                 if self.agent.poll() is not None:
                     tail = _tail(self.dir / "agent.log", 400)
