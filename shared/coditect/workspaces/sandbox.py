@@ -96,9 +96,11 @@ def wrap(argv: Sequence[str], tree: str | os.PathLike[str]) -> list[str]:
         "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "workspace",
         "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        # The private /tmp first: bwrap mounts in order, so a Python environment that lives under
+        # the host's /tmp (a checkout there, e.g. CI's) is bound on top of it, not hidden by it.
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",  # noqa: S108 (the sandbox's own, private /tmp)
         *_system_binds(),
         "--ro-bind", program_file(), INSIDE_PROGRAM,
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",  # noqa: S108 (the sandbox's own, private /tmp)
         "--bind", str(tree), INSIDE_TREE, "--chdir", INSIDE_TREE,
         "--clearenv",
         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",

@@ -4,6 +4,7 @@ and the refusal to start without a sandbox (issue 11, item 4)."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,21 @@ def test_private_tmp_and_read_only_system(tmp_path: Path) -> None:
     out = run(tmp_path, f"echo x > /tmp/{name} && echo TMP_OK; touch /usr/{name} 2>/dev/null || echo USR_RO")
     assert "TMP_OK" in out and "USR_RO" in out
     assert not (Path("/tmp") / name).exists() and not (Path("/usr") / name).exists()
+
+
+@needs_bwrap
+def test_a_python_environment_under_tmp_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkout (and its nox venv) under the host's /tmp, as on a CI machine: the sandbox's private
+    # /tmp must not hide the interpreter the program runs with.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    monkeypatch.setattr(sys, "exec_prefix", str(venv))
+    done = subprocess.run(
+        sandbox.wrap([str(venv / "bin" / "python"), "-c", "import json; print('PY_OK')"], tmp_path / "venv"),
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert b"PY_OK" in done.stdout, done.stderr.decode(errors="replace")
 
 
 def test_no_sandbox_refuses_to_start_unless_unsafe_is_set(
