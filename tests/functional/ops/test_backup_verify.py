@@ -16,6 +16,7 @@ from coditect.ops.backup import SNAPSHOT, take_backup
 from coditect.ops.runner import run_job
 from coditect.ops.verify import verify_backup
 from tests.functional.ops.conftest import Populated
+from tests.helpers import check_envelope
 
 AREAS = ("tenants", "users", "email_index", "auth_sessions", "auth_sessions_by_user", "sessions",
          "s_by_owner", "conversations", "conv_ix", "messages", "file_entries", "file_versions",
@@ -154,3 +155,14 @@ def test_logical_backup_verifies_and_a_truncated_export_fails(populated: Populat
 def test_verify_without_any_backup_warns(populated: Populated) -> None:
     result = run_job("verify", populated.db(), alert=lambda a: None)
     assert result["outcome"] == "warn" and "no complete backup" in result["detail"]
+
+
+def test_a_fork_whose_parent_was_deleted_verifies(populated: Populated) -> None:
+    # The fork keeps parent_id in its record while the parent's purge cleared the by-parent entries
+    # under it: a consistent store (the console's session screen makes exactly this), not a problem.
+    c, h = populated.accounts.client("sessions"), populated.alice.headers
+    parent = check_envelope(c.post("/api/v5/sessions", json={"name": "parent"}, headers=h), 201)["id"]
+    check_envelope(c.post(f"/api/v5/sessions/{parent}/fork", json={}, headers=h), 201)
+    assert c.delete(f"/api/v5/sessions/{parent}", headers=h).status_code == 204
+    report = verify_backup(backup(populated))
+    assert report.ok, report.reason
