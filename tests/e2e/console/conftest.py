@@ -55,7 +55,10 @@ class BrowserErrors:
         self.errors.append(f"page error: {error}")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio event loop running on the main
+# thread while it lives, and later tests of the session (the relay's, the front door's) call
+# asyncio.run, which refuses to start inside a running loop.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)")
