@@ -21,8 +21,9 @@ specific errors it answers (`Route.errors`); the generic ones are added here:
 Path parameters are named by resource in the document (`{session_id}`, `{conversation_id}`, ...),
 whatever the werkzeug rule calls them; tags are resources too. Headers a route reads or sets are
 declared on the route by name (`Route.request_headers` / `response_headers`) and documented once
-here (HEADERS). Every component schema gets an example (`examples`), generated from the schema
-when its model does not give one, so example-based testing has a value for every body.
+in `coditect.platform.catalogue`. Every component schema gets an example (`examples`), generated
+from the schema when its model does not give one, so example-based testing has a value for every
+body.
 
 `build(functions)` is pure; `document()` caches the registry's document for the openapi function.
 """
@@ -38,10 +39,18 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from coditect.files.paths import MAX_PATH_BYTES
+from coditect.platform.catalogue import (
+    ERROR_HEADERS,
+    NESTED_TAGS,
+    PARAM_SCHEMAS,
+    REQUEST_HEADERS,
+    RESOURCE_PARAMS,
+    RESPONSE_HEADERS,
+    TAG_ALIASES,
+    TAGS,
+)
 from coditect.platform.examples import add_examples
 from coditect.registry.spec import FunctionSpec, Route, resolve
-from coditect.sessions.models import SETTING_KEY_PATTERN
 from coditect.version import VERSION
 
 OPENAPI_VERSION = "3.1.0"
@@ -55,83 +64,6 @@ _CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
     "path": {"type": "string", "description": "A relative path; may contain '/'."},
     "default": {"type": "string"},
     "string": {"type": "string"},
-}
-# The contract's rules for path parameters by document name (the services enforce the same).
-PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
-    "key": {"type": "string", "pattern": "^" + SETTING_KEY_PATTERN + "$", "minLength": 1, "maxLength": 128},
-    "path": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_PATH_BYTES,
-        "description": "A relative path ('/'-separated, at most 1024 bytes of UTF-8, no empty, '.' or "
-        "'..' segment, no control characters); violations answer 400 invalid_path.",
-    },
-}
-# Every header a route reads or sets, documented once; routes name them (Route.request_headers /
-# response_headers). Request headers become components/parameters, answers' components/headers.
-_TEXT: dict[str, Any] = {"type": "string"}
-REQUEST_HEADERS: dict[str, dict[str, Any]] = {
-    "If-Match": {
-        "description": "The ETag the current version must have (else 412 precondition_failed).",
-        "schema": {"type": "string"},
-    },
-    "If-None-Match": {
-        "description": "`*` writes only when nothing exists yet (else 412); on a read, an ETag the "
-        "client holds (304 when it is still current).",
-        "schema": {"type": "string"},
-    },
-    "Range": {
-        "description": "One byte range, `bytes=<first>-<last>` or `bytes=-<suffix>` (206); several "
-        "ranges get the whole file (200); an unsatisfiable one 416.",
-        "schema": {"type": "string"},
-    },
-    "Idempotency-Key": {
-        "description": "Makes a create or append safe to repeat: a repeat with the same key and body "
-        "answers what the first request made (1 to 200 visible ASCII characters, scoped to the caller; "
-        "a UUID). The same key with another body is 422 idempotency_key_reused.",
-        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
-    },
-}
-RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
-    "X-Request-Id": {
-        "description": "The caller's X-Request-Id when it is a sane token, else a new one.",
-        "schema": _TEXT,
-    },
-    "ETag": {"description": "The entity tag of the object (quoted).", "schema": _TEXT},
-    "X-File-Version": {
-        "description": "The file version answered (1, 2, ...).",
-        "schema": {"type": "integer"},
-    },
-    "Content-Range": {
-        "description": "`bytes <first>-<last>/<size>` (206) or `bytes */<size>` (416).",
-        "schema": _TEXT,
-    },
-    "Content-Length": {
-        "description": "Bytes of the body (of the GET answer for HEAD).",
-        "schema": {"type": "integer"},
-    },
-    "Location": {"description": "The URL of what was created.", "schema": _TEXT},
-    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
-    "WWW-Authenticate": {"description": 'Always `Bearer error="invalid_token"`.', "schema": _TEXT},
-    "Allow": {"description": "The methods the path answers.", "schema": _TEXT},
-}
-# Headers every answer of a status carries (besides X-Request-Id).
-_ERROR_HEADERS = {401: ("WWW-Authenticate",), 405: ("Allow",), 416: ("Content-Range",), 429: ("Retry-After",),
-                  503: ("Retry-After",), 507: ("Retry-After",)}  # fmt: skip
-# Tags are resources: the first segment after /api/v5, or a nested collection named here.
-_NESTED_TAGS = ("conversations", "messages", "files")
-_TAG_ALIASES = {"health": "platform", "openapi.json": "platform", "audit": "tenant"}
-TAGS = {
-    "platform": "Health and this document.",
-    "auth": "Register, log in, refresh, log out; the public signing keys.",
-    "users": "The caller's profile, password and login sessions.",
-    "tenant": "The tenant: members, roles, invites and the audit log (owner/admin).",
-    "sessions": "Workspace sessions: CRUD, fork, related.",
-    "conversations": "AI conversations of a session.",
-    "messages": "Messages of a conversation.",
-    "settings": "The caller's settings (key → JSON value).",
-    "files": "Session files: content, listing, move, mkdir, versions, restore, change feed.",
-    "workspaces": "Workspaces: allocate, list, stop, relay tickets.",
 }
 _AUTH_CODES = "token_missing, token_invalid, token_expired, session_revoked"
 _STATUS_TEXT = {
@@ -151,18 +83,6 @@ _STATUS_TEXT = {
     416: "Range not satisfiable",
     503: "Unavailable",
     507: "Insufficient storage",
-}
-
-
-# A path parameter is named after the collection it indexes, one name per resource.
-RESOURCE_PARAMS = {
-    "sessions": "session_id",
-    "conversations": "conversation_id",
-    "workspaces": "workspace_id",
-    "users": "user_id",
-    "auth-sessions": "auth_session_id",
-    "settings": "key",
-    "files": "path",
 }
 
 
@@ -375,9 +295,9 @@ def request_headers(route: Route) -> tuple[str, ...]:
 
 def _tag(path: str) -> str:
     segments = [seg.split(":", 1)[0] for seg in path.removeprefix("/api/v5/").split("/")]
-    nested = [seg for seg in segments[1:] if seg in _NESTED_TAGS]
+    nested = [seg for seg in segments[1:] if seg in NESTED_TAGS]
     tag = nested[-1] if nested else segments[0]
-    return _TAG_ALIASES.get(tag, tag)
+    return TAG_ALIASES.get(tag, tag)
 
 
 def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, Any]:
@@ -417,7 +337,7 @@ def operation(spec: FunctionSpec, route: Route, schemas: _Schemas) -> dict[str, 
         text = _STATUS_TEXT.get(status, "Error")
         responses[str(status)] = {
             "description": f"{text}: {', '.join(codes)}",
-            "headers": _headers(_ERROR_HEADERS.get(status, ())),
+            "headers": _headers(ERROR_HEADERS.get(status, ())),
             "content": _content({"$ref": REF.format(model="ErrorEnvelope")}),
         }
     op["responses"] = dict(sorted(responses.items()))
