@@ -133,7 +133,7 @@ async def _check_files(user: User, rows: list[dict[str, Any]], result: Check) ->
         try:
             r = await user.call("GET", f"{API}/sessions/{sid}/files/{path}")
         except Failed as e:
-            (result.lost if "404" in str(e) else result.unreadable).append(f"{name}: {e}")
+            (result.lost if e.status == 404 else result.unreadable).append(f"{name}: {e}")
             continue
         parsed = parse_file(r.content)
         if parsed is None or parsed[:2] != (user.index, path):

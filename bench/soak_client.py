@@ -86,7 +86,11 @@ class Stats:
 
 
 class Failed(Exception):
-    """A request that got a final non-2xx answer, or none at all within RETRY_FOR."""
+    """A request that got a final non-2xx answer (`status`), or none at all within RETRY_FOR."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class User:
@@ -137,7 +141,7 @@ class User:
                     continue
                 if r.status_code not in RETRYABLE:
                     self.stats.errors.append(f"{method} {path}: {r.status_code} {r.text[:200]}")
-                    raise Failed(f"{method} {path}: {r.status_code}")
+                    raise Failed(f"{method} {path}: {r.status_code}", r.status_code)
                 delay = max(delay, _retry_after(r))
             if time.monotonic() + delay > deadline:
                 self.stats.abandoned += 1
