@@ -236,7 +236,7 @@ def markdown(r: dict[str, Any]) -> str:
         ("latency p50 / p95, 2xx (whole run, registration excluded)", f"{ms('all', 'p50')} / {ms('all', 'p95')}"),
         ("… baseline window (first {:g} s, no faults)".format(r["config"]["baseline"]),
          f"{ms('baseline', 'p50')} / {ms('baseline', 'p95')}"),
-        ("… after it (faults)", f"{ms('after_baseline', 'p50')} / {ms('after_baseline', 'p95')}"),
+        ("… after it" + (" (faults)" if r["config"]["faults"] else ""), f"{ms('after_baseline', 'p50')} / {ms('after_baseline', 'p95')}"),
         ("machine load before / after", f"{r['uptime_before']} / {r['uptime_after']}"),
     ]  # fmt: skip
     table = "\n".join(f"| {a} | {b} |" for a, b in rows)
