@@ -98,14 +98,6 @@ def tenant(http: httpx.Client, name: str) -> str:
     return str(token)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open (issue 15 item 14): the stateful phase still reports use-after-free for a stopped "
-        "workspace, resource-availability 404s (a workspace just allocated; a file path inside a new "
-        "session) and network errors on long-polls; see the closing note"
-    ),
-    strict=False,
-)
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     running = start_stack(tmp_path)
     try:
