@@ -1,5 +1,5 @@
 """Helpers the tests of several areas share: one checker for the envelope and headers of every API
-response (JupyterHub's tests/utils.py idea), slow clients over raw sockets, threads run together,
+response (JupyterHub's tests/utils.py idea), slow clients over raw sockets, threads run together, whether a process lives,
 and the two views of infra/ that the deploy and infra tests both take."""
 
 from __future__ import annotations
@@ -52,6 +52,14 @@ class _SocketResponse:
 
     def get_data(self, as_text: bool = False) -> Any:
         return self._response.text if as_text else self._response.content
+
+
+def alive(pid: int) -> bool:
+    """True unless process `pid` is gone or has exited (a zombie not yet reaped, or dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
 
 
 def slow_request(

@@ -33,7 +33,7 @@ from tests.e2e.stack import (
     user_with_workspace,
     wait_for,
 )
-from tests.helpers import check_envelope
+from tests.helpers import alive, check_envelope
 
 pytestmark = pytest.mark.e2e
 needs_real_agent = pytest.mark.skipif(
@@ -232,13 +232,6 @@ def workspace_pids(data_dir: Path, wid: str) -> list[int]:
     wdir = data_dir / "workspaces"
     status = json.loads((wdir / wid / "status.json").read_text())
     return [json.loads((wdir / f"{wid}.json").read_text())["pid"], status["agent"], status["program"]]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def processes_mentioning(text: str) -> list[int]:

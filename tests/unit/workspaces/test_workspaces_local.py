@@ -20,14 +20,7 @@ import websockets
 
 from coditect.workspaces.local import LocalProvisioner
 from coditect.workspaces.provisioner import Endpoint, ProvisionFailed, WorkspaceSpec
-
-
-def alive(pid: int) -> bool:
-    """True unless `pid` is gone or a zombie (an exited child not yet reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from tests.helpers import alive
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
