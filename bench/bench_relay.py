@@ -35,6 +35,8 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
+from run import arguments, publish  # noqa: E402 (bench/ is not a package)
+
 from coditect.devstack.plan import free_port  # noqa: E402
 from tests.e2e.stack import wait_listening  # noqa: E402
 
@@ -337,8 +339,7 @@ def markdown(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(BENCH / "results" / "relay.json"))
+    parser = arguments(__doc__, "relay")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--idle", type=int, default=1000)
@@ -376,9 +377,7 @@ def main() -> None:
         "rounds": args.rounds,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(report["markdown"])
+    publish(args.out, report)
 
 
 if __name__ == "__main__":
