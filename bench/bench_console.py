@@ -12,9 +12,7 @@ script and what it imports statically) gzipped, and the lazily loaded editor and
 
 from __future__ import annotations
 
-import argparse
 import gzip
-import json
 import platform
 import re
 import statistics
@@ -23,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,8 +56,7 @@ def first_screen_js() -> tuple[list[Path], list[Path]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="bench/results/console.json")
+    parser = arguments(__doc__, "console")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     if not (DIST / "index.html").is_file():
@@ -114,9 +113,7 @@ def main() -> int:
         "first_screen_js_gzip_kb": round(first_kb, 1),
         **{k: [round(x, 4) for x in v] for k, v in figures.items()},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    publish(args.out, report)
     print(md)
     return 0
 

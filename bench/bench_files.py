@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import io
@@ -42,7 +41,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from coditect import registry
 from coditect.files import paths, service, upload
 from coditect.files.chunks import CHUNK_SIZE
 from coditect.files.quota import Policy
@@ -51,7 +49,8 @@ from coditect.files.versions import NO_CONDITIONS
 from coditect.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtime import HELLO, ROOT, Bench  # bench/ is not a package
+from bench_runtime import Bench  # bench/ is not a package
+from run import arguments, publish  # bench/ is not a package
 
 MiB = 1024 * 1024
 CLIENTS = 10
@@ -199,25 +198,15 @@ def memory_kib(pid: int, field: str) -> int:
 
 
 def through_processes(per_client: int, base_url: str | None) -> dict[str, Any]:
-    procs = []
     with tempfile.TemporaryDirectory(prefix="coditect-bench-files-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            addrs: dict[str, tuple[str, int]] = {}
-            for name in ("register", "sessions", "files"):
-                if base_url:
-                    parts = urllib.parse.urlsplit(base_url)
-                    addrs[name] = (parts.hostname or "127.0.0.1", parts.port or 80)
-                    continue
-                spec = registry.function(name)
-                proc, port = bench.start(spec, ROOT / spec.source)
-                procs.append(proc)
-                addrs[name] = ("127.0.0.1", port)
-                proc.first_answer(port, "GET", "/healthz")
-            files_proc = procs[-1] if procs else None
-            hello, hello_port = bench.start(bench.hello_spec(), HELLO)
-            procs.append(hello)
-            hello.first_answer(hello_port, "GET", "/")
+            names = ("register", "sessions", "files")
+            ports = bench.serve(() if base_url else names)
+            parts = urllib.parse.urlsplit(base_url or "")
+            addrs = {name: (parts.hostname or "127.0.0.1", parts.port or 80) if base_url
+                     else ("127.0.0.1", ports[name]) for name in names}  # fmt: skip
+            files_proc = bench.running.get("files")
             conn = http.client.HTTPConnection(*addrs["register"], timeout=60)
             status, body = request(conn, "POST", "/api/v5/auth/register",
                                    json.dumps({"email": f"bench-{uuid.uuid4().hex[:8]}@example.test", "password": PASSWORD, "name": "Bench"}).encode(),
@@ -235,7 +224,7 @@ def through_processes(per_client: int, base_url: str | None) -> dict[str, Any]:
                 "requests_per_client": per_client,
                 "base_url": base_url,
             }
-            results["hello_get"] = load(("127.0.0.1", hello_port), "GET", ["/"], None, {}, per_client)
+            results["hello_get"] = load(("127.0.0.1", ports["hello"]), "GET", ["/"], None, {}, per_client)
             for label, size in (("4k", 4096), ("1m", MiB)):
                 body_ = os.urandom(size)
                 names = [f"{base}/{label}/f{i}" for i in range(CLIENTS * FILES_PER_CLIENT)]
@@ -269,8 +258,7 @@ def through_processes(per_client: int, base_url: str | None) -> dict[str, Any]:
                                       "goal": "< 64 MiB above idle"}  # fmt: skip
             return results
         finally:
-            for proc in procs:
-                proc.stop()
+            bench.stop()
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -316,8 +304,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "files.json")
+    parser = arguments(__doc__, "files")
     parser.add_argument(
         "--rounds", type=int, default=7, help="in-process rounds (best of; a round is ~0.3 s)"
     )
@@ -334,9 +321,7 @@ def main() -> None:
         "processes": through_processes(args.requests, args.base_url),
     }
     result["markdown"] = markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
 
 
 if __name__ == "__main__":

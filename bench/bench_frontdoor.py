@@ -22,7 +22,6 @@ is only meaningful against the baseline measured beside it.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -46,6 +45,7 @@ from coditect.registry.spec import FunctionSpec, Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # bench/ is not a package
+from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "bench" / "hello" / "main.py"
@@ -193,8 +193,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "frontdoor.json")
+    parser = arguments(__doc__, "frontdoor")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one load run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per comparison")
     args = parser.parse_args()
@@ -230,9 +229,7 @@ def main() -> None:
         "health": health, "proxy_cost": proxy, "users_me": users, "keepalive": keepalive, "slow": slow,
     }  # fmt: skip
     result["markdown"] = markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ so the front door must route to these processes — without it, requests go stra
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -31,10 +30,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from coditect import registry
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtime import HELLO, ROOT, Bench  # bench/ is not a package
+from bench_runtime import Bench  # bench/ is not a package
+from run import arguments, publish  # bench/ is not a package
 
 PASSWORD = "quartz-lantern-meadow-7319"
 GOAL_MS = 1.0
@@ -87,25 +85,15 @@ def pct(values: list[float]) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "handler.json")
+    parser = arguments(__doc__, "handler")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--base-url", default=None, help="send the measured requests here (a front door)")
     args = parser.parse_args()
-    procs = []
     with tempfile.TemporaryDirectory(prefix="coditect-bench-handler-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            urls: dict[str, str] = {}
-            for name in ("register", "users", "sessions", "health"):
-                spec = registry.function(name)
-                proc, port = bench.start(spec, ROOT / spec.source)
-                procs.append(proc)
-                proc.first_answer(port, "GET", "/healthz")
-                urls[name] = f"http://127.0.0.1:{port}"
-            hello, hello_port = bench.start(bench.hello_spec(), HELLO)
-            procs.append(hello)
-            hello.first_answer(hello_port, "GET", "/")
+            ports = bench.serve(("register", "users", "sessions", "health"))
+            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
             status, body = call(connect(urls["register"]), "POST", "/api/v5/auth/register",
                                 {"email": "bench-handler@example.test", "password": PASSWORD, "name": "Bench"})  # fmt: skip
             assert status == 201, body
@@ -117,9 +105,7 @@ def main() -> int:
             routes = {"health": ("/api/v5/health", {}), "users": ("/api/v5/users/me", auth),
                       "sessions": (f"/api/v5/sessions/{body['data']['id']}", auth)}  # fmt: skip
             marks = {name: (bench.logs / f"{name}.log").stat().st_size for name in routes}
-            client: dict[str, Any] = {
-                "hello": pct(timed(f"http://127.0.0.1:{hello_port}", "/", {}, args.requests))
-            }
+            client: dict[str, Any] = {"hello": pct(timed(urls["hello"], "/", {}, args.requests))}
             for name, (path, headers) in routes.items():
                 timed(args.base_url or urls[name], path, headers, 20)  # warm-up (also logged: skipped below)
                 marks[name] = (bench.logs / f"{name}.log").stat().st_size
@@ -134,8 +120,7 @@ def main() -> int:
                     tail.write_bytes(f.read())
                 handler[name] = pct(logged_latencies(tail, "GET"))
         finally:
-            for proc in procs:
-                proc.stop()
+            bench.stop()
     lines = [
         f"Handler time = the function's own `latency_ms` log field, {args.requests} sequential keep-alive requests "
         f"per route{' through ' + args.base_url if args.base_url else ' straight to each function'}. "
@@ -159,9 +144,7 @@ def main() -> int:
     report = {"title": "Handler time (the functions' own logged latency) for health, users/me, session get",
               "requests": args.requests, "base_url": args.base_url, "handler": handler, "client": client,
               "goal_p95_ms": GOAL_MS, "markdown": "\n".join(lines)}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(report["markdown"])
+    publish(args.out, report)
     return 0
 
 

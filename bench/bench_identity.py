@@ -23,7 +23,6 @@ hello-world function bench/hello/main.py as the baseline.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -36,12 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coditect import registry
 from coditect.config import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # bench/ is not a package
-from bench_runtime import HELLO, ROOT, Bench
+from bench_runtime import Bench
+from run import arguments, publish  # bench/ is not a package
 
 CLIENTS = 16
 PASSWORD = "bench-identity-passphrase-42"
@@ -99,8 +98,7 @@ def login_load(port: int, emails: list[str], seconds: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "identity.json")
+    parser = arguments(__doc__, "identity")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of one throughput run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
     parser.add_argument("--login-seconds", type=float, default=15.0)
@@ -108,20 +106,10 @@ def main() -> None:
     settings = Settings()  # what the spawned functions read from this environment
     argon2 = {"memory_kib": settings.argon2_memory_kib, "time_cost": settings.argon2_time_cost,
               "parallelism": settings.argon2_parallelism}  # fmt: skip
-    procs = []
     with tempfile.TemporaryDirectory(prefix="coditect-bench-identity-") as tmp:
         bench = Bench(Path(tmp))
         try:
-            ports: dict[str, int] = {}
-            for name in ("register", "login", "users", "health"):
-                spec = registry.function(name)
-                proc, port = bench.start(spec, ROOT / spec.source)
-                procs.append(proc)
-                ports[name] = port
-                proc.first_answer(port, "GET", "/healthz")
-            hello, hello_port = bench.start(bench.hello_spec(), HELLO)
-            procs.append(hello)
-            hello.first_answer(hello_port, "GET", "/")
+            ports = bench.serve(("register", "login", "users", "health"))
             emails = [f"bench{i}@example.test" for i in range(CLIENTS)]
             token = ""
             for email in emails:
@@ -131,7 +119,7 @@ def main() -> None:
                 token = token or data["data"]["tokens"]["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
             me_url = f"http://127.0.0.1:{ports['users']}/api/v5/users/me"
-            hello_url = f"http://127.0.0.1:{hello_port}/"
+            hello_url = f"http://127.0.0.1:{ports['hello']}/"
             health_url = f"http://127.0.0.1:{ports['health']}/api/v5/health"
             runs: dict[str, list[float]] = {"hello": [], "users_me": [], "health": []}
             rps(hello_url, {}, 2)  # warm-up
@@ -142,8 +130,7 @@ def main() -> None:
                 runs["health"].append(round(rps(health_url, {}, args.seconds), 1))
             login = login_load(ports["login"], emails, args.login_seconds)
         finally:
-            for proc in procs:
-                proc.stop()
+            bench.stop()
     med = {name: statistics.median(values) for name, values in runs.items()}
     ratios = [m / h for m, h in zip(runs["users_me"], runs["hello"], strict=True)]
     health_ratios = [m / h for m, h in zip(runs["health"], runs["hello"], strict=True)]
@@ -182,9 +169,7 @@ def main() -> None:
         "|---|---|---|---|---|",
         f"| {lg['logins_per_s']} | {lg['p50_ms']} | {lg['p95_ms']} | {lg['p99_ms']} | {lg['failures']} |",
     ])  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import platform
 import sqlite3
@@ -31,6 +29,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from run import arguments, publish  # bench/ is not a package
 
 from coditect import keyspace
 from coditect.config import Settings
@@ -75,8 +75,7 @@ def write_for(db: Database, seconds: float, stop: threading.Event | None = None)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path("bench/results/ops.json"))
+    parser = arguments(__doc__, "ops")
     parser.add_argument("--size-mib", type=int, default=1024)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as tmp:
@@ -133,9 +132,7 @@ def main() -> int:
         f"| writes/s alone vs during a backup | {w['alone_per_s']} vs {w['during_backup_per_s']} "
         f"→ **{w['ratio']}x** (goal ≥ 0.7) |",
     ])  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
     return 0
 
 

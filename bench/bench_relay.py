@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,26 +34,13 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+from run import arguments, publish  # noqa: E402 (bench/ is not a package)
+
+from coditect.devstack.plan import free_port  # noqa: E402
+from tests.e2e.stack import wait_listening  # noqa: E402
+
 ORIGIN = "https://app.example"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} never opened")
 
 
 def rss(pid: int) -> int:
@@ -238,7 +224,7 @@ class Setup:
         log = (self.tmp / f"{name}.log").open("wb")
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
-        wait_port(port, proc)
+        wait_listening(port, proc, 30)
         return proc
 
     def _records(self):  # type: ignore[no-untyped-def]
@@ -353,8 +339,7 @@ def markdown(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(BENCH / "results" / "relay.json"))
+    parser = arguments(__doc__, "relay")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--idle", type=int, default=1000)
@@ -392,9 +377,7 @@ def main() -> None:
         "rounds": args.rounds,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(report["markdown"])
+    publish(args.out, report)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,7 @@ function's concurrency); only the source differs.
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import json
 import os
 import platform
 import signal
@@ -46,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from coditect.registry.spec import FunctionSpec, Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # bench/ is not a package
+from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "bench" / "hello" / "main.py"
@@ -120,11 +120,28 @@ class Bench:
             Stack(self.settings, out=quiet).prepare()  # data dir and signing keys, as `serve` does
         self.logs = data_dir / "logs"
         self.health = registry.function("health")
+        self.running: dict[str, Proc] = {}  # what serve() started, by function name
 
     def start(self, spec: FunctionSpec, source: Path) -> tuple[Proc, int]:
         planned = Planned(spec, source, free_port())
         env = planned.env(self.settings, "http://127.0.0.1:9/", dict(os.environ))
         return Proc(planned.argv(), env, self.logs / f"{spec.name}.log"), planned.port
+
+    def serve(self, names: Iterable[str]) -> dict[str, int]:
+        """Start the named functions of the registry and hello-world (as "hello"), each answering
+        before the next starts; their ports. `stop()` ends them."""
+        targets = [(registry.function(name), "/healthz") for name in names] + [(self.hello_spec(), "/")]
+        ports: dict[str, int] = {}
+        for spec, probe in targets:
+            proc, port = self.start(spec, HELLO if spec.name == "hello" else ROOT / spec.source)
+            self.running[spec.name] = proc
+            proc.first_answer(port, "GET", probe)
+            ports[spec.name] = port
+        return ports
+
+    def stop(self) -> None:
+        while self.running:
+            self.running.popitem()[1].stop()
 
     def hello_spec(self) -> FunctionSpec:
         # Same runtime settings as the health function: only the code differs.
@@ -247,8 +264,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "runtime.json")
+    parser = arguments(__doc__, "runtime")
     parser.add_argument("--seconds", type=float, default=6.0, help="length of one throughput run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
     parser.add_argument("--repeats", type=int, default=3, help="cold starts per function")
@@ -280,9 +296,7 @@ def main() -> None:
         "import_time": imports,
     }
     result["markdown"] = markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -51,6 +49,7 @@ from coditect.store.versionstamp import pack_versionstamped
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_runtime  # bench/ is not a package
 import loadgen
+from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -273,8 +272,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sessions.json")
+    parser = arguments(__doc__, "sessions")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sessions", type=int, default=10_000)
@@ -298,9 +296,7 @@ def main() -> None:
         "throughput": tput, "paging": pages, "fork": fork,
     }  # fmt: skip
     result["markdown"] = markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
 
 
 if __name__ == "__main__":

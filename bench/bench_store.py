@@ -17,8 +17,6 @@ Goal (issue 14): store / raw ≥ 0.8 for each. Prints a markdown table and write
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sqlite3
@@ -30,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import fdb.tuple as fdbtuple
+from run import arguments, publish  # bench/ is not a package
 
 from coditect.store import Transaction, open_store
 
@@ -62,8 +61,7 @@ def raw_connection(path: Path, synchronous: str) -> sqlite3.Connection:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="bench/results/store.json")
+    parser = arguments(__doc__, "store")
     parser.add_argument("--seconds", type=float, default=0.8, help="per measurement per side per round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--synchronous", default="FULL", choices=["OFF", "NORMAL", "FULL", "EXTRA"])
@@ -157,11 +155,8 @@ def main() -> int:
         lines.append(f"| {name} | {r['store']:,.0f} | {r['raw']:,.0f} | {r['ratio']:.2f} {flag} |")
     report["title"] = "Store (SQLite backend) vs raw sqlite3"
     report["markdown"] = "\n".join(lines)
-    print(report["markdown"])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {out}")
+    publish(args.out, report)
+    print(f"\nwritten: {args.out}")
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import statistics
@@ -45,6 +44,8 @@ import jwt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from run import arguments, publish  # noqa: E402 (bench/ is not a package)
+
 from coditect.files import paths, upload  # noqa: E402
 from coditect.files.quota import Policy  # noqa: E402
 from coditect.files.tree import FileSpace  # noqa: E402
@@ -291,8 +292,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync.json")
+    parser = arguments(__doc__, "sync")
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--mib", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
@@ -319,9 +319,7 @@ def main() -> None:
         finally:
             stack.stop()
     result["markdown"] = markdown(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["markdown"])
+    publish(args.out, result)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ outside the timing. The Broker's hop is not included (the local broker adds one 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,6 +28,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +60,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="bench/results/workspaces.json")
+    parser = arguments(__doc__, "workspaces")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
 
@@ -181,11 +180,8 @@ def main() -> int:
     lines.append(f"| ratio platform/baseline | {report['ratio_p50']:.2f} | {report['ratio_p95']:.2f} | |")
     report["title"] = "Workspaces: allocate → ready"
     report["markdown"] = "\n".join(lines)
-    print(report["markdown"])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {out}")
+    publish(args.out, report)
+    print(f"\nwritten: {args.out}")
     return 0
 
 

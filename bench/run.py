@@ -7,7 +7,8 @@
 Each bench/bench_<area>.py takes `--out bench/results/<area>.json` and writes a JSON object with
 at least `title` (one line) and `markdown` (its result tables, figures compared with a baseline
 measured in the same run); anything else in it is raw data. A benchmark that fails is reported in
-RESULTS.md and makes this script exit non-zero, after the others ran.
+RESULTS.md and makes this script exit non-zero, after the others ran. `arguments()` and `publish()`
+are that contract's two ends, for the benchmarks to use.
 
 The soak (`nox -s soak`, bench/soak.py; minutes long, so not one of the areas run here) writes
 bench/results/soak.json in the same shape and recomposes RESULTS.md with `compose`.
@@ -22,9 +23,25 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
+
+
+def arguments(doc: str | None, area: str) -> argparse.ArgumentParser:
+    """The command line of bench/bench_<area>.py (described by its docstring's first line), with
+    `--out` (default bench/results/<area>.json); the benchmark adds its own knobs."""
+    parser = argparse.ArgumentParser(description=(doc or area).splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS / f"{area}.json")
+    return parser
+
+
+def publish(out: Path, result: dict[str, Any]) -> None:
+    """Write a benchmark's result (`title`, `markdown` and its raw figures) to `out`; print the markdown."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(result["markdown"])
 
 
 def run(area: str) -> tuple[bool, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +27,9 @@ from typing import Any
 
 import httpx
 
+from coditect.devstack.plan import free_port
+from tests.helpers import check_envelope
+
 ROOT = Path(__file__).resolve().parents[2]
 # Test-only functions added to the registry's (CODITECT_DEVSTACK_EXTRA): a CloudEvent sink.
 EXTRA = Path(__file__).resolve().parent / "stackfns" / "functions.py"
@@ -34,12 +38,6 @@ START_TIMEOUT = 120.0
 # which honours the same command-line interface (tests/fakes/sync_agent_double.py).
 SYNC_DOUBLE = ROOT / "tests" / "fakes" / "sync_agent_double.py"
 REAL_SYNC_AGENT = importlib.util.find_spec("coditect.sync") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -77,13 +75,38 @@ class RunningStack:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
+        return stop_process(self.process, sig, timeout)
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+    """Send `sig` to `process` (a process group leader: started with start_new_session=True) and
+    return its exit status; past `timeout`, kill its whole group and raise TimeoutExpired."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
+def wait_listening(
+    port: int, process: subprocess.Popen[bytes], timeout: float = 60.0, log: Path | None = None
+) -> None:
+    """Wait until something accepts connections on 127.0.0.1:`port`; raise when `process` exits
+    first or nothing listens within `timeout` (with the tail of its `log`, when given)."""
+    tail = lambda: log.read_text(errors="replace")[-4000:] if log is not None and log.exists() else ""  # noqa: E731
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{tail()}")
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            raise
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout:.0f} s:\n{tail()}")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -145,3 +168,46 @@ def start_stack(work_dir: Path, env: Mapping[str, str] | None = None) -> Running
         print(running.output(), file=sys.stderr)
         raise
     return running
+
+
+# -- the API steps most end-to-end tests begin with ---------------------------------------------
+def register(http: httpx.Client) -> dict[str, str]:
+    """A new account; its Authorization header."""
+    body = {"email": f"e2e-{secrets.token_hex(4)}@example.test", "password": f"e2e-{secrets.token_hex(8)}-quartz",
+            "name": "E2E"}  # fmt: skip
+    data = check_envelope(http.post("/api/v5/auth/register", json=body), 201)
+    return {"Authorization": f"Bearer {data['tokens']['access_token']}"}
+
+
+def new_session(http: httpx.Client, headers: dict[str, str], name: str = "e2e") -> str:
+    return str(check_envelope(http.post("/api/v5/sessions", json={"name": name}, headers=headers), 201)["id"])
+
+
+def ready_workspace(
+    stack: RunningStack, http: httpx.Client, headers: dict[str, str], sid: str | None = None
+) -> str:
+    """Allocate a workspace for session `sid` (a new session when None); wait until it is ready."""
+    sid = sid or new_session(http, headers)
+    wid = str(
+        check_envelope(http.post("/api/v5/workspaces", json={"session_id": sid}, headers=headers), 202)["id"]
+    )
+
+    def ready() -> bool:
+        shown = check_envelope(http.get(f"/api/v5/workspaces/{wid}", headers=headers), 200)
+        assert shown["status"] not in ("failed", "stopped"), (shown, stack.log("provisioner"))
+        return bool(shown["status"] == "ready")
+
+    wait_for(ready, 90, "the workspace to become ready")
+    return wid
+
+
+def user_with_workspace(stack: RunningStack, http: httpx.Client) -> tuple[dict[str, str], str, str]:
+    """A new account, a new session of it and the session's ready workspace: (headers, sid, wid)."""
+    headers = register(http)
+    sid = new_session(http, headers)
+    return headers, sid, ready_workspace(stack, http, headers, sid)
+
+
+def ticket(http: httpx.Client, headers: dict[str, str], wid: str) -> str:
+    """A one-time ticket for a WebSocket to workspace `wid`."""
+    return str(check_envelope(http.post(f"/api/v5/workspaces/{wid}/tickets", headers=headers), 201)["ticket"])

@@ -31,7 +31,7 @@ from coditect import registry
 from coditect.devstack import frontdoor
 from coditect.devstack.plan import Planned, StackSettings, free_port
 from coditect.devstack.supervisor import Stack
-from tests.e2e.stack import wait_for
+from tests.e2e.stack import stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ("register", "sessions", "files", "files-ops")
@@ -148,14 +148,7 @@ class Agent:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
+        return stop_process(self.process, sig, timeout)
 
 
 class SyncStack:
@@ -277,9 +270,15 @@ class SyncStack:
                 "--flush-timeout", str(flush_timeout)]  # fmt: skip
         with log.open("ab") as out:
             process = subprocess.Popen(argv, env={**self.env, **(env or {})}, cwd=ROOT, stdout=out,
-                                       stderr=subprocess.STDOUT)  # fmt: skip
+                                       stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         agent = Agent(process, port, root, state_file, log, argv)
         self.agents.append(agent)
+        return agent
+
+    def ready_agent(self, user: User, root: Path, **options: Any) -> Agent:
+        """`agent(...)` once its /healthz answers 200 (the tree hydrated)."""
+        agent = self.agent(user, root, **options)
+        agent.wait_ready()
         return agent
 
     def stop(self) -> None:

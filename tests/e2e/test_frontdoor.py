@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import RunningStack, wait_for
-from tests.helpers import check_envelope
+from tests.e2e.stack import RunningStack, ready_workspace, ticket, wait_for
+from tests.helpers import check_envelope, read_408, slow_request
 
 pytestmark = pytest.mark.e2e
 
@@ -155,10 +155,7 @@ def test_a_client_cannot_choose_its_address(stack: RunningStack) -> None:
 
 def _slow_login(stack: RunningStack) -> socket.socket:
     host, port = stack.url.removeprefix("http://").rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)))
-    head = "POST /api/v5/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
-    sock.sendall(head.encode() + b'{"email"')
-    return sock
+    return slow_request(int(port), "POST", "/api/v5/auth/login", length=200, first=b'{"email"', host=host)
 
 
 def test_slow_login_bodies_get_408_while_another_client_logs_in(stack: RunningStack) -> None:
@@ -171,17 +168,8 @@ def test_slow_login_bodies_get_408_while_another_client_logs_in(stack: RunningSt
             data = check_envelope(http.post("/api/v5/auth/login", json=body), 200)
         assert data["tokens"]["access_token"]
         for sock in slow:
-            sock.settimeout(60)
-            answer = b""
-            while not answer.rstrip().endswith(b"}"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-            head, _, payload = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408"), answer
-            envelope = json.loads(payload)
-            assert envelope["success"] is False and envelope["error"]["code"] == "request_timeout"
+            head, envelope = read_408(sock, 60)
+            assert envelope["success"] is False
             assert re.search(rb"(?i)\r\nx-request-id: " + envelope["request_id"].encode(), head)
     finally:
         for sock in slow:
@@ -215,8 +203,6 @@ def test_a_long_poll_and_a_quiet_websocket_outlive_the_body_deadline(
     """The slow-client deadline (3 s on the test stack) bounds request bodies only: a 5 s long-poll
     answers, and a WebSocket quiet for 5 s still carries frames both ways."""
     from websockets.asyncio.client import connect
-
-    from tests.e2e.test_relay import ready_workspace, ticket
 
     account, _ = user
     auth = {"Authorization": account["Authorization"]}

@@ -5,53 +5,22 @@ the relayed socket (4401)."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.e2e.stack import RunningStack, wait_for
+from tests.e2e.stack import RunningStack, ticket, user_with_workspace
 from tests.helpers import check_envelope
 
 pytestmark = pytest.mark.e2e
-
-
-def register(http: httpx.Client) -> dict[str, str]:
-    body = {"email": f"relay-{secrets.token_hex(4)}@example.test", "password": f"e2e-{secrets.token_hex(8)}-quartz",
-            "name": "Relay E2E"}  # fmt: skip
-    data = check_envelope(http.post("/api/v5/auth/register", json=body), 201)
-    return {"Authorization": f"Bearer {data['tokens']['access_token']}"}
-
-
-def ready_workspace(stack: RunningStack, http: httpx.Client, headers: dict[str, str]) -> str:
-    sid = check_envelope(http.post("/api/v5/sessions", json={"name": "relay e2e"}, headers=headers), 201)[
-        "id"
-    ]
-    wid = str(
-        check_envelope(http.post("/api/v5/workspaces", json={"session_id": sid}, headers=headers), 202)["id"]
-    )
-
-    def ready() -> bool:
-        shown = check_envelope(http.get(f"/api/v5/workspaces/{wid}", headers=headers), 200)
-        assert shown["status"] not in ("failed", "stopped"), (shown, stack.log("provisioner"))
-        return bool(shown["status"] == "ready")
-
-    wait_for(ready, 60, "the workspace to become ready")
-    return wid
-
-
-def ticket(http: httpx.Client, headers: dict[str, str], wid: str) -> str:
-    return str(check_envelope(http.post(f"/api/v5/workspaces/{wid}/tickets", headers=headers), 201)["ticket"])
 
 
 def test_relay_end_to_end(stack: RunningStack) -> None:
     ws_base = "ws" + stack.url.removeprefix("http")
     origin = stack.url.rstrip("/")  # the stack allows exactly the front door's own origin
     with stack.client() as http:
-        headers = register(http)
-        wid = ready_workspace(stack, http, headers)
+        headers, _, wid = user_with_workspace(stack, http)
 
         async def main() -> int | None:
             url = f"{ws_base}/workspaces/{wid}"

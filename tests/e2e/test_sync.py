@@ -38,6 +38,12 @@ def user(sync_stack: SyncStack) -> User:
     return sync_stack.user()
 
 
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """The workspace's tree the test's agent syncs."""
+    return tmp_path / "ws"
+
+
 def in_store(user: User, rel: str, data: bytes) -> bool:
     return user.read(rel) == data
 
@@ -50,14 +56,12 @@ def local_is(path: Path, data: bytes | None) -> bool:
 
 
 def test_both_directions_nested_binary_empty_renames_deletes(
-    sync_stack: SyncStack, user: User, tmp_path: Path
+    sync_stack: SyncStack, user: User, root: Path
 ) -> None:
     binary = bytes(range(256)) * 1000 + os.urandom(5000)
     assert user.put("api/deep/er/bin.dat", binary).status_code == 201
     assert user.put("api/empty.txt", b"").status_code == 201
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+    agent = sync_stack.ready_agent(user, root)
     assert (root / "api/deep/er/bin.dat").read_bytes() == binary
     assert (root / "api/empty.txt").read_bytes() == b""
 
@@ -108,11 +112,10 @@ def test_both_directions_nested_binary_empty_renames_deletes(
     assert agent.stop() == 0
 
 
-def test_hydrates_a_thousand_files_before_ready(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
+def test_hydrates_a_thousand_files_before_ready(sync_stack: SyncStack, user: User, root: Path) -> None:
     expected = {f"d{i % 10}/sub{i % 7}/f{i}.txt": f"file {i}\n".encode() * (i % 5) for i in range(1000)}
     for rel, data in expected.items():
         assert user.put(rel, data).status_code == 201
-    root = tmp_path / "ws"
     agent = sync_stack.agent(user, root)
     agent.wait_ready(180)
     for rel, data in expected.items():  # all of it on disk as soon as /healthz says ready
@@ -122,11 +125,9 @@ def test_hydrates_a_thousand_files_before_ready(sync_stack: SyncStack, user: Use
     assert agent.stop() == 0
 
 
-def test_concurrent_edits_keep_both_contents(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
+def test_concurrent_edits_keep_both_contents(sync_stack: SyncStack, user: User, root: Path) -> None:
     assert user.put("doc.txt", b"original").status_code == 201
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+    agent = sync_stack.ready_agent(user, root)
     os.kill(agent.process.pid, signal.SIGSTOP)  # both sides edit while the agent cannot sync
     try:
         (root / "doc.txt").write_bytes(b"workspace edit")
@@ -147,12 +148,10 @@ def test_concurrent_edits_keep_both_contents(sync_stack: SyncStack, user: User, 
     assert agent.stop() == 0
 
 
-def test_delete_against_modify_keeps_the_content(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
+def test_delete_against_modify_keeps_the_content(sync_stack: SyncStack, user: User, root: Path) -> None:
     assert user.put("a.txt", b"a0").status_code == 201
     assert user.put("b.txt", b"b0").status_code == 201
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+    agent = sync_stack.ready_agent(user, root)
     os.kill(agent.process.pid, signal.SIGSTOP)
     try:
         (root / "a.txt").unlink()  # deleted here, modified in the store
@@ -176,11 +175,9 @@ def test_delete_against_modify_keeps_the_content(sync_stack: SyncStack, user: Us
 
 
 def test_kill_9_then_restart_loses_nothing_and_reuploads_nothing(
-    sync_stack: SyncStack, user: User, tmp_path: Path
+    sync_stack: SyncStack, user: User, root: Path
 ) -> None:
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+    agent = sync_stack.ready_agent(user, root)
     early = {f"early/{i}.txt": os.urandom(2000) for i in range(40)}
     for rel, data in early.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -198,8 +195,7 @@ def test_kill_9_then_restart_loses_nothing_and_reuploads_nothing(
     (root / "only-local.txt").write_bytes(b"made while the agent was down")
     user.put("api-while-down.txt", b"api")
     puts_before = sync_stack.counts().get("PUT files", 0)
-    again = sync_stack.agent(user, root, state_file=agent.state_file)
-    again.wait_ready()
+    again = sync_stack.ready_agent(user, root, state_file=agent.state_file)
     again.wait_idle()
     wait_for(lambda: all(in_store(user, r, d) for r, d in late.items()), SLOW, "late files in the store")
     assert in_store(user, "only-local.txt", b"made while the agent was down")
@@ -211,20 +207,15 @@ def test_kill_9_then_restart_loses_nothing_and_reuploads_nothing(
     assert again.stop() == 0
 
 
-def test_restart_after_a_clean_stop_uploads_nothing(
-    sync_stack: SyncStack, user: User, tmp_path: Path
-) -> None:
+def test_restart_after_a_clean_stop_uploads_nothing(sync_stack: SyncStack, user: User, root: Path) -> None:
     for i in range(30):
         user.put(f"keep/{i}.txt", f"{i}".encode())
-    root = tmp_path / "ws"
-    first = sync_stack.agent(user, root)
-    first.wait_ready()
+    first = sync_stack.ready_agent(user, root)
     assert first.stop() == 0
     user.delete("keep/0.txt")  # deleted in the store while no agent ran: deleted here too
     (root / "keep/1.txt").write_bytes(b"changed while down")
     puts = sync_stack.counts().get("PUT files", 0)
-    second = sync_stack.agent(user, root, state_file=first.state_file)
-    second.wait_ready()
+    second = sync_stack.ready_agent(user, root, state_file=first.state_file)
     second.wait_idle()
     wait_for(lambda: in_store(user, "keep/1.txt", b"changed while down"), SLOW, "the local change pushed")
     assert not (root / "keep/0.txt").exists()
@@ -232,12 +223,8 @@ def test_restart_after_a_clean_stop_uploads_nothing(
     assert second.stop() == 0
 
 
-def test_api_down_for_ten_seconds_buffers_and_retries(
-    sync_stack: SyncStack, user: User, tmp_path: Path
-) -> None:
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+def test_api_down_for_ten_seconds_buffers_and_retries(sync_stack: SyncStack, user: User, root: Path) -> None:
+    agent = sync_stack.ready_agent(user, root)
     sync_stack.stop_gateway()
     try:
         for i in range(5):
@@ -256,14 +243,10 @@ def test_api_down_for_ten_seconds_buffers_and_retries(
     assert agent.stop() == 0
 
 
-def test_full_quota_keeps_the_local_copy_and_resumes(
-    sync_stack: SyncStack, user: User, tmp_path: Path
-) -> None:
+def test_full_quota_keeps_the_local_copy_and_resumes(sync_stack: SyncStack, user: User, root: Path) -> None:
     big = os.urandom(QUOTA - 1024 * 1024)
     assert user.put("big.bin", big).status_code == 201
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+    agent = sync_stack.ready_agent(user, root)
     data = os.urandom(2 * 1024 * 1024)
     (root / "over.bin").write_bytes(data)
     wait_for(lambda: "quota full: over.bin" in agent.output(), SLOW, "the 507 to be logged")
@@ -277,16 +260,13 @@ def test_full_quota_keeps_the_local_copy_and_resumes(
     assert agent.stop() == 0
 
 
-def test_sigterm_flushes_and_reports_timeouts(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+def test_sigterm_flushes_and_reports_timeouts(sync_stack: SyncStack, user: User, root: Path) -> None:
+    agent = sync_stack.ready_agent(user, root)
     (root / "last-second.txt").write_bytes(b"saved just before the stop")
     assert agent.stop(signal.SIGTERM) == 0
     assert in_store(user, "last-second.txt", b"saved just before the stop")
 
-    second = sync_stack.agent(user, root, state_file=agent.state_file, flush_timeout=3)
-    second.wait_ready()
+    second = sync_stack.ready_agent(user, root, state_file=agent.state_file, flush_timeout=3)
     sync_stack.stop_gateway()
     try:
         (root / "stuck.txt").write_bytes(b"cannot reach the store")
@@ -298,12 +278,8 @@ def test_sigterm_flushes_and_reports_timeouts(sync_stack: SyncStack, user: User,
     assert (root / "stuck.txt").read_bytes() == b"cannot reach the store"
 
 
-def test_ignore_rules_and_skipped_paths_are_reported(
-    sync_stack: SyncStack, user: User, tmp_path: Path
-) -> None:
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root, env={"CODITECT_MAX_FILE_SIZE": "4096"})
-    agent.wait_ready()
+def test_ignore_rules_and_skipped_paths_are_reported(sync_stack: SyncStack, user: User, root: Path) -> None:
+    agent = sync_stack.ready_agent(user, root, env={"CODITECT_MAX_FILE_SIZE": "4096"})
     (root / ".coditectignore").write_text("*.log\nbuild/\n")
     wait_for(
         lambda: "*.log" in (user.read(".coditectignore") or b"").decode(), SLOW, ".coditectignore pushed"
@@ -338,10 +314,10 @@ def test_ignore_rules_and_skipped_paths_are_reported(
     assert agent.stop() == 0
 
 
-def test_executable_bit_survives_a_round_trip(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
-    root = tmp_path / "ws"
-    agent = sync_stack.agent(user, root)
-    agent.wait_ready()
+def test_executable_bit_survives_a_round_trip(
+    sync_stack: SyncStack, user: User, tmp_path: Path, root: Path
+) -> None:
+    agent = sync_stack.ready_agent(user, root)
     script = root / "run.sh"
     script.write_text("#!/bin/sh\necho hi\n")
     script.chmod(0o755)
@@ -356,18 +332,17 @@ def test_executable_bit_survives_a_round_trip(sync_stack: SyncStack, user: User,
     wait_for(lambda: "x-coditect-exec=1" in user.listing()["plain.txt"]["content_type"], SLOW, "chmod pushed")
     assert agent.stop() == 0
     fresh = tmp_path / "fresh"
-    other = sync_stack.agent(user, fresh)
-    other.wait_ready()
+    other = sync_stack.ready_agent(user, fresh)
     assert os.access(fresh / "run.sh", os.X_OK) and os.access(fresh / "plain.txt", os.X_OK)
     assert os.access(fresh / "api-tool", os.X_OK)
     assert hashlib.sha256((fresh / "run.sh").read_bytes()).hexdigest() == user.listing()["run.sh"]["sha256"]
     assert other.stop() == 0
 
 
-def test_healthz_is_503_until_hydrated(sync_stack: SyncStack, user: User, tmp_path: Path) -> None:
+def test_healthz_is_503_until_hydrated(sync_stack: SyncStack, user: User, root: Path) -> None:
     sync_stack.stop_gateway()  # hydration cannot finish while the API is down
     try:
-        agent = sync_stack.agent(user, tmp_path / "ws")
+        agent = sync_stack.agent(user, root)
         wait_for(lambda: agent.get("/healthz") is not None, SLOW, "the health server")
         r = agent.get("/healthz")
         assert r is not None and r.status_code == 503

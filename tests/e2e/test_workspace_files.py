@@ -20,35 +20,26 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.e2e.stack import REAL_SYNC_AGENT, ROOT, SYNC_DOUBLE, RunningStack, start_stack, wait_for
-from tests.e2e.test_relay import register, ticket
-from tests.helpers import check_envelope
+from tests.e2e.stack import (
+    REAL_SYNC_AGENT,
+    ROOT,
+    SYNC_DOUBLE,
+    RunningStack,
+    new_session,
+    ready_workspace,
+    register,
+    start_stack,
+    ticket,
+    user_with_workspace,
+    wait_for,
+)
+from tests.helpers import alive, check_envelope
 
 pytestmark = pytest.mark.e2e
 needs_real_agent = pytest.mark.skipif(
     not REAL_SYNC_AGENT,
     reason="live push/pull needs the real sync agent (coditect.sync); the double only hydrates/flushes",
 )
-
-
-def new_session(http: httpx.Client, headers: dict[str, str]) -> str:
-    return str(
-        check_envelope(http.post("/api/v5/sessions", json={"name": "files e2e"}, headers=headers), 201)["id"]
-    )
-
-
-def allocate_ready(stack: RunningStack, http: httpx.Client, headers: dict[str, str], sid: str) -> str:
-    wid = str(
-        check_envelope(http.post("/api/v5/workspaces", json={"session_id": sid}, headers=headers), 202)["id"]
-    )
-
-    def ready() -> bool:
-        shown = check_envelope(http.get(f"/api/v5/workspaces/{wid}", headers=headers), 200)
-        assert shown["status"] not in ("failed", "stopped"), (shown, stack.log("provisioner"))
-        return bool(shown["status"] == "ready")
-
-    wait_for(ready, 90, "the workspace to become ready")
-    return wid
 
 
 def stop_and_wait(http: httpx.Client, headers: dict[str, str], wid: str) -> dict[str, object]:
@@ -88,8 +79,8 @@ def test_api_file_is_in_the_terminal_and_the_shell_cannot_read_the_platform(stac
         sid = new_session(http, headers)
         check_envelope(http.put(f"/api/v5/sessions/{sid}/files/src/hello.txt", content=b"hello from the store\n",
                                 headers=headers), 201)  # fmt: skip
-        other = allocate_ready(stack, http, headers, new_session(http, headers))
-        wid = allocate_ready(stack, http, headers, sid)
+        other = ready_workspace(stack, http, headers)
+        wid = ready_workspace(stack, http, headers, sid)
         out = run_in_terminal(stack, http, headers, wid, "pwd; cat src/hello.txt")
         assert "/workspace" in out and "hello from the store" in out
 
@@ -117,8 +108,8 @@ def test_the_credential_is_confined_and_dies_with_the_workspace(stack: RunningSt
     with stack.client() as http:
         headers = register(http)
         sid, other_sid = new_session(http, headers), new_session(http, headers)
-        wid = allocate_ready(stack, http, headers, sid)
-        other_wid = allocate_ready(stack, http, headers, other_sid)
+        wid = ready_workspace(stack, http, headers, sid)
+        other_wid = ready_workspace(stack, http, headers, other_sid)
         credential = (stack.data_dir / "workspaces" / wid / "credential").read_text()
         assert oct((stack.data_dir / "workspaces" / wid / "credential").stat().st_mode & 0o777) == "0o600"
         agent = {"Authorization": f"Bearer {credential}"}
@@ -165,16 +156,14 @@ def test_the_credential_is_confined_and_dies_with_the_workspace(stack: RunningSt
 
 def test_a_file_written_before_stop_is_in_the_next_workspace(stack: RunningStack) -> None:
     with stack.client() as http:
-        headers = register(http)
-        sid = new_session(http, headers)
-        wid = allocate_ready(stack, http, headers, sid)
+        headers, sid, wid = user_with_workspace(stack, http)
         run_in_terminal(stack, http, headers, wid, "mkdir -p a/b && echo made-in-shell > a/b/made.txt")
         final = stop_and_wait(http, headers, wid)
         assert final["status_reason"] == "stopped_by_user"
         got = http.get(f"/api/v5/sessions/{sid}/files/a/b/made.txt", headers=headers)
         assert got.status_code == 200 and got.content == b"made-in-shell\n"
         assert not (stack.data_dir / "workspaces" / wid).exists()  # flushed: nothing kept on disk
-        following = allocate_ready(stack, http, headers, sid)
+        following = ready_workspace(stack, http, headers, sid)
         assert "made-in-shell" in run_in_terminal(stack, http, headers, following, "cat a/b/made.txt")
         stop_and_wait(http, headers, following)
 
@@ -184,9 +173,7 @@ def test_live_sync_both_ways_through_the_terminal(stack: RunningStack) -> None:
     """The issue's "Done when": shell writes reach the API and API writes reach the shell while the
     workspace runs (the ≤ 1 s latency goal is measured by the benchmark, not asserted here)."""
     with stack.client() as http:
-        headers = register(http)
-        sid = new_session(http, headers)
-        wid = allocate_ready(stack, http, headers, sid)
+        headers, sid, wid = user_with_workspace(stack, http)
         tree = stack.data_dir / "workspaces" / wid / "tree"
 
         def api_has(path: str, content: bytes | None) -> bool:
@@ -226,9 +213,7 @@ def test_an_unconfirmed_flush_stops_with_sync_flush_timeout(tmp_path: Path) -> N
     )
     try:
         with running.client() as http:
-            headers = register(http)
-            sid = new_session(http, headers)
-            wid = allocate_ready(running, http, headers, sid)
+            headers, _, wid = user_with_workspace(running, http)
             # The double hangs its flush when this file exists (tests/fakes/sync_agent_double.py).
             run_in_terminal(running, http, headers, wid, "echo unsent > unsent.txt; touch .double-hang-flush")
             final = stop_and_wait(http, headers, wid)
@@ -249,13 +234,6 @@ def workspace_pids(data_dir: Path, wid: str) -> list[int]:
     return [json.loads((wdir / f"{wid}.json").read_text())["pid"], status["agent"], status["program"]]
 
 
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
 def processes_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -273,8 +251,7 @@ def processes_mentioning(text: str) -> list[int]:
 def test_nothing_runs_after_the_stack_stops(tmp_path: Path, how: str) -> None:
     running = start_stack(tmp_path)
     with running.client() as http:
-        headers = register(http)
-        wid = allocate_ready(running, http, headers, new_session(http, headers))
+        _, _, wid = user_with_workspace(running, http)
     pids = workspace_pids(running.data_dir, wid)
     assert all(alive(pid) for pid in pids)
     if how == "sigint":  # Ctrl-C in the terminal: SIGINT to the whole foreground process group

@@ -7,43 +7,24 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.stack import RunningStack, wait_for
-from tests.helpers import check_envelope
+from tests.e2e.stack import RunningStack, new_session, register, wait_for
+from tests.helpers import alive, check_envelope
 
 pytestmark = pytest.mark.e2e
-
-
-def register(http: httpx.Client) -> dict[str, str]:
-    body = {
-        "email": f"ws-{secrets.token_hex(4)}@example.test",
-        "password": f"e2e-{secrets.token_hex(8)}-quartz",
-        "name": "Workspace E2E",
-    }
-    data = check_envelope(http.post("/api/v5/auth/register", json=body), 201)
-    return {"Authorization": f"Bearer {data['tokens']['access_token']}"}
 
 
 def status_of(http: httpx.Client, headers: dict[str, str], wid: str) -> dict[str, str]:
     return dict(check_envelope(http.get(f"/api/v5/workspaces/{wid}", headers=headers), 200))
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
-
-
 def test_allocate_ready_ticket_stop(stack: RunningStack) -> None:
     with stack.client() as http:
         headers = register(http)
-        sid = check_envelope(http.post("/api/v5/sessions", json={"name": "e2e"}, headers=headers), 201)["id"]
+        sid = new_session(http, headers)
         key = {"Idempotency-Key": secrets.token_hex(8)}
         allocated = check_envelope(
             http.post("/api/v5/workspaces", json={"session_id": sid}, headers={**headers, **key}), 202
@@ -63,7 +44,7 @@ def test_allocate_ready_ticket_stop(stack: RunningStack) -> None:
         wait_for(ready, 60, "the workspace to become ready")
         state_file = stack.data_dir / "workspaces" / f"{wid}.json"
         pid = json.loads(state_file.read_text())["pid"]
-        assert process_alive(pid)
+        assert alive(pid)
         assert len(list((stack.data_dir / "workspaces").glob("*.json"))) >= 1
 
         ticket = check_envelope(http.post(f"/api/v5/workspaces/{wid}/tickets", headers=headers), 201)
@@ -76,7 +57,7 @@ def test_allocate_ready_ticket_stop(stack: RunningStack) -> None:
         wait_for(lambda: status_of(http, headers, wid)["status"] == "stopped", 60, "the workspace to stop")
         final = status_of(http, headers, wid)
         assert final["status_reason"] == "stopped_by_user"
-        wait_for(lambda: not process_alive(pid), 10, "the workspace process to exit")
+        wait_for(lambda: not alive(pid), 10, "the workspace process to exit")
         assert not state_file.exists()
         check_envelope(
             http.post(f"/api/v5/workspaces/{wid}/tickets", headers=headers), 409, "workspace_not_ready"

@@ -56,8 +56,7 @@ def _copy_step(
         # fork's GC releases the copies it just referenced.
         for kv in tr.get_range(*src.space.range("trash")):
             dir_id = src.space.unpack(kv.key)[1]
-            tr.set(dst.trash_key(dir_id), b"")
-            tr.set(keyspace.FILES_GC.key("trash", tid, target, dir_id), b"")
+            dst.mark_detached(tr, dir_id)
         return None
     return kvs[-1].key
 

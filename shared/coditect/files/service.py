@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from coditect import keyspace
 from coditect.errors import BadRequest, Conflict, NotFound
 from coditect.files import chunks, quota
 from coditect.files.changes import ChangeLog
@@ -36,7 +35,7 @@ from coditect.files.tree import (
 )
 from coditect.files.versions import NO_CONDITIONS, Preconditions, commit_version, release_file
 from coditect.repo.cursor import decode_cursor, encode_cursor, paginate
-from coditect.store import Database, Transaction
+from coditect.store import Database, Transaction, transactional
 
 # Chunks fetched per read transaction while streaming (8 MiB at most, like an upload's two groups).
 # Big batches because chunk keys are hashes: reading a batch in key order costs about half of
@@ -56,13 +55,20 @@ class Readable:
     manifest: chunks.Manifest
 
 
-def _open(tr: Transaction, fs: FileSpace, path: FilePath, version: int | None) -> Readable:
+def _locate_file(tr: Transaction, fs: FileSpace, path: FilePath) -> tuple[str, Entry]:
+    """The parent directory's id and the entry of the file at `path` (404 when absent, 409 for
+    a directory), after the session check."""
     fs.check(tr)
-    entry = locate(tr, fs, path).entry
-    if entry is None:
+    found = locate(tr, fs, path)
+    if found.entry is None:
         raise NotFound()
-    if entry.type == "directory":
+    if found.entry.type == "directory":
         raise is_a_directory()
+    return found.parent_id, found.entry
+
+
+def _open(tr: Transaction, fs: FileSpace, path: FilePath, version: int | None) -> Readable:
+    _, entry = _locate_file(tr, fs, path)
     record = get_version(tr, fs, entry.id, version or entry.version)
     if record is None:
         raise NotFound("No such version of this file.")
@@ -197,15 +203,20 @@ def mkdir(db: Database, fs: FileSpace, path: FilePath, ids: list[str], now: date
 
 
 # -- move --------------------------------------------------------------------------------------
-def _move(
+@transactional
+def move(
     tr: Transaction,
     fs: FileSpace,
     src: FilePath,
     dst: FilePath,
+    *,
     overwrite: bool,
     ids: list[str],
     now: datetime,
 ) -> FileInfo:
+    """Move/rename a file or a whole directory in one transaction (one entry moves)."""
+    if src.is_root or dst.is_root:
+        raise BadRequest("The root directory cannot be moved.", code="invalid_path")
     fs.check(tr)
     found = locate(tr, fs, src)
     if found.entry is None:
@@ -229,7 +240,6 @@ def _move(
             if found.entry.type == "directory":
                 raise not_a_directory()
             release_file(tr, fs, target.id)
-            tr.clear_range(*fs.versions_range(target.id))
     moved = found.entry.model_copy(update={"updated_at": now})
     clear_entry(tr, fs, found.parent_id, src.name)
     put_entry(tr, fs, parent, dst.name, moved)
@@ -238,27 +248,7 @@ def _move(
     return FileInfo.of(dst.text, moved)
 
 
-def move(
-    db: Database,
-    fs: FileSpace,
-    src: FilePath,
-    dst: FilePath,
-    *,
-    overwrite: bool,
-    ids: list[str],
-    now: datetime,
-) -> FileInfo:
-    """Move/rename a file or a whole directory in one transaction (one entry moves)."""
-    if src.is_root or dst.is_root:
-        raise BadRequest("The root directory cannot be moved.", code="invalid_path")
-    return db.transact(_move, fs, src, dst, overwrite, ids, now)
-
-
 # -- delete ------------------------------------------------------------------------------------
-def trash_marker(fs: FileSpace, dir_id: str) -> bytes:
-    return keyspace.FILES_GC.key("trash", fs.tenant_id, fs.session_id, dir_id)
-
-
 def _delete(
     tr: Transaction, fs: FileSpace, path: FilePath, recursive: bool, conditions: Preconditions
 ) -> str | None:
@@ -273,15 +263,13 @@ def _delete(
     log.add(path, "deleted", entry.etag)
     if entry.type == "file":
         release_file(tr, fs, entry.id)
-        tr.clear_range(*fs.versions_range(entry.id))
         return None
     if not has_children(tr, fs, entry.id):
         return None
     if not recursive:
         raise Conflict("The directory is not empty; use recursive=true.", code="directory_not_empty")
     # Detached atomically: nothing below is reachable any more. Released in bounded steps.
-    tr.set(fs.trash_key(entry.id), b"")
-    tr.set(trash_marker(fs, entry.id), b"")
+    fs.mark_detached(tr, entry.id)
     return entry.id
 
 
@@ -291,14 +279,11 @@ def drain_trash_step(tr: Transaction, fs: FileSpace, dir_id: str, *, limit: int 
     for name, entry in batch:
         if entry.type == "file":
             release_file(tr, fs, entry.id)
-            tr.clear_range(*fs.versions_range(entry.id))
         else:
-            tr.set(fs.trash_key(entry.id), b"")
-            tr.set(trash_marker(fs, entry.id), b"")
+            fs.mark_detached(tr, entry.id)
         clear_entry(tr, fs, dir_id, name)
     if len(batch) < limit:
-        tr.clear(fs.trash_key(dir_id))
-        tr.clear(trash_marker(fs, dir_id))
+        fs.unmark_detached(tr, dir_id)
         return True
     return False
 
@@ -340,12 +325,7 @@ def delete(
 def _versions(
     tr: Transaction, fs: FileSpace, path: FilePath, limit: int, cursor: str | None
 ) -> tuple[list[VersionInfo], str | None]:
-    fs.check(tr)
-    entry = locate(tr, fs, path).entry
-    if entry is None:
-        raise NotFound()
-    if entry.type == "directory":
-        raise is_a_directory()
+    _, entry = _locate_file(tr, fs, path)
     begin, end = fs.versions_range(entry.id)
     kvs, next_cursor = paginate(
         tr, begin, end, limit=limit, cursor=cursor, query="files.versions", reverse=True
@@ -359,22 +339,19 @@ def list_versions(
     return db.transact(_versions, fs, path, limit, cursor)
 
 
-def _restore(
+@transactional
+def restore(
     tr: Transaction,
     fs: FileSpace,
     path: FilePath,
     version: int,
+    *,
     restore_id: str,
     now: datetime,
     policy: Policy,
 ) -> FileInfo:
-    fs.check(tr)
-    found = locate(tr, fs, path)
-    entry = found.entry
-    if entry is None:
-        raise NotFound()
-    if entry.type == "directory":
-        raise is_a_directory()
+    """A new version of `path` whose content is that of `version`."""
+    parent_id, entry = _locate_file(tr, fs, path)
     current = get_version(tr, fs, entry.id, entry.version)
     if current is not None and current.upload == restore_id:
         return FileInfo.of(path.text, entry)  # a retried commit
@@ -385,25 +362,11 @@ def _restore(
     chunks.add_manifest_ref(tr, fs.tenant_id, bytes.fromhex(old.sha256), None)
     log = ChangeLog(tr, fs)
     new = commit_version(
-        tr, fs, path, found.parent_id, entry,
+        tr, fs, path, parent_id, entry,
         new_id=entry.id, sha256=old.sha256, size=old.size, content_type=old.content_type,
         upload=restore_id, now=now, policy=policy, log=log,
     )  # fmt: skip
     return FileInfo.of(path.text, new)
-
-
-def restore(
-    db: Database,
-    fs: FileSpace,
-    path: FilePath,
-    version: int,
-    *,
-    restore_id: str,
-    now: datetime,
-    policy: Policy,
-) -> FileInfo:
-    """A new version of `path` whose content is that of `version`."""
-    return db.transact(_restore, fs, path, version, restore_id, now, policy)
 
 
 __all__ = [

@@ -73,6 +73,19 @@ class FileSpace:
     def trash_key(self, dir_id: str) -> bytes:
         return self.space.key("trash", dir_id)
 
+    def detached_keys(self, dir_id: str) -> tuple[bytes, bytes]:
+        """A detached directory's marks: in the session's trash (what `drain_trash` releases) and
+        in the GC's index (where GC finds every session's)."""
+        return self.trash_key(dir_id), keyspace.FILES_GC.key("trash", self.tenant_id, self.session_id, dir_id)
+
+    def mark_detached(self, tr: Transaction, dir_id: str) -> None:
+        for key in self.detached_keys(dir_id):
+            tr.set(key, b"")
+
+    def unmark_detached(self, tr: Transaction, dir_id: str) -> None:
+        for key in self.detached_keys(dir_id):
+            tr.clear(key)
+
 
 # -- entries -------------------------------------------------------------------------------
 def get_entry(tr: Transaction, fs: FileSpace, dir_id: str, name: str) -> Entry | None:

@@ -57,9 +57,10 @@ def drop_version(tr: Transaction, fs: FileSpace, file_id: str, record: VersionRe
 
 
 def release_file(tr: Transaction, fs: FileSpace, file_id: str) -> None:
-    """Drop every version of a file (its entry is the caller's business)."""
+    """Drop every version of a file and its version range (its entry is the caller's business)."""
     for record in versions(tr, fs, file_id):
         drop_version(tr, fs, file_id, record)
+    tr.clear_range(*fs.versions_range(file_id))
 
 
 def _retain(

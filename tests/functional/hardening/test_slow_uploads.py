@@ -25,17 +25,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import check_envelope
+from coditect.devstack.plan import free_port
+from tests.helpers import check_envelope, slow_request
 
 ROOT = Path(__file__).resolve().parents[3]
 SLOW = 20
 WAIT = 30.0  # a bound on every wait, not an expectation
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -69,11 +64,9 @@ def files_process(accounts: Any, data_dir: Path) -> Iterator[str]:
 
 
 def start_upload(port: int, path: str, headers: dict[str, str], first: bytes) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    head = f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    sock.sendall(head.encode() + first)
-    return sock
+    return slow_request(
+        port, "PUT", path, length=1_000_000, first=first, headers=headers, content_type=None, timeout=WAIT
+    )
 
 
 def answers(socks: list[socket.socket]) -> dict[socket.socket, bytes]:

@@ -10,7 +10,7 @@ from coditect.identity import repository as repo
 from coditect.identity import tokens
 from coditect.identity.accounts import pepper_of
 from coditect.store import Database
-from tests.helpers import check_envelope
+from tests.helpers import check_envelope, run_threads
 from tests.plugins.identity import Account, Accounts, FakeClock
 
 
@@ -132,11 +132,7 @@ def test_twenty_concurrent_refreshes_yield_one_successor(accounts: Accounts, sto
         response = client.post("/api/v5/auth/refresh", json={"refresh_token": alice.refresh_token})
         results[i] = (response.status_code, response.get_json())
 
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda i=i: go(i) for i in range(20)])
     assert [status for status, _ in results] == [200] * 20, results
     successors = {body["data"]["tokens"]["refresh_token"] for _, body in results}
     assert len(successors) == 1

@@ -7,7 +7,6 @@ using fresh users and workspaces (`Stack.login`, `Stack.workspace`).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from coditect.devstack.plan import free_port
 from coditect.identity import login_sessions as login_sessions
 from coditect.identity import repository as identity
 from coditect.identity.context import TenantContext, mint
@@ -31,12 +31,6 @@ from coditect.workspaces.provisioner import Endpoint
 
 ORIGIN = "https://app.example"
 PER_USER_CAP = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

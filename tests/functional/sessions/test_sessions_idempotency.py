@@ -4,13 +4,12 @@ a repeat answers what the first made, a key reused with another body is 422, a m
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.helpers import check_envelope
+from tests.helpers import check_envelope, run_threads
 
 
 def post(client: Any, path: str, body: dict[str, Any], who: Any, key: str | None) -> Any:
@@ -96,10 +95,6 @@ def test_concurrent_repeats_make_one_object(accounts: Any, api: Any) -> None:
                         {"role": "user", "content": "once"}, alice, "concurrent-key-1")  # fmt: skip
         results.append(check_envelope(response, 201))
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([send] * 8)
     assert len(results) == 8 and len({r["id"] for r in results}) == 1
     assert count(api.messages, f"/api/v5/conversations/{cid}/messages", alice) == 1

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coditect.identity.signing_keys import KeyRing, KeyRingError, ensure_keys, generate_key, is_valid_kid
+from tests.helpers import run_threads
 
 
 def pub_only_copy(source: Path, target: Path) -> Path:
@@ -65,11 +66,7 @@ def test_ensure_keys_racing_processes_leave_exactly_one_key(tmp_path: Path) -> N
         barrier.wait()
         ensure_keys(directory)
 
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads([start] * 8)
     pubs, keys = list(directory.glob("*.pub")), list(directory.glob("*.key"))
     assert len(pubs) == len(keys) == 1
     assert (directory / "active").read_text().strip() == pubs[0].stem

@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import venv
 from collections import defaultdict
 from pathlib import Path
@@ -31,7 +29,9 @@ import pytest
 
 from coditect import registry
 from coditect.deploy import image
+from coditect.devstack.plan import free_port
 from coditect.registry.spec import FunctionSpec
+from tests.e2e.stack import wait_listening
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[3]
@@ -95,24 +95,6 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheels
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited {proc.returncode}:\n{log.read_text()[-4000:]}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"not listening after 60 s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.mark.parametrize("extras", list(GROUPS), ids=lambda e: ",".join(e) or "no-extras")
 def test_the_image_environment_imports_and_starts_its_functions(
     extras: tuple[str, ...], wheelhouse: Path, tmp_path: Path
@@ -157,7 +139,7 @@ def test_the_image_environment_imports_and_starts_its_functions(
                 start_new_session=True,
             )
         try:
-            wait_listening(port, proc, log)
+            wait_listening(port, proc, log=log)
             url = f"http://127.0.0.1:{port}"
             if spec.kind == "cloudevent":
                 # a cron event: the job runs against the store (health job) and the function answers

@@ -15,6 +15,7 @@ import yaml
 from coditect import registry
 from coditect.config import Settings
 from coditect.deploy import files, image, knative
+from tests.helpers import role_grants
 
 ROOT = Path(__file__).resolve().parents[3]
 # A functions-framework process with coditect imported, idle: a generous bound on its RSS.
@@ -64,13 +65,7 @@ def test_rbac_grants_exactly_the_verbs_the_backend_calls() -> None:
         for d in yaml.safe_load_all((ROOT / "infra/base/provisioner-rbac.yaml").read_text())
         if d and d["kind"] == "Role"
     ]
-    granted = {
-        (g, r): set(rule["verbs"])
-        for rule in role["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
-    assert granted == used
+    assert role_grants(role) == used
 
 
 def test_every_mounted_secret_is_documented_in_the_infra_readme() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import yaml
 
 from coditect import registry
 from coditect.deploy import files, knative
+from tests.helpers import kustomize
 from tests.k8s_schemas import known, problems
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,14 +54,7 @@ def test_manifest_matches_the_real_schema(where: str, doc: dict[str, Any]) -> No
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed")
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_every_object_of_each_overlay_matches_the_real_schema(overlay: str) -> None:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(INFRA / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    objects = docs(out)
+    objects = docs(kustomize(INFRA / "overlays" / overlay))
     assert len(objects) > 40
     bad = {f"{d['kind']}/{d['metadata']['name']}": problems(d) for d in objects}
     assert {k: v for k, v in bad.items() if v} == {}

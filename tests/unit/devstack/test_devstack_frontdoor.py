@@ -23,9 +23,11 @@ from werkzeug.routing import IntegerConverter, Map, PathConverter, Rule, UUIDCon
 from coditect import registry
 from coditect.deploy.routes import route_table
 from coditect.devstack import frontdoor
+from coditect.devstack.plan import free_port
 from coditect.errors import MethodNotAllowed, NotFound, ServiceUnavailable
 from coditect.http import envelope
 from coditect.registry.spec import FunctionSpec, Route
+from tests.helpers import read_408, slow_request
 
 # -- the route table ---------------------------------------------------------------------------
 
@@ -127,12 +129,6 @@ SPECS = [
     FunctionSpec("down", routes=(Route("down.get", "GET", "/api/v5/down"),)),
     FunctionSpec("relay", kind="asgi"),
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Upstream:
@@ -344,11 +340,7 @@ def test_a_large_upload_streams_through_whole(door: tuple[str, dict[str, Upstrea
 
 
 def _slow_sender(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{".encode()
-    )
-    return sock
+    return slow_request(port, "POST", path, length=1000, first=b"{")
 
 
 def test_slow_bodies_get_408_and_never_reach_the_function(door: tuple[str, dict[str, Upstream]]) -> None:
@@ -361,16 +353,7 @@ def test_slow_bodies_get_408_and_never_reach_the_function(door: tuple[str, dict[
             assert http.post("/api/v5/items", json={"n": 1}).json() == {"function": "items-write"}
         assert len(fakes["items-write"].seen) == before + 1
         for sock in slow:
-            sock.settimeout(10)
-            answer = b""
-            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-            head, _, body = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408"), answer
-            assert json.loads(body)["error"]["code"] == "request_timeout"
+            read_408(sock, 10)
     finally:
         for sock in slow:
             sock.close()
@@ -382,16 +365,7 @@ def test_a_slow_body_to_the_relay_is_408_too(door: tuple[str, dict[str, Upstream
     url, fakes = door
     sock = _slow_sender(int(url.rsplit(":", 1)[1]), "/workspaces/x/upload")
     try:
-        sock.settimeout(10)
-        answer = b""
-        while not answer.rstrip().endswith(b"}"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        read_408(sock, 10)
     finally:
         sock.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 408"), answer
-    assert json.loads(body)["error"]["code"] == "request_timeout"
     assert not [seen for seen in fakes["relay"].seen if seen["path"] == "/workspaces/x/upload"]

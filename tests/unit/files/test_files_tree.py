@@ -12,6 +12,7 @@ from coditect.errors import ApiError, Conflict, PreconditionFailed
 from coditect.files import changes, gc, hooks, paths, quota, service
 from coditect.files.tree import FileSpace
 from coditect.files.versions import Preconditions
+from tests.helpers import run_threads
 from tests.unit.files.conftest import Tenant, random_bytes
 
 P = paths.parse
@@ -180,11 +181,7 @@ def race(tenant: Tenant, fs: FileSpace, etag: str, round_: int) -> list[object]:
         except PreconditionFailed as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda n=n: writer(n) for n in range(6)])
     return results
 
 

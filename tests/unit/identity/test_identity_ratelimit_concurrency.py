@@ -10,6 +10,7 @@ from pathlib import Path
 from coditect import keyspace, ratelimit
 from coditect.ratelimit import Policy
 from coditect.store import Database, StoreError, Transaction, open_store
+from tests.helpers import run_threads
 
 BURST = Policy("test-burst", limit=25, window=3600, backoff=60, backoff_cap=60)
 
@@ -28,11 +29,7 @@ def test_threads_of_one_process_never_exceed_the_limit(db: Database) -> None:
         with lock:
             results.extend(mine)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_threads([work] * 8, 60)
     assert len(results) == 80
     assert sum(results) == BURST.limit  # exactly: never more, and no allowed attempt lost
     assert not db.transact(ratelimit.hit, BURST, "10.0.0.1", 101.0).allowed  # and it is blocked

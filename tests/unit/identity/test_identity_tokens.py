@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import stat
-import threading
 from pathlib import Path
 
 from coditect.identity import tokens
+from tests.helpers import run_threads
 
 PEPPER = b"p" * 32
 
@@ -40,11 +40,7 @@ def test_digest_is_keyed_and_refuses_foreign_shapes() -> None:
 
 def test_pepper_file_is_created_once_0600_even_when_racing(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "token-pepper.secret"
-    threads = [threading.Thread(target=tokens.ensure_pepper, args=(path,)) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda: tokens.ensure_pepper(path)] * 8)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(path.read_bytes()) == 32
     assert [p.name for p in path.parent.iterdir()] == ["token-pepper.secret"]  # no temp files left

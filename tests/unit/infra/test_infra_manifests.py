@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes.client import ApiClient
+
+from tests.helpers import kustomize, role_grants
 
 ROOT = Path(__file__).resolve().parents[3]
 INFRA = ROOT / "infra"
@@ -159,13 +160,7 @@ def test_object_is_well_formed(where: str, doc: dict[str, Any]) -> None:
 def test_provisioner_role_is_exactly_what_it_uses() -> None:
     [role] = [r for r in of_kind("Role") if r["metadata"]["name"] == "coditect-provisioner"]
     assert role["metadata"]["namespace"] == "coditect-workspaces"
-    granted = {
-        (g, r): set(rule["verbs"])
-        for rule in role["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
-    assert granted == PROVISIONER_RULES
+    assert role_grants(role) == PROVISIONER_RULES
     [binding] = [b for b in of_kind("RoleBinding") if b["roleRef"]["name"] == "coditect-provisioner"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "coditect-provisioner", "namespace": "coditect"}
@@ -269,14 +264,7 @@ def test_kustomization_lists_only_existing_files(path: Path) -> None:
 def test_overlay_renders_and_every_rendered_object_is_valid(overlay: str, tmp_path: Path) -> None:
     copy = tmp_path / "infra"
     shutil.copytree(INFRA, copy)
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(copy / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    rendered = [(f"overlays/{overlay}", d) for d in load_all(out)]
+    rendered = [(f"overlays/{overlay}", d) for d in load_all(kustomize(copy / "overlays" / overlay))]
     ingress = "gateway-api" if overlay == "dev" else "istio"
     assert len(rendered) == len(
         [

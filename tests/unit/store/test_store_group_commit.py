@@ -11,6 +11,7 @@ from pathlib import Path
 
 from coditect.store import StoreError, Transaction, open_store
 from coditect.store.sqlite import SQLiteDatabase
+from tests.helpers import run_threads
 
 
 def _wait_queued(db: SQLiteDatabase, n: int) -> None:
@@ -80,11 +81,7 @@ def test_many_threads_read_modify_write_serializably(tmp_path: Path) -> None:
         for _ in range(40):
             db.transact(bump)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_threads([work] * 8, 60)
     assert db.read(b"n") == b"320"
     assert db.read(b"adds") == (320).to_bytes(8, "little")
 

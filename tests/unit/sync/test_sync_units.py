@@ -89,13 +89,19 @@ def test_state_round_trip_is_atomic_and_tolerates_garbage(tmp_path: Path) -> Non
     assert State.load(path).files == {}
 
 
-def test_report_shape_and_bounds() -> None:
+def full_report(skip_prefix: str, skip_reason: str) -> Report:
+    """A report over every limit: 80 pending paths, 150 skipped ones, 60 conflicts."""
     report = Report()
     report.set_pending([f"p{i}" for i in range(80)])
     for i in range(150):
-        report.skip(f"s{i:03}", "symlink")
+        report.skip(f"{skip_prefix}s{i:03}", skip_reason)
     for i in range(60):
         report.conflict(f"c{i}", "version 1")
+    return report
+
+
+def test_report_shape_and_bounds() -> None:
+    report = full_report("", "symlink")
     body = report.as_json()
     assert set(body) == {"state", "last_push_at", "last_pull_at", "pending", "pending_paths", "conflicts",
                          "conflict_count", "skipped"}  # fmt: skip
@@ -112,12 +118,7 @@ def test_a_full_report_is_what_the_sync_route_accepts() -> None:
     # The agent's report and the API's model (PUT /workspaces/{id}/sync) agree at their limits.
     from coditect.workspaces.models import SyncReport
 
-    report = Report()
-    report.set_pending([f"p{i}" for i in range(80)])
-    for i in range(150):
-        report.skip(f"dir/s{i:03}", "clash: a directory in the store, not a directory here")
-    for i in range(60):
-        report.conflict(f"c{i}", "version 1")
+    report = full_report("dir/", "clash: a directory in the store, not a directory here")
     body = json.dumps(report.as_json())
     accepted = SyncReport.model_validate_json(body, strict=True)
     assert len(accepted.skipped) == MAX_SKIPPED_LISTED and accepted.conflict_count == 60

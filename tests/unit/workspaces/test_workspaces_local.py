@@ -20,14 +20,7 @@ import websockets
 
 from coditect.workspaces.local import LocalProvisioner
 from coditect.workspaces.provisioner import Endpoint, ProvisionFailed, WorkspaceSpec
-
-
-def alive(pid: int) -> bool:
-    """True unless `pid` is gone or a zombie (an exited child not yet reaped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from tests.helpers import alive
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> bool:
@@ -84,15 +77,16 @@ def prov(tmp_path: Path) -> Iterator[LocalProvisioner]:
         p.stop(workspace_id)
 
 
-async def terminal_roundtrip(endpoint: Endpoint) -> tuple[bytes, int]:
-    """Run `echo hi` in the terminal; return the output and the shell's pid."""
+async def terminal_roundtrip(endpoint: Endpoint, ward: int) -> tuple[bytes, int]:
+    """Run `echo hi` in the terminal; return the output and the shell's host pid (found under the
+    workspace's `ward` while the socket is still open: closing it kills the shell)."""
     async with websockets.connect(f"ws://{endpoint.host}:{endpoint.port}/terminal") as ws:
         await ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
         await ws.send(b"echo pid=$$; stty size; echo hi\n")
         output = b""
         while b"\r\nhi\r\n" not in output:
             output += await asyncio.wait_for(ws.recv(), 10)
-    return output, int(output.split(b"pid=")[-1].split(b"\r\n")[0])
+        return output, host_pid(int(output.split(b"pid=")[-1].split(b"\r\n")[0]), ward)
 
 
 def test_start_use_and_stop(prov: LocalProvisioner, make_spec) -> None:
@@ -109,22 +103,9 @@ def test_start_use_and_stop(prov: LocalProvisioner, make_spec) -> None:
             return [text, await ws.recv()]
 
     assert asyncio.run(echo()) == ["hello", b"\x00\xffbinary"]
-    ward = state(prov, spec)["pid"]
-    seen: list[int] = []
-
-    async def roundtrip_and_find() -> bytes:
-        async with websockets.connect(f"ws://{endpoint.host}:{endpoint.port}/terminal") as ws:
-            await ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
-            await ws.send(b"echo pid=$$; stty size; echo hi\n")
-            output = b""
-            while b"\r\nhi\r\n" not in output:
-                output += await asyncio.wait_for(ws.recv(), 10)
-            seen.append(host_pid(int(output.split(b"pid=")[-1].split(b"\r\n")[0]), ward))
-        return output
-
-    output = asyncio.run(roundtrip_and_find())
+    output, shell = asyncio.run(terminal_roundtrip(endpoint, state(prov, spec)["pid"]))
     assert b"40 120\r\n" in output  # the resize message reached the PTY
-    assert wait_gone(seen[0]), "closing the socket must kill the shell"
+    assert wait_gone(shell), "closing the socket must kill the shell"
 
     pid = state(prov, spec)["pid"]
     prov.stop(spec.workspace_id)

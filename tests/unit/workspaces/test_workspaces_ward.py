@@ -15,17 +15,11 @@ import pytest
 
 from coditect.workspaces.local import LocalProvisioner
 from coditect.workspaces.provisioner import ProvisionFailed, StopOutcome
+from tests.helpers import alive
 
 ROOT = Path(__file__).resolve().parents[3]
 DOUBLE = (sys.executable, str(ROOT / "tests" / "fakes" / "sync_agent_double.py"), "--offline")
 CREDENTIAL = "cwc_" + "c" * 43
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def synced(make_spec):  # type: ignore[no-untyped-def]
