@@ -222,5 +222,52 @@ def test_the_retry_rules_in_the_rendered_config() -> None:
     pair = server["named_routes"]["pair"]["handle"][1]
     assert [u["dial"] for u in pair["upstreams"]] == ["127.0.0.1:2", "127.0.0.1:3"]
     assert pair["health_checks"]["passive"]["max_fails"] == 1
-    # Below the functions' keep-alive (gunicorn's default 2 s), so the proxy closes idle first.
+    # Below the functions' keep-alive, so the proxy closes an idle connection first.
     assert items["transport"]["keep_alive"]["idle_timeout"] == "1s"
+
+
+def test_the_proxy_closes_idle_connections_before_the_functions_do() -> None:
+    """functions-framework leaves gunicorn's keep-alive at its default (it sets no `keepalive`);
+    the relay's uvicorn keeps its default too. Both must stay above the proxy's idle timeout."""
+    import gunicorn.config
+    import uvicorn
+    from functions_framework._http.gunicorn import GunicornApplication
+
+    from coditect.config import Settings
+    from coditect.relay.server import options
+
+    config = frontdoor.example([*SPECS[:1], SPECS[2]])
+    routes = config["apps"]["http"]["servers"]["frontdoor"]
+    idle = {h["transport"]["keep_alive"]["idle_timeout"] for _, h in _proxies(routes)}
+    assert idle == {"1s"}
+    app = GunicornApplication(object(), "127.0.0.1", 0, False)
+    assert "keepalive" not in app.options and app.cfg.keepalive == gunicorn.config.Config().keepalive == 2
+    relay = uvicorn.Config(app=None, **{k: v for k, v in options(Settings()).items() if k != "loop"})
+    assert relay.timeout_keep_alive == 5
+
+
+def _proxies(node: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        if node.get("handler") == "reverse_proxy":
+            yield "proxy", node
+        for value in node.values():
+            yield from _proxies(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _proxies(value)
+
+
+def test_a_streamed_upload_cut_before_its_answer_is_never_replayed_in_part(
+    door: tuple[str, Dropping, Dropping],
+) -> None:
+    """Bodies above the buffer limit are streamed: once read they cannot be sent again, and a
+    retry must never deliver a partial body as if it were whole."""
+    url, items, _ = door
+    body = b"x" * (frontdoor.BUFFER_BYTES + 1024 * 1024)
+    rid = f"retry-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=url, timeout=30) as http:
+        response = http.put(ITEM, content=body, headers={"X-Request-Id": rid, "X-Drop": "fresh"})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
+    arrived = [entry["body"] for entry in items.seen if entry["rid"] == rid]
+    assert arrived[0] == body  # the first try was whole (the fake read it all, then dropped)
+    assert all(len(later) < len(body) for later in arrived[1:])  # nothing complete a second time
