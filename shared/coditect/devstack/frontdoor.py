@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from coditect.deploy.routes import PathRoute, path_regex, route_table
+from coditect.devstack.plan import DEFAULT_REPLICAS
 from coditect.errors import ApiError, MethodNotAllowed, NotFound, RequestTimeout, ServiceUnavailable
 from coditect.http import envelope
 from coditect.registry.spec import FunctionSpec
@@ -176,6 +177,9 @@ def _proxy(
         "load_balancing": {"retries": 1, "retry_match": retry or retry_match(IDEMPOTENT_METHODS)},
     }
     if len(upstreams) > 1:
+        # Fewest requests in flight: a process whose threads are held (long polls, slow requests)
+        # gets fewer new ones, where a random choice would queue them behind the held ones.
+        proxy["load_balancing"]["selection_policy"] = {"policy": "least_conn"}
         # With one process this would turn one dropped connection into FAIL_SECONDS of 503s.
         proxy["health_checks"] = {"passive": {"fail_duration": f"{FAIL_SECONDS}s", "max_fails": 1}}
     # A body that misses its deadline cancels the request (Caddy answers a bare 499); answer the
@@ -287,7 +291,14 @@ def render(functions: list[FunctionSpec], upstreams: Upstreams, door: FrontDoor)
 
 
 def example(functions: list[FunctionSpec]) -> dict[str, Any]:
-    """The config `nox -s serve` renders, on example ports (functions from 9001 in registry
-    order), committed as docs/frontdoor.example.json."""
-    upstreams = {spec.name: f"http://127.0.0.1:{9001 + i}" for i, spec in enumerate(functions)}
+    """The config `nox -s serve` renders, on example ports (from 9001 in registry order: each HTTP
+    function's DEFAULT_REPLICAS processes, the relay's and each CloudEvent function's one),
+    committed as docs/frontdoor.example.json."""
+    ports = iter(range(9001, 9001 + 8 * len(functions)))
+    upstreams = {
+        spec.name: [
+            f"http://127.0.0.1:{next(ports)}" for _ in range(DEFAULT_REPLICAS if spec.kind == "http" else 1)
+        ]
+        for spec in functions
+    }
     return render(functions, upstreams, FrontDoor("127.0.0.1:8080", Path(".coditect/caddy")))

@@ -25,6 +25,7 @@ from coditect.registry.spec import FunctionSpec
 
 LOOPBACK = "127.0.0.1"
 CORS_DEFAULTS: tuple[str, ...] = Settings.model_fields["cors_origins"].default
+DEFAULT_REPLICAS = 2  # processes per HTTP function (CODITECT_REPLICAS)
 
 
 def repo_root() -> Path:
@@ -60,7 +61,9 @@ class StackSettings:
     body_timeout: float = 10.0
     body_min_rate: int = 32 * 1024
     logs: Path | None = None  # CODITECT_LOGS_DIR: logs on another volume than the store
-    replicas: int = 2  # CODITECT_REPLICAS: processes per HTTP function (the relay and events: 1)
+    replicas: int = (
+        DEFAULT_REPLICAS  # CODITECT_REPLICAS: processes per HTTP function (the relay and events: 1)
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
@@ -118,7 +121,7 @@ class StackSettings:
 
 def _replicas(given: str | None) -> int:
     if not given:
-        return 2
+        return DEFAULT_REPLICAS
     try:
         count = int(given)
     except ValueError:

@@ -222,6 +222,7 @@ def test_the_retry_rules_in_the_rendered_config() -> None:
     pair = server["named_routes"]["pair"]["handle"][1]
     assert [u["dial"] for u in pair["upstreams"]] == ["127.0.0.1:2", "127.0.0.1:3"]
     assert pair["health_checks"]["passive"]["max_fails"] == 1
+    assert pair["load_balancing"]["selection_policy"] == {"policy": "least_conn"}
     # Below the functions' keep-alive, so the proxy closes an idle connection first.
     assert items["transport"]["keep_alive"]["idle_timeout"] == "1s"
 
