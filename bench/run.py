@@ -8,6 +8,9 @@ Each bench/bench_<area>.py takes `--out bench/results/<area>.json` and writes a 
 at least `title` (one line) and `markdown` (its result tables, figures compared with a baseline
 measured in the same run); anything else in it is raw data. A benchmark that fails is reported in
 RESULTS.md and makes this script exit non-zero, after the others ran.
+
+The soak (`nox -s soak`, bench/soak.py; minutes long, so not one of the areas run here) writes
+bench/results/soak.json in the same shape and recomposes RESULTS.md with `compose`.
 """
 
 from __future__ import annotations

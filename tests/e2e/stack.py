@@ -99,9 +99,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 def start_stack(work_dir: Path, env: Mapping[str, str] | None = None) -> RunningStack:
-    """Start a stack with its data in `work_dir`/data on free ports; return once health answers 200."""
+    """Start a stack with its data in `work_dir`/data on free ports (the front door on
+    `env["CODITECT_PORT"]` when given, e.g. to restart on the same port); return once health
+    answers 200."""
     data_dir = work_dir / "data"
-    port = free_port()
+    port = int((env or {}).get("CODITECT_PORT") or free_port())
     full_env = dict(os.environ)
     full_env.update(
         CODITECT_DATA_DIR=str(data_dir),

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -179,21 +180,43 @@ class SyncStack:
         stack = cls(work, env or {})
         try:
             for name in FUNCTIONS:
-                spec = registry.function(name)
-                planned = Planned(spec, ROOT / spec.source, free_port())
-                log = (stack.settings.logs_dir / f"{name}.log").open("ab")
-                stack.procs[name] = subprocess.Popen(
-                    planned.argv(), env=planned.env(stack.settings, "http://127.0.0.1:9/", stack.env),
-                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-                stack.upstreams[name] = planned.url
-            for name, url in stack.upstreams.items():
-                wait_for(lambda u=url: _answers(u + "/healthz"), 120, f"{name} to start")  # type: ignore[misc]
+                stack.spawn(name)
+            for name in FUNCTIONS:
+                stack.wait_started(name)
             stack.start_gateway()
         except BaseException:
             stack.stop()
             raise
         return stack
+
+    def spawn(self, name: str) -> None:
+        """Start function `name` on a port free right now (as the devstack starts it)."""
+        spec = registry.function(name)
+        planned = Planned(spec, ROOT / spec.source, free_port())
+        with (self.settings.logs_dir / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(
+                planned.argv(), env=planned.env(self.settings, "http://127.0.0.1:9/", self.env),
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.upstreams[name] = planned.url
+
+    def wait_started(self, name: str, attempts: int = 3) -> None:
+        """Wait until `name` answers; a process that exits first (its port taken between the
+        choice and the bind: the machine's other clients use the same ephemeral range) is started
+        again on another port. What it printed is in the error if it never comes up."""
+        for _ in range(attempts):
+            process = self.procs[name]
+            try:
+                wait_for(partial(_exited_or_answers, process, self.upstreams[name]), 120, f"{name} to start")
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}:\n{self.log(name)[-4000:]}") from None
+            if process.poll() is None:
+                return
+            self.spawn(name)
+        raise RuntimeError(f"{name} exited {attempts} times while starting:\n{self.log(name)[-4000:]}")
+
+    def log(self, name: str) -> str:
+        return (self.settings.logs_dir / f"{name}.log").read_text(errors="replace")
 
     def start_gateway(self) -> None:
         """The local stack's own front door (Caddy, config rendered from the registry) over these
@@ -205,11 +228,11 @@ class SyncStack:
         config.write_text(json.dumps(frontdoor.render(names, self.upstreams, door)))
         env = {**self.env, "HOME": str(door.storage), "XDG_DATA_HOME": str(door.storage)}
         env["XDG_CONFIG_HOME"] = str(door.storage)
-        log = (self.settings.logs_dir / "frontdoor.log").open("ab")
-        self.gateway = subprocess.Popen(
-            [frontdoor.caddy_binary(), "run", "--config", str(config)],
-            env=env, cwd=self.settings.data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        with (self.settings.logs_dir / "frontdoor.log").open("ab") as log:
+            self.gateway = subprocess.Popen(
+                [frontdoor.caddy_binary(), "run", "--config", str(config)],
+                env=env, cwd=self.settings.data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         wait_for(lambda: _answers(self.url + "/api/v5/health/none"), 60, "the front door to start")
 
     def stop_gateway(self) -> None:
@@ -222,7 +245,7 @@ class SyncStack:
         one JSON line per request, flushed as written)."""
         counted: dict[str, int] = {}
         for name in ("files", "files-ops"):
-            for line in (self.settings.logs_dir / f"{name}.log").read_text(errors="replace").splitlines():
+            for line in self.log(name).splitlines():
                 if '"msg": "request"' in line and '"route": "files.' in line:
                     key = f"{json.loads(line)['method']} files"
                     counted[key] = counted.get(key, 0) + 1
@@ -268,6 +291,10 @@ class SyncStack:
         for process in self.procs.values():
             _stop(process)
         self.http.close()
+
+
+def _exited_or_answers(process: subprocess.Popen[bytes], url: str) -> bool:
+    return process.poll() is not None or _answers(url + "/healthz")
 
 
 def _answers(url: str) -> bool:

@@ -114,6 +114,19 @@ def test_a_files_traversal_to_metrics_with_a_login_is_refused(
     assert not _is_metrics(response)
 
 
+def test_a_long_query_within_the_header_limit_reaches_the_function(
+    stack: RunningStack, user: tuple[dict[str, str], str]
+) -> None:
+    """A 40 KB cursor (Caddy's default limit, ~16 KiB, gave Go's plain 431 and a reset) is the
+    function's own answer: the envelope, 422 for a cursor over its documented length."""
+    auth = {"Authorization": user[0]["Authorization"]}
+    with stack.client() as http:
+        r = http.get("/api/v5/sessions", params={"cursor": "\x80" * 7_000}, headers=auth)
+        error = check_envelope(r, 422)
+        assert error["code"] == "validation_failed" and error["details"][0]["loc"] == ["query", "cursor"]
+        assert len(str(r.request.url)) > 40_000
+
+
 def test_a_client_cannot_choose_its_address(stack: RunningStack) -> None:
     """Two different spoofed addresses land in one bucket: the login throttle's key is the
     client address, and the failed-login log line shows which one the function used."""

@@ -37,6 +37,12 @@ CONFIG = """
 [generation]
 max-examples = {examples}
 
+# Every check runs (the default) but this one; set here, not with `--checks` on the command line:
+# CLI options take precedence over per-operation settings and would switch the exceptions below
+# back on.
+[checks.positive_data_acceptance]
+enabled = false
+
 [phases.stateful]
 max-steps = 25
 
@@ -92,14 +98,6 @@ def tenant(http: httpx.Client, name: str) -> str:
     return str(token)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open (issue 15 item 14): the stateful phase still reports use-after-free for a stopped "
-        "workspace, resource-availability 404s (a workspace just allocated; a file path inside a new "
-        "session) and network errors on long-polls; see the closing note"
-    ),
-    strict=False,
-)
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     running = start_stack(tmp_path)
     try:
@@ -121,12 +119,13 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
         command = [
             *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run"),
             f"{running.url}/api/v5/openapi.json",
-            *("--url", running.url, "--checks", "all", "--exclude-checks", "positive_data_acceptance"),
+            *("--url", running.url),
             "--seed=1",
             *("--phases", "examples,coverage,fuzzing,stateful", "--exclude-path-regex", EXCLUDED),
             "--no-color",
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        (tmp_path / "report.txt").write_text(result.stdout + result.stderr)  # whole, to read after a failure
     finally:
         running.stop()
     report = result.stdout + result.stderr

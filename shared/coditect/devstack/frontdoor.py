@@ -96,6 +96,14 @@ def caddy_binary() -> str:
     )
 
 
+# The request line and headers together, as the production ingress (Envoy's default
+# max_request_headers_kb = 60) takes them. Caddy's own default is ~16 KiB: a long but valid
+# query (a client's cursor, a fuzzer's) met Go's plain-text 431 before any route could answer
+# the JSON envelope; within this limit the function behind answers it. Beyond it Go's server
+# still answers 431 itself, before any handler (docs/frontdoor.md, "Limits").
+HEADER_BYTES = 60 * 1024
+
+
 @dataclass(frozen=True)
 class FrontDoor:
     """What the config needs besides the route table (all from StackSettings)."""
@@ -268,6 +276,7 @@ def render(functions: list[FunctionSpec], upstreams: Upstreams, door: FrontDoor)
         "protocols": ["h1"],
         "automatic_https": {"disable": True},
         "read_header_timeout": "10s",
+        "max_header_bytes": HEADER_BYTES,
         "read_idle_timeout": f"{door.body_timeout:g}s",
         "read_min_rate": door.body_min_rate,
         "idle_timeout": "2m",
