@@ -2,7 +2,7 @@
 
     running = start_stack(tmp_path)          # free ports, its own data directory
     running.url                              # the front door, e.g. http://127.0.0.1:41234
-    running.pid("health"), running.log("health"), running.state()
+    running.pid("health"), running.log("health"), running.state()   # log: all its processes
     running.stop()                           # SIGTERM, returns the supervisor's exit status
 
 Most tests use the session-scoped `stack` fixture (tests/e2e/conftest.py) instead of starting
@@ -63,9 +63,11 @@ class RunningStack:
         return str(self.state()["broker"])
 
     def log(self, name: str) -> str:
-        """The log of one process: a function's name, or frontdoor, broker, scheduler, devstack."""
-        path = self.data_dir / "logs" / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """The log of a function (all its processes': `<name>.log`, `<name>.2.log`, ...), or of
+        frontdoor, broker, scheduler, devstack."""
+        logs = self.data_dir / "logs"
+        paths = [logs / f"{name}.log", *sorted(logs.glob(f"{name}.[0-9].log"))]
+        return "".join(path.read_text(errors="replace") for path in paths if path.exists())
 
     def output(self) -> str:
         """What the supervisor printed on its terminal."""

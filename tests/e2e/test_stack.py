@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -135,9 +136,39 @@ def _answers(url: str) -> bool:
         return False
 
 
+class _Stream:
+    """Requests one after another (a steady client) until stopped; every status it got."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.statuses, self.done = url, [], threading.Event()  # type: ignore[var-annotated]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as http:
+            while not self.done.is_set():
+                try:
+                    self.statuses.append(http.get(self.url).status_code)
+                except httpx.HTTPError as exc:
+                    self.statuses.append(type(exc).__name__)
+
+    def stop(self) -> list[int | str]:
+        self.done.set()
+        self.thread.join(60)
+        return list(self.statuses)
+
+
 def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: Path) -> None:
+    """Each HTTP function runs as two processes (CODITECT_REPLICAS): one killed, the other keeps
+    answering every request while the first is restarted."""
     running = start_stack(tmp_path)
     try:
+        replicas = running.state()["functions"]["health"]["replicas"]
+        assert len(replicas) == 2 and replicas[0]["pid"] == running.pid("health")
+        assert Path(replicas[1]["log"]) == running.data_dir / "logs" / "health.2.log"
+        other = replicas[1]["pid"]
+        stream = _Stream(running.url + "/api/v5/health")
+        wait_for(lambda: len(stream.statuses) > 20, 30, "requests before the kill")
         old = running.pid("health")
         os.kill(old, signal.SIGKILL)
         new = wait_for(
@@ -152,9 +183,15 @@ def test_a_killed_function_is_restarted_and_sigterm_leaves_no_orphans(tmp_path: 
         assert running.state()["functions"]["health"]["restarts"] == 1
         assert "health exited with signal SIGKILL" in running.output()
         wait_for(lambda: "health restarted" in running.output(), 30, "the restart report")
+        statuses = stream.stop()
+        assert len(statuses) > 40 and set(statuses) == {200}, [s for s in statuses if s != 200]
+        assert running.state()["functions"]["health"]["replicas"][1]["pid"] == other  # untouched
         assert "exited with signal SIGKILL; restarting" in running.log("health")
         assert new != old
-        pgids = {info["pid"] for info in running.state()["functions"].values() if info["pid"]}
+        pgids = {
+            replica["pid"] for info in running.state()["functions"].values() for replica in info["replicas"]
+        }
+        assert len(pgids) > len(registry.FUNCTIONS)  # the second processes are in there
         # The front door is supervised like a function: killed, it is restarted and answers again.
         killed = running.state()["frontdoor"]["pid"]
         assert killed and _group_members({killed}), "the front door (caddy) runs in its own process group"

@@ -31,7 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser("routes", help="print the front door's route table")
     args = parser.parse_args(argv)
-    settings = StackSettings.from_env()
+    try:
+        settings = StackSettings.from_env()
+    except ValueError as exc:  # a malformed setting: say which, no traceback
+        parser.exit(2, f"[devstack] ERROR: {exc}\n")
     if args.command == "routes":
         print_routes(settings)
         return 0

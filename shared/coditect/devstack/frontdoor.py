@@ -26,6 +26,15 @@ explains every choice; in short:
   function (or the relay) is contacted (Caddy `request_buffers`), so a slow sender never holds a
   function thread; larger ones (file uploads, up to 100 MiB) are streamed at no less than that
   rate.
+- Retries (issue 15, items 17 and 18): a request whose upstream connection fails before an answer
+  is tried once more. Caddy always retries a failed *connect* (nothing was sent); after a
+  connection closed before the response (a kept-alive connection the function was closing, a
+  process killed mid-request) only `retry_match` requests are repeated: the idempotent methods
+  (GET, HEAD, OPTIONS, PUT, DELETE; the relay: GET, HEAD, OPTIONS) and a POST that carries
+  `Idempotency-Key` on a route that honours it (`_honours_key`). Any other POST is never
+  replayed. A function run as several processes (`CODITECT_REPLICAS`) is load-balanced over
+  them, and a process that fails is skipped for `FAIL_SECONDS` (passive health), so its restart
+  is not seen by clients.
 """
 
 from __future__ import annotations
@@ -34,12 +43,13 @@ import os
 import shutil
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coditect.deploy.routes import PathRoute, route_table
+from coditect.deploy.routes import PathRoute, path_regex, route_table
+from coditect.devstack.plan import DEFAULT_REPLICAS
 from coditect.errors import ApiError, MethodNotAllowed, NotFound, RequestTimeout, ServiceUnavailable
 from coditect.http import envelope
 from coditect.registry.spec import FunctionSpec
@@ -53,6 +63,14 @@ BUFFER_BYTES = 1024 * 1024 + 1
 _RID = "{http.vars.rid}"
 _SANE_RID = "^[A-Za-z0-9._:-]{8,128}$"  # coditect.http.app's rule for a caller's request id
 _SENTINEL = "REQUESTIDSENTINEL"
+# Methods replayed after a connection closed before the answer: RFC 9110's idempotent ones
+# (§9.2.2); the relay's workspaces are arbitrary programs, so only the safe ones there.
+IDEMPOTENT_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # coditect.idempotency.HEADER
+# A failed process of a replicated function is left out of the rotation this long (Caddy's
+# passive health check); long enough to cover most of a restart, short enough not to matter.
+FAIL_SECONDS = 2
 
 
 class CaddyMissing(Exception):
@@ -122,13 +140,37 @@ def _path(regex: str) -> dict[str, Any]:
     return {"vars_regexp": {"{http.request.uri.path}": {"pattern": f"^(?:{regex})$"}}}
 
 
-def _proxy(upstream: str | None, name: str) -> list[dict[str, Any]]:
-    """The handlers sending a request to one function (a named route: one connection pool each)."""
-    if upstream is None:
+def _honours_key(spec: FunctionSpec) -> list[str]:
+    """Path regexes of `spec`'s POST routes that honour `Idempotency-Key` (a repeat answers what
+    the first made, coditect.idempotency / the workspace allocation): only these are replayed."""
+    return sorted(
+        path_regex(route.path)
+        for route in spec.routes
+        if route.method == "POST" and (route.idempotent or IDEMPOTENCY_HEADER in route.request_headers)
+    )
+
+
+def retry_match(methods: Sequence[str], keyed_posts: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Caddy `retry_match` matcher sets (any one matches): which requests are replayed after a
+    connection closed before the answer (a failed connect is always retried)."""
+    sets: list[dict[str, Any]] = [{"method": list(methods)}]
+    if keyed_posts:
+        sets.append(
+            {"method": ["POST"], "header": {IDEMPOTENCY_HEADER: ["*"]}, **_path("|".join(keyed_posts))}
+        )
+    return sets
+
+
+def _proxy(
+    upstreams: Sequence[str], name: str, retry: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The handlers sending a request to one function (a named route: one connection pool each),
+    load-balanced over its processes."""
+    if not upstreams:
         return [respond(ServiceUnavailable(f"The {name!r} function is not running in the local stack."))]
     proxy: dict[str, Any] = {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": upstream.removeprefix("http://")}],
+        "upstreams": [{"dial": upstream.removeprefix("http://")} for upstream in upstreams],
         "flush_interval": -1,  # stream answers (downloads, long polls) as they come
         "headers": {
             "request": {"set": {"X-Request-Id": [_RID], CLIENT_IP_HEADER: ["{http.request.remote.host}"]}}
@@ -138,7 +180,16 @@ def _proxy(upstream: str | None, name: str) -> list[dict[str, Any]]:
         "transport": {"protocol": "http", "keep_alive": {"idle_timeout": "1s"}},
         # Bodies up to the JSON limit are read whole before the function is contacted.
         "request_buffers": BUFFER_BYTES,
+        # One more try: on another process when there are several (a failed one is skipped
+        # below), on a new connection otherwise. Buffered bodies are replayed whole.
+        "load_balancing": {"retries": 1, "retry_match": retry or retry_match(IDEMPOTENT_METHODS)},
     }
+    if len(upstreams) > 1:
+        # Fewest requests in flight: a process whose threads are held (long polls, slow requests)
+        # gets fewer new ones, where a random choice would queue them behind the held ones.
+        proxy["load_balancing"]["selection_policy"] = {"policy": "least_conn"}
+        # With one process this would turn one dropped connection into FAIL_SECONDS of 503s.
+        proxy["health_checks"] = {"passive": {"fail_duration": f"{FAIL_SECONDS}s", "max_fails": 1}}
     # A body that misses its deadline cancels the request (Caddy answers a bare 499); answer the
     # contract's 408 instead. The function was not contacted (buffered) or saw a cut stream.
     # `Connection: close`: else Go would first drain the rest of the body, i.e. wait for the
@@ -196,11 +247,20 @@ def _error_routes() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def render(
-    functions: list[FunctionSpec], upstreams: Mapping[str, str | None], door: FrontDoor
-) -> dict[str, Any]:
-    """The whole Caddy config. `upstreams`: function name → its http://host:port (None: not
-    running, its routes answer 503)."""
+Upstreams = Mapping[str, str | Sequence[str] | None]
+
+
+def _urls(upstreams: Upstreams, name: str) -> list[str]:
+    given = upstreams.get(name)
+    if given is None:
+        return []
+    return [given] if isinstance(given, str) else list(given)
+
+
+def render(functions: list[FunctionSpec], upstreams: Upstreams, door: FrontDoor) -> dict[str, Any]:
+    """The whole Caddy config. `upstreams`: function name → its http://host:port, or the list of
+    its processes' (None or empty: not running, its routes answer 503)."""
+    specs = {spec.name: spec for spec in functions}
     routes = _request_id_routes()
     table = route_table(functions)
     routes += [_api_route(entry) for entry in table]
@@ -208,7 +268,7 @@ def render(
     if relay is not None:
         # The relay takes every method, HTTP and WebSocket (an upgrade has no body to buffer),
         # and answers its own errors.
-        relay_handle = _proxy(upstreams.get(relay), relay)
+        relay_handle = _proxy(_urls(upstreams, relay), relay, retry_match(SAFE_METHODS))
         routes.append({"match": [_path(RELAY_REGEX)], "handle": relay_handle, "terminal": True})
     routes.append({"handle": [respond(NotFound("No such route."))]})
     server = {
@@ -222,7 +282,11 @@ def render(
         "idle_timeout": "2m",
         "routes": routes,
         "named_routes": {
-            name: {"handle": _proxy(upstreams.get(name), name)}
+            name: {
+                "handle": _proxy(
+                    _urls(upstreams, name), name, retry_match(IDEMPOTENT_METHODS, _honours_key(specs[name]))
+                )
+            }
             for name in sorted({name for entry in table for name in entry.owners})
         },
         "errors": {"routes": _error_routes()},
@@ -236,7 +300,14 @@ def render(
 
 
 def example(functions: list[FunctionSpec]) -> dict[str, Any]:
-    """The config `nox -s serve` renders, on example ports (functions from 9001 in registry
-    order), committed as docs/frontdoor.example.json."""
-    upstreams = {spec.name: f"http://127.0.0.1:{9001 + i}" for i, spec in enumerate(functions)}
+    """The config `nox -s serve` renders, on example ports (from 9001 in registry order: each HTTP
+    function's DEFAULT_REPLICAS processes, the relay's and each CloudEvent function's one),
+    committed as docs/frontdoor.example.json."""
+    ports = iter(range(9001, 9001 + 8 * len(functions)))
+    upstreams = {
+        spec.name: [
+            f"http://127.0.0.1:{next(ports)}" for _ in range(DEFAULT_REPLICAS if spec.kind == "http" else 1)
+        ]
+        for spec in functions
+    }
     return render(functions, upstreams, FrontDoor("127.0.0.1:8080", Path(".coditect/caddy")))

@@ -3,7 +3,9 @@
 Each function runs the way its Knative Service runs it: HTTP and CloudEvent functions under
 functions-framework (gunicorn, one worker, `THREADS` = the spec's concurrency =
 containerConcurrency), the ASGI relay under uvicorn, each with the env Knative would give it
-(`PORT`, `K_SERVICE`, `K_SINK`) plus the local data directory.
+(`PORT`, `K_SERVICE`, `K_SINK`) plus the local data directory. An HTTP function runs as
+`CODITECT_REPLICAS` such processes (default 2), each on its own port, so that the front door can
+send a request to the other while one restarts (docs/frontdoor.md, "Retries").
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from coditect.registry.spec import FunctionSpec
 
 LOOPBACK = "127.0.0.1"
 CORS_DEFAULTS: tuple[str, ...] = Settings.model_fields["cors_origins"].default
+DEFAULT_REPLICAS = 2  # processes per HTTP function (CODITECT_REPLICAS)
 
 
 def repo_root() -> Path:
@@ -58,6 +61,9 @@ class StackSettings:
     body_timeout: float = 10.0
     body_min_rate: int = 32 * 1024
     logs: Path | None = None  # CODITECT_LOGS_DIR: logs on another volume than the store
+    replicas: int = (
+        DEFAULT_REPLICAS  # CODITECT_REPLICAS: processes per HTTP function (the relay and events: 1)
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
@@ -75,6 +81,7 @@ class StackSettings:
             body_timeout=float(env.get("CODITECT_FRONTDOOR_BODY_TIMEOUT") or 10.0),
             body_min_rate=int(env.get("CODITECT_FRONTDOOR_BODY_MIN_RATE") or 32 * 1024),
             logs=Path(env["CODITECT_LOGS_DIR"]).resolve() if env.get("CODITECT_LOGS_DIR") else None,
+            replicas=_replicas(env.get("CODITECT_REPLICAS")),
         )
 
     @property
@@ -112,13 +119,27 @@ class StackSettings:
         return self.data_dir / "frontdoor.json"
 
 
+def _replicas(given: str | None) -> int:
+    if not given:
+        return DEFAULT_REPLICAS
+    try:
+        count = int(given)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 8:
+        raise ValueError(f"CODITECT_REPLICAS must be a whole number from 1 to 8, not {given!r}")
+    return count
+
+
 @dataclass(frozen=True)
 class Planned:
-    """One function process to run: its spec, its source file and its loopback port."""
+    """One function to run: its spec, its source file and the loopback port of each of its
+    processes (`port` the first's; `more_ports` the other replicas')."""
 
     spec: FunctionSpec
     source: Path
     port: int
+    more_ports: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -129,11 +150,24 @@ class Planned:
         return f"http://{LOOPBACK}:{self.port}"
 
     @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, *self.more_ports)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every process's URL (the front door balances over them)."""
+        return [f"http://{LOOPBACK}:{port}" for port in self.ports]
+
+    def process_name(self, replica: int) -> str:
+        """`<name>` for the first process, `<name>.2`, `<name>.3`... for the others (their logs)."""
+        return self.name if replica == 0 else f"{self.name}.{replica + 1}"
+
+    @property
     def present(self) -> bool:
         return self.source.is_file()
 
-    def argv(self) -> list[str]:
-        port = str(self.port)
+    def argv(self, replica: int = 0) -> list[str]:
+        port = str(self.ports[replica])
         if self.spec.kind == "asgi":
             # as in the container: uvicorn with the relay's settings and drain (coditect.relay.server)
             app = f"{self.source.stem}:{self.spec.target}"
@@ -143,7 +177,9 @@ class Planned:
                 "--source", str(self.source), "--signature-type", self.spec.kind,
                 "--host", LOOPBACK, "--port", port]  # fmt: skip
 
-    def env(self, settings: StackSettings, broker_url: str, base: Mapping[str, str]) -> dict[str, str]:
+    def env(
+        self, settings: StackSettings, broker_url: str, base: Mapping[str, str], replica: int = 0
+    ) -> dict[str, str]:
         env = dict(base)
         env.update(
             CODITECT_DATA_DIR=str(settings.data_dir),
@@ -151,7 +187,7 @@ class Planned:
             K_SERVICE=self.name,
             K_CONFIGURATION=self.name,
             K_REVISION=f"{self.name}-local",
-            PORT=str(self.port),
+            PORT=str(self.ports[replica]),
             THREADS=str(self.spec.concurrency),
             WORKERS="1",
             PYTHONUNBUFFERED="1",
@@ -193,5 +229,11 @@ def function_specs(settings: StackSettings) -> list[tuple[FunctionSpec, Path]]:
 
 
 def plan(settings: StackSettings) -> list[Planned]:
-    """One Planned per function, each on its own free loopback port."""
-    return [Planned(spec, source, free_port()) for spec, source in function_specs(settings)]
+    """One Planned per function, each process on its own free loopback port: `replicas` processes
+    for an HTTP function, one for the relay (its per-user connection limit is per process) and
+    for CloudEvent functions (the broker retries a delivery that finds one restarting)."""
+    planned = []
+    for spec, source in function_specs(settings):
+        count = settings.replicas if spec.kind == "http" else 1
+        planned.append(Planned(spec, source, free_port(), tuple(free_port() for _ in range(count - 1))))
+    return planned

@@ -1,7 +1,8 @@
 """The supervisor: brings the whole local stack up, keeps it up, and takes all of it down.
 
 Order of start: data directory and signing keys → broker (functions need `K_SINK`) → every
-function process (in parallel) → wait until each answers HTTP → the front door (Caddy, a child
+function process (in parallel; `CODITECT_REPLICAS` processes per HTTP function, each supervised
+on its own) → wait until each answers HTTP → the front door (Caddy, a child
 process like the functions, its config rendered from the registry with their real ports) →
 scheduler → the table.
 Order of stop (Ctrl-C / SIGTERM): scheduler → local workspaces recorded in <data dir>/workspaces/
@@ -47,7 +48,7 @@ class Stack:
         self.settings = settings
         self.out = out or sys.stdout
         self.planned: list[Planned] = []
-        self.children: dict[str, Child] = {}
+        self.children: dict[str, list[Child]] = {}  # function → its processes
         self.frontdoor: Child | None = None
         self.port = 0  # the front door's port, known once bound
         self.broker_server: Served | None = None
@@ -141,20 +142,24 @@ class Stack:
         # down, or state files: reap them before anything starts (they are not ours to adopt).
         await asyncio.to_thread(self.reap_workspaces)
         for p in present:
-            self.children[p.name] = Child(
-                p.name,
-                p.argv(),
-                env=p.env(s, broker_url, base_env),
-                cwd=s.root,
-                log_path=s.logs_dir / f"{p.name}.log",
-                url=p.url + "/",
-                report=self.say,
-                grace=s.grace,
-                on_change=self.write_state,
-            )
-        await asyncio.gather(*(child.start() for child in self.children.values()))
-        ready = await asyncio.gather(*(c.wait_ready(s.ready_timeout) for c in self.children.values()))
-        for child, ok in zip(self.children.values(), ready, strict=True):
+            self.children[p.name] = [
+                Child(
+                    p.process_name(i),
+                    p.argv(i),
+                    env=p.env(s, broker_url, base_env, i),
+                    cwd=s.root,
+                    log_path=s.logs_dir / f"{p.process_name(i)}.log",
+                    url=url + "/",
+                    report=self.say,
+                    grace=s.grace,
+                    on_change=self.write_state,
+                )
+                for i, url in enumerate(p.urls)
+            ]
+        processes = self.processes()
+        await asyncio.gather(*(child.start() for child in processes))
+        ready = await asyncio.gather(*(c.wait_ready(s.ready_timeout) for c in processes))
+        for child, ok in zip(processes, ready, strict=True):
             if not ok:
                 self.say(f"WARNING: {child.name} did not become ready; see {child.log_path}")
             child.supervise(s.ready_timeout)
@@ -165,10 +170,14 @@ class Stack:
         self.write_state()
         self.print_table(broker_url, time.monotonic() - started)
 
+    def processes(self) -> list[Child]:
+        """Every function process (all replicas), in registry order."""
+        return [child for replicas in self.children.values() for child in replicas]
+
     async def start_frontdoor(self, caddy: str) -> None:
         """Render Caddy's config with the real upstream ports, start it, wait until it answers."""
         s = self.settings
-        upstreams = {p.name: (p.url if p.present else None) for p in self.planned}
+        upstreams = {p.name: (p.urls if p.present else None) for p in self.planned}
         door = frontdoor.FrontDoor(
             listen=self.frontdoor_address(),
             storage=s.data_dir / "caddy",
@@ -222,11 +231,12 @@ class Stack:
             ("broker (K_SINK)", broker_url, "", "logs/broker.log"),
         ]
         for p in self.planned:
-            child = self.children.get(p.name)
-            if child is None:
+            replicas = self.children.get(p.name)
+            if replicas is None:
                 rows.append((p.name, "(skipped: no main.py)", p.spec.kind, ""))
-            else:
-                rows.append((p.name, p.url, f"{p.spec.kind} pid {child.pid}", f"logs/{p.name}.log"))
+            for child in replicas or []:
+                rows.append((child.name, child.url.rstrip("/") if child.url else "",
+                             f"{p.spec.kind} pid {child.pid}", f"logs/{child.name}.log"))  # fmt: skip
         jobs = f"{len(SCHEDULES)} cron jobs" if self.scheduler else "idle (no cron subscriber)"
         rows.append(("scheduler", jobs, "", "logs/scheduler.log"))
         lines = [f"Coditect local stack — data dir {s.data_dir}"]
@@ -249,13 +259,23 @@ class Stack:
             },
             "broker": f"http://{LOOPBACK}:{self.broker_server.port}/" if self.broker_server else None,
             "dead_letter": str(s.dead_letter),
+            # url/pid/restarts/log: the first process's; `replicas`: every process's.
             "functions": {
                 p.name: {
                     "kind": p.spec.kind,
                     "url": p.url if p.present else None,
-                    "pid": self.children[p.name].pid if p.name in self.children else None,
-                    "restarts": self.children[p.name].restarts if p.name in self.children else 0,
+                    "pid": self.children[p.name][0].pid if p.name in self.children else None,
+                    "restarts": self.children[p.name][0].restarts if p.name in self.children else 0,
                     "log": str(s.logs_dir / f"{p.name}.log"),
+                    "replicas": [
+                        {
+                            "url": (c.url or "").rstrip("/"),
+                            "pid": c.pid,
+                            "restarts": c.restarts,
+                            "log": str(c.log_path),
+                        }
+                        for c in self.children.get(p.name, [])
+                    ],
                 }
                 for p in self.planned
             },
@@ -274,7 +294,7 @@ class Stack:
         await asyncio.to_thread(self.reap_workspaces)
         if self.frontdoor is not None:
             await self.frontdoor.stop()
-        await asyncio.gather(*(child.stop() for child in self.children.values()))
+        await asyncio.gather(*(child.stop() for child in self.processes()))
         if self.broker_server is not None:
             await self.broker_server.stop()
         if self._owns_state_file():

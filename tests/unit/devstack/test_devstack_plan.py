@@ -21,7 +21,8 @@ def settings(tmp_path: Path, extra: Path | None = None) -> StackSettings:
 def test_every_registry_function_is_planned_on_its_own_port(tmp_path: Path) -> None:
     planned = plan(settings(tmp_path))
     assert [p.name for p in planned] == [spec.name for spec in registry.FUNCTIONS]
-    assert len({p.port for p in planned}) == len(planned)
+    ports = [port for p in planned for port in p.ports]
+    assert len(set(ports)) == len(ports)
     assert all(p.source == ROOT / "functions" / p.name / "main.py" for p in planned)
 
 
@@ -93,3 +94,27 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
     assert (s.data_dir, s.port, s.host, s.broker_port, s.extra) == (tmp_path, 9000, "0.0.0.0", 0, None)
     defaults = StackSettings.from_env({})
     assert defaults.port == 8080 and defaults.host == "127.0.0.1" and defaults.data_dir.name == ".coditect"
+
+
+def test_http_functions_run_as_replicas_the_relay_and_event_functions_as_one(tmp_path: Path) -> None:
+    planned = {p.name: p for p in plan(settings(tmp_path))}
+    for spec in registry.FUNCTIONS:
+        assert len(planned[spec.name].ports) == (2 if spec.kind == "http" else 1), spec.name
+    health = planned["health"]
+    assert (
+        health.urls == [f"http://127.0.0.1:{port}" for port in health.ports] and health.url == health.urls[0]
+    )
+    assert [health.process_name(i) for i in range(2)] == ["health", "health.2"]
+    second = health.argv(1)
+    assert second[second.index("--port") + 1] == str(health.ports[1])
+    assert health.env(settings(tmp_path), "http://b/", {}, 1)["PORT"] == str(health.ports[1])
+    single = StackSettings(root=ROOT, data_dir=tmp_path, replicas=1)
+    assert all(len(p.ports) == 1 for p in plan(single))
+
+
+def test_the_replica_count_setting(tmp_path: Path) -> None:
+    assert StackSettings.from_env({}).replicas == 2
+    assert StackSettings.from_env({"CODITECT_REPLICAS": "3"}).replicas == 3
+    for bad in ("0", "9", "two", "-1"):
+        with pytest.raises(ValueError, match="CODITECT_REPLICAS"):
+            StackSettings.from_env({"CODITECT_REPLICAS": bad})
