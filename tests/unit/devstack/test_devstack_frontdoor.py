@@ -7,12 +7,9 @@ import http.client
 import json
 import re
 import socket
-import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from coditect.errors import MethodNotAllowed, NotFound, ServiceUnavailable
 from coditect.http import envelope
 from coditect.registry.spec import FunctionSpec, Route
 from tests.helpers import read_408, slow_request
+from tests.unit.devstack.caddy import FakeFunction, reply_json, running_caddy
 
 # -- the route table ---------------------------------------------------------------------------
 
@@ -131,40 +129,23 @@ SPECS = [
 ]  # fmt: skip
 
 
-class Upstream:
+class Upstream(FakeFunction):
     """A fake function: records every request it gets and answers 200 with its name."""
 
     def __init__(self, name: str) -> None:
         self.name, self.seen = name, []  # type: ignore[var-annotated]
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def handle_one(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                size = len(self.rfile.read(length)) if length else 0
-                if self.headers.get("Transfer-Encoding") == "chunked":
-                    while chunk := int(self.rfile.readline().strip() or b"0", 16):
-                        size += len(self.rfile.read(chunk + 2)) - 2
-                    self.rfile.readline()
-                outer.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                   "size": size})  # fmt: skip
-                body = json.dumps({"function": outer.name}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = handle_one
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        size = len(request.rfile.read(length)) if length else 0
+        if request.headers.get("Transfer-Encoding") == "chunked":
+            while chunk := int(request.rfile.readline().strip() or b"0", 16):
+                size += len(request.rfile.read(chunk + 2)) - 2
+            request.rfile.readline()
+        self.seen.append({"method": request.command, "path": request.path, "headers": dict(request.headers),
+                          "size": size})  # fmt: skip
+        reply_json(request, {"function": self.name})
 
 
 @pytest.fixture(scope="module")
@@ -176,34 +157,12 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     upstreams["down"] = f"http://127.0.0.1:{free_port()}"  # nobody listens
     port = free_port()
     door = frontdoor.FrontDoor(f"127.0.0.1:{port}", work / "caddy", body_timeout=1.0, body_min_rate=64 * 1024)
-    config = work / "frontdoor.json"
-    config.write_text(json.dumps(frontdoor.render(SPECS, upstreams, door)))
-    env = {
-        "HOME": str(work),
-        "XDG_DATA_HOME": str(work),
-        "XDG_CONFIG_HOME": str(work),
-        "PATH": "/usr/bin:/bin",
-    }
-    with (work / "caddy.log").open("wb") as log:
-        proc = subprocess.Popen([frontdoor.caddy_binary(), "run", "--config", str(config)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, (work / "caddy.log").read_text()
-                assert time.monotonic() < deadline, "caddy did not start"
-                time.sleep(0.05)
-        yield url, fakes
+        with running_caddy(work, frontdoor.render(SPECS, upstreams, door), port) as url:
+            yield url, fakes
     finally:
-        proc.terminate()
-        proc.wait(10)
         for fake in fakes.values():
-            fake.server.shutdown()
+            fake.stop()
 
 
 def raw(url: str, method: str, path: str, body: bytes | None = None) -> httpx.Response:

@@ -7,12 +7,9 @@ it carries `Idempotency-Key` on a route that honours it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +18,9 @@ import pytest
 
 from coditect.deploy.routes import path_regex
 from coditect.devstack import frontdoor
+from coditect.devstack.plan import free_port
 from coditect.registry.spec import FunctionSpec, Route
-from tests.unit.devstack.test_devstack_frontdoor import free_port
+from tests.unit.devstack.caddy import FakeFunction, reply_json, running_caddy
 
 SPECS = [
     FunctionSpec("items", routes=(
@@ -38,7 +36,7 @@ SPECS = [
 ]  # fmt: skip
 
 
-class Dropping:
+class Dropping(FakeFunction):
     """A fake function that closes the connection without a byte of answer, once per request id,
     when the request asks for it: `X-Drop: fresh` (the first request of a new connection, which
     Go's own transport never repeats) or `X-Drop: reused` (a request on a kept-alive connection
@@ -47,37 +45,19 @@ class Dropping:
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
         self.dropped: set[str] = set()
-        outer = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            served = 0
-
-            def handle_one(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                rid = self.headers.get("X-Request-Id", "")
-                outer.seen.append({"method": self.command, "path": self.path, "rid": rid, "body": body})
-                mode = self.headers.get("X-Drop")
-                if rid not in outer.dropped and (mode == "fresh" or (mode == "reused" and self.served)):
-                    outer.dropped.add(rid)
-                    self.close_connection = True  # closed with nothing written
-                    return
-                self.served += 1
-                answer = json.dumps({"ok": True}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = handle_one
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        rid = request.headers.get("X-Request-Id", "")
+        self.seen.append({"method": request.command, "path": request.path, "rid": rid, "body": body})
+        mode, served = request.headers.get("X-Drop"), getattr(request, "served", 0)  # per connection
+        if rid not in self.dropped and (mode == "fresh" or (mode == "reused" and served)):
+            self.dropped.add(rid)
+            request.close_connection = True  # closed with nothing written
+            return
+        request.served = served + 1  # type: ignore[attr-defined]
+        reply_json(request, {"ok": True})
 
     def times(self, rid: str) -> int:
         """How many times the request with this id reached the function."""
@@ -91,37 +71,13 @@ def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Droppi
     dead = f"http://127.0.0.1:{free_port()}"  # a process that is down: nobody listens
     upstreams = {"items": items.url, "pair": [dead, pair.url], "relay": items.url}
     port = free_port()
-    config = work / "frontdoor.json"
-    config.write_text(
-        json.dumps(frontdoor.render(SPECS, upstreams, frontdoor.FrontDoor(f"127.0.0.1:{port}", work)))
-    )
-    env = {
-        "HOME": str(work),
-        "XDG_DATA_HOME": str(work),
-        "XDG_CONFIG_HOME": str(work),
-        "PATH": "/usr/bin:/bin",
-    }
-    with (work / "caddy.log").open("wb") as log:
-        proc = subprocess.Popen([frontdoor.caddy_binary(), "run", "--config", str(config)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    door = frontdoor.FrontDoor(f"127.0.0.1:{port}", work)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, (work / "caddy.log").read_text()
-                assert time.monotonic() < deadline, "caddy did not start"
-                time.sleep(0.05)
-        yield url, items, pair
+        with running_caddy(work, frontdoor.render(SPECS, upstreams, door), port) as url:
+            yield url, items, pair
     finally:
-        proc.terminate()
-        proc.wait(10)
         for fake in (items, pair):
-            fake.server.shutdown()
-            fake.server.server_close()
+            fake.stop()
 
 
 def send(url: str, method: str, path: str, drop: str | None, **headers: str) -> tuple[httpx.Response, str]:
