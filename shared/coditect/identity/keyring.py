@@ -26,16 +26,18 @@ class _Entry:
 
 
 _lock = threading.Lock()
-_verifiers: dict[Path, _Entry] = {}
+_verifiers: dict[tuple[Path | None, Path], _Entry] = {}
 _signers: dict[Path, _Entry] = {}
 
 
 def verifier(settings: Settings, kid: object = None) -> KeyRing:
     """The cached verify-only ring; reloaded for an unknown `kid` (rate-limited) or when old."""
-    directory = settings.resolved_keys_dir
+    # Keyed by the two settings the directory derives from: building the Path (and hashing the
+    # new object) on every authenticated request cost more than the rest of this lookup.
+    slot = (settings.keys_dir, settings.data_dir)
     now = monotonic()
     with _lock:
-        entry = _verifiers.get(directory)
+        entry = _verifiers.get(slot)
         stale = entry is None or now - entry.loaded >= settings.key_ring_max_age
         unknown = (
             entry is not None
@@ -44,8 +46,8 @@ def verifier(settings: Settings, kid: object = None) -> KeyRing:
             and now - entry.loaded >= settings.key_reload_interval
         )
         if entry is None or stale or unknown:
-            entry = _Entry(KeyRing.load(directory, public_only=True), now)
-            _verifiers[directory] = entry
+            entry = _Entry(KeyRing.load(settings.resolved_keys_dir, public_only=True), now)
+            _verifiers[slot] = entry
         return entry.ring
 
 

@@ -53,7 +53,8 @@ class RecordCodec(Generic[M]):
 
     def decode(self, data: bytes) -> M:
         try:
-            envelope = json.loads(data)
+            # Ours are UTF-8: decoding first skips json's encoding detection on bytes.
+            envelope = json.loads(data.decode())
             stored = envelope["v"]
             payload = envelope["d"]
         except (ValueError, TypeError, KeyError) as exc:
