@@ -152,6 +152,7 @@ def _finish(name: str, record: dict[str, Any], started: float, write: Database |
     if outcome in ("ok", "warn"):
         JOB_LAST_OK.labels(job=name).set(time.time())
     summary = {k: record.get(k) for k in ("job", "outcome", "duration_seconds", "counts", "detail")}
+    summary["trigger_id"] = record["trigger"].get("id")  # which event ran it (or found it leased)
     if "record_error" in record:
         summary["record_error"] = record["record_error"]
     (log.error if outcome == "failed" else log.info)("cron job", extra={"fields": summary})
