@@ -58,6 +58,14 @@ UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 _PARAM = re.compile(r"<(?:(?P<conv>[a-zA-Z_]\w*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_]\w*)>")
 _CONVERTERS = {"uuid": UUID, "path": "[^/].*", "int": "[0-9]+", "float": "[0-9]+\\.[0-9]+"}
 LABELS = {"app.kubernetes.io/part-of": "coditect"}
+# Replays. A failed connect is retried for every method (nothing was sent). A connection closed
+# before the answer is replayed only where a repeat cannot do twice what the first did: RFC 9110's
+# idempotent methods (§9.2.2) — on the relay only the safe ones, its workspaces being arbitrary
+# programs — and a POST carrying `Idempotency-Key` on a route that honours it
+# (`replayable_posts`). The local front door and the production ingress render the same rule.
+IDEMPOTENT_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # coditect.idempotency.HEADER
 
 
 def path_regex(rule: str) -> str:
@@ -136,6 +144,16 @@ def table(functions: list[FunctionSpec]) -> list[tuple[str, str, str | None]]:
     return sorted(method_rules) + sorted(path_rules, key=lambda r: (r[0], r[1]))
 
 
+def replayable_posts(spec: FunctionSpec) -> list[str]:
+    """Path regexes of `spec`'s POST routes that honour `Idempotency-Key` (a repeat answers what
+    the first made: coditect.idempotency, the workspace allocation)."""
+    return sorted(
+        path_regex(route.path)
+        for route in spec.routes
+        if route.method == "POST" and (route.idempotent or IDEMPOTENCY_HEADER in route.request_headers)
+    )
+
+
 def relays(functions: list[FunctionSpec]) -> list[FunctionSpec]:
     return [spec for spec in functions if spec.kind == "asgi"]
 
@@ -145,38 +163,71 @@ def has_fallback(functions: list[FunctionSpec]) -> bool:
 
 
 # -- Istio -------------------------------------------------------------------------------------
-def _istio_rule(name: str, function: str, matches: list[dict[str, Any]]) -> dict[str, Any]:
+# Envoy's retry triggers: `connect-failure` and `refused-stream` mean nothing reached the function;
+# `reset` is a connection closed before any response byte (it may have). One retry, as the local
+# front door does; a rule without `reset` still retries a failed connect.
+_RETRY_CONNECT = {"attempts": 1, "retryOn": "connect-failure,refused-stream"}
+_RETRY_REPLAY = {"attempts": 1, "retryOn": "connect-failure,refused-stream,reset"}
+
+
+def _istio_rule(name: str, function: str, matches: list[dict[str, Any]], replay: bool) -> dict[str, Any]:
     return {
         "name": name,
         "match": matches,
         "rewrite": {"authority": host(function)},
         "route": [{"destination": {"host": LOCAL_GATEWAY, "port": {"number": 80}}}],
         "timeout": f"{REQUEST_TIMEOUT}s",
+        "retries": _RETRY_REPLAY if replay else _RETRY_CONNECT,
     }
 
 
+def _one_of(methods: tuple[str, ...]) -> dict[str, str]:
+    return {"regex": "|".join(methods)}
+
+
+def _keyed_post(regex: str) -> dict[str, Any]:
+    return {"uri": {"regex": regex}, "method": {"exact": "POST"},
+            "headers": {IDEMPOTENCY_HEADER.lower(): {"regex": ".+"}}}  # fmt: skip
+
+
 def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
-    grouped: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
+    """Rules in match order: per function, the replayable requests (idempotent methods, keyed
+    POSTs where honoured; `reset` retried) before the rest (a failed connect retried only);
+    method rules of shared paths before path rules."""
+    keyed = {spec.name: set(replayable_posts(spec)) for spec in functions}
+    grouped: dict[tuple[bool, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for name, regex, method in table(functions):
-        match: dict[str, Any] = {"uri": {"regex": regex}}
-        if method:
-            match["method"] = {"exact": method}
-        grouped[(name, method is not None)].append(match)
-    http = [_istio_rule(f"{n}-by-method", n, m) for (n, by), m in sorted(grouped.items()) if by]
-    http += [_istio_rule(n, n, m) for (n, by), m in sorted(grouped.items()) if not by]
+        by_method = method is not None
+        if method is None:
+            grouped[(False, name, True)].append(
+                {"uri": {"regex": regex}, "method": _one_of(IDEMPOTENT_METHODS)}
+            )
+            grouped[(False, name, False)].append({"uri": {"regex": regex}})
+        else:
+            replay = method in IDEMPOTENT_METHODS
+            grouped[(True, name, replay)].append({"uri": {"regex": regex}, "method": {"exact": method}})
+        if regex in keyed[name] and method in (None, "POST"):
+            grouped[(by_method, name, True)].append(_keyed_post(regex))
+    http = [
+        _istio_rule(f"{name}{'-by-method' if by_method else ''}{'-replayable' if replay else ''}", name, matches, replay)
+        for (by_method, name, replay), matches in sorted(grouped.items(), key=lambda kv: (not kv[0][0], kv[0][1], not kv[0][2]))
+    ]  # fmt: skip
     for spec in relays(functions):
-        http.append(
-            {
-                "name": spec.name,
-                "match": [{"uri": {"exact": RELAY_PREFIX}}, {"uri": {"prefix": RELAY_PREFIX + "/"}}],
+        prefixes = [{"uri": {"exact": RELAY_PREFIX}}, {"uri": {"prefix": RELAY_PREFIX + "/"}}]
+        for replay in (True, False):
+            rule = {
+                "name": f"{spec.name}-replayable" if replay else spec.name,
+                "match": [{**m, "method": _one_of(SAFE_METHODS)} for m in prefixes] if replay else prefixes,
                 "route": [
                     {"destination": {"host": relay.host(spec), "port": {"number": relay.SERVICE_PORT}}}
                 ],
                 "timeout": RELAY_TIMEOUT,
+                "retries": _RETRY_REPLAY if replay else _RETRY_CONNECT,
             }
-        )
+            http.append(rule)
     if has_fallback(functions):
-        http.append(_istio_rule("unknown-api-path", FALLBACK_FUNCTION, [{"uri": {"prefix": API_PREFIX}}]))
+        fallback = [{"uri": {"prefix": API_PREFIX}}]
+        http.append(_istio_rule("unknown-api-path", FALLBACK_FUNCTION, fallback, replay=False))
     return {
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "VirtualService",

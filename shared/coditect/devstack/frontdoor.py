@@ -48,7 +48,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coditect.deploy.routes import PathRoute, path_regex, route_table
+from coditect.deploy.routes import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENT_METHODS,
+    SAFE_METHODS,
+    PathRoute,
+    replayable_posts,
+    route_table,
+)
 from coditect.devstack.plan import DEFAULT_REPLICAS
 from coditect.errors import ApiError, MethodNotAllowed, NotFound, RequestTimeout, ServiceUnavailable
 from coditect.http import envelope
@@ -63,11 +70,6 @@ BUFFER_BYTES = 1024 * 1024 + 1
 _RID = "{http.vars.rid}"
 _SANE_RID = "^[A-Za-z0-9._:-]{8,128}$"  # coditect.http.app's rule for a caller's request id
 _SENTINEL = "REQUESTIDSENTINEL"
-# Methods replayed after a connection closed before the answer: RFC 9110's idempotent ones
-# (§9.2.2); the relay's workspaces are arbitrary programs, so only the safe ones there.
-IDEMPOTENT_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT")
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-IDEMPOTENCY_HEADER = "Idempotency-Key"  # coditect.idempotency.HEADER
 # A failed process of a replicated function is left out of the rotation this long (Caddy's
 # passive health check); long enough to cover most of a restart, short enough not to matter.
 FAIL_SECONDS = 2
@@ -138,16 +140,6 @@ def respond(exc: ApiError, status: int | str | None = None) -> dict[str, Any]:
 def _path(regex: str) -> dict[str, Any]:
     """A matcher on the raw (decoded, uncleaned) path, full match."""
     return {"vars_regexp": {"{http.request.uri.path}": {"pattern": f"^(?:{regex})$"}}}
-
-
-def _honours_key(spec: FunctionSpec) -> list[str]:
-    """Path regexes of `spec`'s POST routes that honour `Idempotency-Key` (a repeat answers what
-    the first made, coditect.idempotency / the workspace allocation): only these are replayed."""
-    return sorted(
-        path_regex(route.path)
-        for route in spec.routes
-        if route.method == "POST" and (route.idempotent or IDEMPOTENCY_HEADER in route.request_headers)
-    )
 
 
 def retry_match(methods: Sequence[str], keyed_posts: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -284,7 +276,9 @@ def render(functions: list[FunctionSpec], upstreams: Upstreams, door: FrontDoor)
         "named_routes": {
             name: {
                 "handle": _proxy(
-                    _urls(upstreams, name), name, retry_match(IDEMPOTENT_METHODS, _honours_key(specs[name]))
+                    _urls(upstreams, name),
+                    name,
+                    retry_match(IDEMPOTENT_METHODS, replayable_posts(specs[name])),
                 )
             }
             for name in sorted({name for entry in table for name in entry.owners})

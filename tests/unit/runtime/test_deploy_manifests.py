@@ -158,22 +158,44 @@ def sample(rule: str) -> str:
     return re.sub(r"<(?:([^:>]+):)?[^>]+>", fill, rule)
 
 
-def route_for(vs: dict[str, Any], method: str, path: str) -> str | None:
-    """Istio semantics: the first http rule with a matching entry wins (regex = RE2 full match)."""
+def _string_match(match: dict[str, str], value: str | None) -> bool:
+    """Istio StringMatch (regex = RE2 full match)."""
+    if value is None:
+        return False
+    if "regex" in match:
+        return re.fullmatch(match["regex"], value) is not None
+    if "exact" in match:
+        return value == match["exact"]
+    return value.startswith(match["prefix"])
+
+
+def rule_for(
+    vs: dict[str, Any], method: str, path: str, headers: dict[str, str] | None = None
+) -> dict[str, Any] | None:
+    """Istio semantics: the first http rule with a matching entry wins; an entry matches when its
+    uri, method and every header match."""
+    sent = {k.lower(): v for k, v in (headers or {}).items()}
     for rule in vs["spec"]["http"]:
         for m in rule["match"]:
-            uri = m["uri"]
-            if "regex" in uri:
-                ok = re.fullmatch(uri["regex"], path) is not None
-            elif "exact" in uri:
-                ok = path == uri["exact"]
-            else:
-                ok = path.startswith(uri["prefix"])
-            if ok and m.get("method", {}).get("exact", method) == method:
-                if "rewrite" not in rule:
-                    return str(rule["route"][0]["destination"]["host"]).split(".", 1)[0]
-                return str(rule["rewrite"]["authority"]).split(".", 1)[0]
+            if (
+                _string_match(m["uri"], path)
+                and ("method" not in m or _string_match(m["method"], method))
+                and all(_string_match(want, sent.get(name)) for name, want in m.get("headers", {}).items())
+            ):
+                return dict(rule)
     return None
+
+
+def route_for(
+    vs: dict[str, Any], method: str, path: str, headers: dict[str, str] | None = None
+) -> str | None:
+    """The function (or the relay) that the VirtualService sends the request to."""
+    rule = rule_for(vs, method, path, headers)
+    if rule is None:
+        return None
+    if "rewrite" not in rule:
+        return str(rule["route"][0]["destination"]["host"]).split(".", 1)[0]
+    return str(rule["rewrite"]["authority"]).split(".", 1)[0]
 
 
 def gateway_route_for(http_routes: list[dict[str, Any]], method: str, path: str) -> str | None:
@@ -238,12 +260,43 @@ def test_ingress_sends_every_route_to_its_function_like_the_functions_own_router
         assert lookup("GET", "/metrics") is None and lookup("GET", "/healthz") is None
         assert lookup("GET", "/api/v5/health/../users/me") == "health"  # no normalisation: 404 there
     for rule in vs["spec"]["http"]:
-        if rule["name"] == "relay":
+        if rule["name"].startswith("relay"):
             assert rule["route"][0]["destination"]["host"] == "relay.coditect.svc.cluster.local"
             continue
         assert rule["route"][0]["destination"]["host"] == routes.LOCAL_GATEWAY
         assert rule["rewrite"]["authority"].endswith(".coditect.svc.cluster.local")
     assert all(len(r["spec"]["rules"]) <= 16 for r in gw)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "replayed"),
+    [
+        ("GET", "/api/v5/sessions", {}, True),
+        ("PUT", "/api/v5/sessions/{id}/files/a.txt", {}, True),
+        ("DELETE", "/api/v5/sessions/{id}", {}, True),
+        ("POST", "/api/v5/sessions", {"Idempotency-Key": "k1"}, True),  # honoured: replayed
+        ("POST", "/api/v5/sessions", {}, False),
+        ("POST", "/api/v5/workspaces", {"Idempotency-Key": "k1"}, True),  # shared path, by method
+        ("POST", "/api/v5/workspaces", {}, False),
+        ("POST", "/api/v5/auth/login", {"Idempotency-Key": "k1"}, False),  # login ignores the key
+        ("POST", "/api/v5/sessions/{id}/files:move", {}, False),
+        ("GET", "/workspaces/{id}/", {}, True),
+        ("POST", "/workspaces/{id}/api", {}, False),  # the relay: a user's program, safe methods only
+        ("PUT", "/workspaces/{id}/api", {}, False),
+    ],
+)
+def test_the_ingress_replays_only_what_a_repeat_cannot_double(
+    method: str, path: str, headers: dict[str, str], replayed: bool
+) -> None:
+    """Istio: every rule retries a failed connect once; a connection reset before the answer
+    (`reset`) only for idempotent methods and keyed POSTs where honoured (the front door's rule)."""
+    vs = routes.virtual_service(list(registry.FUNCTIONS))
+    rule = rule_for(vs, method, path.format(id=uuid.uuid4()), headers)
+    assert rule is not None
+    retry_on = set(rule["retries"]["retryOn"].split(","))
+    assert rule["retries"]["attempts"] == 1 and {"connect-failure", "refused-stream"} <= retry_on
+    assert ("reset" in retry_on) is replayed, (rule["name"], retry_on)
+    assert all("retries" in r for r in vs["spec"]["http"])
 
 
 def test_the_public_tickets_point_at_a_routed_path() -> None:
