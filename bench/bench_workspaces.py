@@ -12,11 +12,14 @@ then GET /api/v5/workspaces/{id} reads `ready`. Timed from the POST until that G
 Baseline, same run, same machine, alternating with the platform path: `LocalProvisioner.start`
 alone (spawn the workspace program, poll /healthz) — the floor any allocation path pays. The
 ratio platform/baseline is the platform's overhead. Each workspace is stopped after its run,
-outside the timing. The Broker's hop is not included (the local broker adds one HTTP POST).
+outside the timing. The Broker's hop is not included (the local broker adds one HTTP POST). Both
+paths start the sync agent's offline test double beside the program (no files API runs here), so
+the agent's hydration is not measured here; bench_sync.py measures it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -77,6 +80,13 @@ def main() -> int:
         CODITECT_ARGON2_TIME_COST="1",
         CODITECT_ARGON2_WEAK_PARAMS_FOR_TESTS="true",
         CODITECT_WORKSPACE_ALLOCATE_PER_MINUTE="1000",
+        # The functions run in-process, so there is no files API for a workspace's sync agent to
+        # hydrate from: both paths start the agent's offline test double (as the functional tests
+        # do), and a workspace is ready when its program answers. Without it every start ends
+        # `failed`/`start_timeout`.
+        CODITECT_WORKSPACE_SYNC_COMMAND=json.dumps(
+            [sys.executable, str(ROOT / "tests" / "fakes" / "sync_agent_double.py"), "--offline"]
+        ),
     )
     os.environ.pop("CODITECT_STORE", None)
     os.environ.pop("CODITECT_KEYS_DIR", None)
