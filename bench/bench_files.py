@@ -320,6 +320,7 @@ def main() -> None:
         "in_process": in_process(args.rounds, args.synchronous.upper()),
         "processes": through_processes(args.requests, args.base_url),
     }
+    result["title"] = "Files: store vs raw SQLite, 4 KiB and 1 MiB PUT/GET vs hello-world, upload memory"
     result["markdown"] = markdown(result)
     publish(args.out, result)
 
