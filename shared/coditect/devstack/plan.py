@@ -232,8 +232,20 @@ def plan(settings: StackSettings) -> list[Planned]:
     """One Planned per function, each process on its own free loopback port: `replicas` processes
     for an HTTP function, one for the relay (its per-user connection limit is per process) and
     for CloudEvent functions (the broker retries a delivery that finds one restarting)."""
+    # The front door (and a fixed broker port) bind after the functions: a port the kernel offers
+    # now may be theirs, so it is skipped, as is one offered twice.
+    taken = {settings.port, settings.broker_port}
     planned = []
     for spec, source in function_specs(settings):
         count = settings.replicas if spec.kind == "http" else 1
-        planned.append(Planned(spec, source, free_port(), tuple(free_port() for _ in range(count - 1))))
+        ports = [_unused_port(taken) for _ in range(count)]
+        planned.append(Planned(spec, source, ports[0], tuple(ports[1:])))
     return planned
+
+
+def _unused_port(taken: set[int]) -> int:
+    port = free_port()
+    while port in taken:
+        port = free_port()
+    taken.add(port)
+    return port

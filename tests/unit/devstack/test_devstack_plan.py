@@ -26,6 +26,20 @@ def test_every_registry_function_is_planned_on_its_own_port(tmp_path: Path) -> N
     assert all(p.source == ROOT / "functions" / p.name / "main.py" for p in planned)
 
 
+def test_no_function_is_planned_on_the_front_doors_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The front door binds after the functions, so a port the kernel offers while they are
+    planned may be its own (CI lost a run to a relay on the front door's port)."""
+    from coditect.devstack import plan as module
+
+    offered = iter([8080, 8080, 9001, 9001, *range(20000, 20200)])  # the door's port, then a repeat
+    monkeypatch.setattr(module, "free_port", lambda host="127.0.0.1": next(offered))
+    ports = [port for p in plan(settings(tmp_path)) for port in p.ports]
+    assert 8080 not in ports and ports[0] == 9001
+    assert len(set(ports)) == len(ports)
+
+
 def test_http_and_cloudevent_functions_run_under_functions_framework(tmp_path: Path) -> None:
     spec = FunctionSpec("thing", kind="cloudevent", concurrency=3, env=(("EXTRA", "1"),))
     p = Planned(spec, tmp_path / "main.py", 12345)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -156,12 +157,15 @@ def test_moving_a_directory_of_1000_files_is_atomic_for_a_reader(tenant: Tenant)
     thread = threading.Thread(target=reader)
     thread.start()
     try:
+        # Waiting by sleeping, not spinning: a spinning main thread holds the GIL between forced
+        # switches, and each of the reader's SQLite calls (which release it) then waits for a
+        # switch: the listing outlived the store's 5 s transaction age (transaction_too_old).
         while len(seen) < 2:
-            pass
+            time.sleep(0.005)
         service.move(tenant.db, fs, P("old"), P("new"), overwrite=False, ids=ids(), now=now())
         count = len(seen)
         while len(seen) < count + 2:
-            pass
+            time.sleep(0.005)
     finally:
         stop.set()
         thread.join()
