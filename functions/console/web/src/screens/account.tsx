@@ -1,5 +1,5 @@
 // The caller's account: profile, password, login sessions (revoke) and settings.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import * as api from "../api";
 import { ErrorText, Field, Panel, useAction, when } from "../ui";
 
@@ -7,6 +7,10 @@ interface AuthSession { id: string; created_at: string; last_used_at: string; us
 
 export function AccountScreen(props: { me: api.User | null; onMe: (u: api.User) => void }) {
   const [name, setName] = useState(props.me?.name ?? "");
+  // Once the person has typed, the profile must not overwrite the field: effects run after paint,
+  // so even this screen's first one can come after a quick edit (a ref, not state, so that a late
+  // effect sees the edit), and a later copy of the profile can arrive at any time.
+  const edited = useRef(false);
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
   const [logins, setLogins] = useState<AuthSession[]>([]);
@@ -15,11 +19,15 @@ export function AccountScreen(props: { me: api.User | null; onMe: (u: api.User) 
 
   const load = () => run(async () => setLogins(await api.all<AuthSession>("/api/v5/users/me/auth-sessions")));
   useEffect(() => void load(), []);
-  useEffect(() => setName(props.me?.name ?? ""), [props.me]);
+  useEffect(() => { if (!edited.current) setName(props.me?.name ?? ""); }, [props.me?.name]);
 
   const saveProfile = (e: Event) => {
     e.preventDefault();
-    void run(async () => { props.onMe(await api.patch<api.User>("/api/v5/users/me", { name: name.trim() })); setNote("Profile saved."); });
+    void run(async () => {
+      props.onMe(await api.patch<api.User>("/api/v5/users/me", { name: name.trim() }));
+      edited.current = false;
+      setNote("Profile saved.");
+    });
   };
   const changePassword = (e: Event) => {
     e.preventDefault();
@@ -36,7 +44,7 @@ export function AccountScreen(props: { me: api.User | null; onMe: (u: api.User) 
       <Panel title="Profile">
         <form class="stack" onSubmit={saveProfile} aria-label="Profile">
           <p class="muted">{props.me?.email} · {props.me?.role}</p>
-          <Field label="Display name" value={name} onInput={setName} required />
+          <Field label="Display name" value={name} onInput={(v) => { edited.current = true; setName(v); }} required />
           <button type="submit" class="primary">Save profile</button>
         </form>
       </Panel>
