@@ -31,7 +31,8 @@ explains every choice; in short:
   connection closed before the response (a kept-alive connection the function was closing, a
   process killed mid-request) only `retry_match` requests are repeated: the idempotent methods
   (GET, HEAD, OPTIONS, PUT, DELETE; the relay: GET, HEAD, OPTIONS) and a POST that carries
-  `Idempotency-Key` on a route that honours it (`_honours_key`). Any other POST is never
+  `Idempotency-Key` on a route that honours it (`coditect.deploy.routes.replayable_posts`: the
+  rule the production ingress renders too). Any other POST is never
   replayed. A function run as several processes (`CODITECT_REPLICAS`) is load-balanced over
   them, and a process that fails is skipped for `FAIL_SECONDS` (passive health), so its restart
   is not seen by clients.
