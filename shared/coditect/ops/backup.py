@@ -36,7 +36,7 @@ from coditect.ops.logical import ExportWriter, read_pairs
 from coditect.ops.retention import plan_retention
 from coditect.ops.runner import BACKUP_AGE, JobContext, Result
 from coditect.store import Database, KeyValue, Transaction, strinc
-from coditect.store.sqlite import SQLiteDatabase
+from coditect.store.sqlite import VERSION_SQL, SQLiteDatabase
 
 log = logging.getLogger("coditect.ops")
 SNAPSHOT = "store.db.zst"
@@ -50,7 +50,7 @@ def snapshot_sqlite(source: Path, dest: Path, *, pages: int, sleep: float) -> in
     src = sqlite3.connect(source, isolation_level=None, timeout=30.0)
     try:
         src.execute("BEGIN")  # one read transaction for the whole copy: a fixed WAL snapshot
-        (version,) = src.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+        (version,) = src.execute(VERSION_SQL).fetchone()
         dst = sqlite3.connect(dest)
         try:
             src.backup(dst, pages=pages, sleep=sleep)

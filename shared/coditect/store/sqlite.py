@@ -5,7 +5,8 @@ resolvers): reads run in a SQLite read transaction, i.e. one WAL snapshot, whose
 is the transaction's *read version*. A commit takes SQLite's write lock (`BEGIN IMMEDIATE`),
 looks at the write-conflict ranges of every commit newer than its read version in the
 `commits` log, and fails with 1020 when one intersects its read-conflict ranges; otherwise it
-applies its buffered mutations, logs its own write ranges under the next version and commits.
+applies its buffered mutations, logs its own write ranges under the next version and commits
+(the newest row of that log is the commit counter: no counter row is written per commit).
 The log is pruned after 10 s: no transaction lives longer than 5 s (1007).
 
 Commits are queued in the kernel and grouped (one fsync per batch of concurrent commits of a
@@ -32,7 +33,7 @@ from coditect.store import errors as E
 from coditect.store import space
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
-from coditect.store.sqlite_commit import Committer
+from coditect.store.sqlite_commit import VERSION_EXPR, Committer
 from coditect.store.versionstamp import fill, make_stamp
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,13 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0), ('pruned', 0);
 """
 SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_VERSION_SQL = "SELECT value FROM meta WHERE name = 'version'"
+VERSION_SQL = f"SELECT {VERSION_EXPR}"
 _RANGE_SQL = {
     reverse: f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?"  # noqa: S608
     for reverse, order in ((False, "ASC"), (True, "DESC"))
 }
 _GET_SQL = "SELECT value FROM kv WHERE key = ?"
-_POINT_SQL = "SELECT (SELECT value FROM kv WHERE key = ?), (SELECT value FROM meta WHERE name = 'version')"
+_POINT_SQL = f"SELECT (SELECT value FROM kv WHERE key = ?), {VERSION_EXPR}"  # noqa: S608
 LOG_RETENTION_SECONDS = 10.0
 _UNSET = object()
 # The current pid without a system call per transaction; refreshed in a forked child.
@@ -101,7 +102,7 @@ class SQLiteTransaction(Transaction):
         if not self._reading:
             conn.execute("BEGIN")
             self._reading = True
-            version = int(conn.execute(_VERSION_SQL).fetchone()[0])  # this also pins the snapshot
+            version = int(conn.execute(VERSION_SQL).fetchone()[0])  # this also pins the snapshot
             if self._read_version is not None and version != self._read_version:
                 self._rebase(conn, version)
             self._read_version = version
@@ -268,6 +269,8 @@ class SQLiteTransaction(Transaction):
         if row and row[0] is not None:
             conn.execute("DELETE FROM commits WHERE version <= ?", (row[0],))
             conn.execute("UPDATE meta SET value = ? WHERE name = 'pruned'", (row[0],))
+            # The counter's floor (see sqlite_commit.VERSION_EXPR): never below a pruned version.
+            conn.execute("UPDATE meta SET value = max(value, ?) WHERE name = 'version'", (row[0],))
 
 
 class SQLiteDatabase(Database):

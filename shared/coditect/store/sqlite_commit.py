@@ -35,6 +35,13 @@ from coditect.store.errors import StoreError
 # A batch stops growing past this many transaction bytes (each transaction is ≤ 10 MB itself).
 BATCH_BYTES = 16_000_000
 PRUNE_EVERY = 256  # commit versions between two prunes of the commit log
+# The commit counter is the newest commit-log row, or the `meta` floor when there is none newer (a
+# new store, a restore's advance, a log pruned up to its newest row, a store written before the
+# counter moved to the log): a commit writes no counter row of its own — one page fewer per commit.
+VERSION_EXPR = (
+    "max((SELECT value FROM meta WHERE name = 'version'), ifnull((SELECT max(version) FROM commits), 0))"
+)
+_VERSIONS_SQL = f"SELECT {VERSION_EXPR}, (SELECT value FROM meta WHERE name = 'pruned')"  # noqa: S608
 
 # (connection, new version, pruned version) → the transaction's versionstamp; raises to refuse.
 Apply = Callable[[sqlite3.Connection, int, int], bytes]
@@ -136,12 +143,8 @@ class Committer:
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
             raise StoreError(E.NOT_COMMITTED, "store busy") from exc
         try:
-            first, pruned = (
-                int(v)
-                for (v,) in conn.execute(
-                    "SELECT value FROM meta WHERE name IN ('version', 'pruned') ORDER BY name DESC"
-                )
-            )
+            row = conn.execute(_VERSIONS_SQL).fetchone()
+            first, pruned = int(row[0]), int(row[1])
             version = first
             alone = len(batch) == 1
             for pending in batch:
@@ -160,7 +163,6 @@ class Committer:
             if version == first:  # nothing to commit (every member refused)
                 conn.execute("ROLLBACK")
                 return
-            conn.execute("UPDATE meta SET value = ? WHERE name = 'version'", (version,))
             if version // PRUNE_EVERY != first // PRUNE_EVERY:
                 self._prune(conn, time.time())
             conn.execute("COMMIT")

@@ -1,0 +1,99 @@
+"""The SQLite store's commit counter lives in its commit log: a commit writes its keys and its log
+row, no counter row (`coditect.store.sqlite_commit.VERSION_EXPR`); the `meta` row is only a floor."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from pathlib import Path
+
+import pytest
+
+from coditect.ops.transfer import advance_sqlite_version
+from coditect.store import StoreError, open_store
+from coditect.store.sqlite import LOG_RETENTION_SECONDS, VERSION_SQL, SQLiteDatabase, SQLiteTransaction
+
+
+def _store(tmp_path: Path) -> SQLiteDatabase:
+    db = open_store(f"sqlite://{tmp_path / 'store.db'}")
+    assert isinstance(db, SQLiteDatabase)
+    return db
+
+
+def _commit(db: SQLiteDatabase, key: bytes) -> int:
+    tr = db.create_transaction()
+    tr.set(key, b"v")
+    tr.commit()
+    version: int = struct.unpack(">QH", tr.get_versionstamp())[0]
+    return version
+
+
+def _meta_version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+
+
+def _wal_frames(db: SQLiteDatabase) -> int:
+    wal = db.path.with_name(db.path.name + "-wal")
+    page = int(db._reader().execute("PRAGMA page_size").fetchone()[0])
+    return (wal.stat().st_size - 32) // (page + 24) if wal.exists() and wal.stat().st_size else 0
+
+
+def test_commits_advance_the_counter_without_writing_a_counter_row(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    versions = [_commit(db, b"k%d" % i) for i in range(5)]
+    assert versions == [1, 2, 3, 4, 5]
+    assert _meta_version(db.path) == 0  # the floor of a new store, untouched by commits
+    assert db._reader().execute(VERSION_SQL).fetchone()[0] == 5
+    assert db.transact(lambda tr: tr.get(b"k4")) == b"v"
+
+
+def test_a_single_key_commit_appends_two_pages_to_the_wal(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    _commit(db, b"warm")  # the first commit may initialise pages of its own
+    before = _wal_frames(db)
+    for i in range(4):
+        _commit(db, b"key%d" % i)
+    # Each commit: the kv leaf and the commit-log leaf (a counter row in `meta` made it three).
+    assert _wal_frames(db) - before == 4 * 2
+
+
+def test_the_meta_floor_wins_when_it_is_ahead_of_the_log(tmp_path: Path) -> None:
+    # A restore advances the counter past its source's versions (ops.transfer), and a store
+    # written before the counter moved to the log keeps its counter in `meta`.
+    db = _store(tmp_path)
+    assert _commit(db, b"a") == 1
+    advance_sqlite_version(db.path, 1000)
+    assert _commit(db, b"b") == 1001
+    assert _commit(db, b"c") == 1002
+    assert _meta_version(db.path) == 1000
+
+
+def test_pruning_the_whole_log_never_takes_the_counter_back(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    for i in range(3):
+        _commit(db, b"k%d" % i)
+    conn = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        # Every row is older than the retention at this `now`: the log is emptied.
+        SQLiteTransaction._prune(conn, now=4e9 + LOG_RETENTION_SECONDS)
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM commits").fetchone()[0] == 0
+    finally:
+        conn.close()
+    assert _meta_version(db.path) == 3
+    assert _commit(db, b"after") == 4
+
+
+def test_a_reader_pinned_before_a_commit_keeps_its_version_and_conflicts(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    _commit(db, b"k")
+    reader = db.create_transaction()
+    assert reader.get(b"k") == b"v"
+    reader.get(b"other")  # a second read pins a snapshot at the counter read with it
+    _commit(db, b"k")
+    reader.set(b"out", b"1")
+    with pytest.raises(StoreError) as raised:
+        reader.commit()
+    assert raised.value.code == 1020
