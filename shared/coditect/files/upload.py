@@ -1,6 +1,9 @@
 """Streaming writes: staged chunks over several transactions, published by one flip.
 
     PUT body ──read 64 KiB at a time, hashing as it goes──▶ chunks
+       │ (first, one read transaction refuses what can be refused before the body is read —
+       │ preconditions, a directory in the way, quota — unless the body announces at most one
+       │ chunk: reading that costs nothing, and the publish transaction checks it all again)
        │ small file (≤ BATCH_CHUNKS = 16 chunks, 1 MiB): chunks, manifest, version and entry in
        │ ONE transaction
        ▼ larger: staging transactions of 1, 1, 2, then 4 MiB (`staging_plan`; 1 MiB each on
@@ -261,6 +264,22 @@ def _precheck(
     return quota.logical_used(tr, fs.tenant_id)
 
 
+def _check_before_body(
+    db: Database,
+    fs: FileSpace,
+    path: FilePath,
+    conditions: Preconditions,
+    content_length: int | None,
+    policy: Policy,
+) -> int:
+    """`_precheck` in a read transaction of its own; skipped (0) for a body announcing at most one
+    chunk: reading it costs nothing, and `_publish` checks all of it again (usage is only needed
+    without a Content-Length). A small write is then a single transaction."""
+    if content_length is not None and content_length <= chunks.CHUNK_SIZE:
+        return 0
+    return db.transact(_precheck, fs, path, conditions, content_length, policy)
+
+
 def _stage_async(
     db: Database,
     fs: FileSpace,
@@ -302,7 +321,7 @@ def write_stream(
     """
     if content_length is not None and content_length > policy.max_file_size:
         raise quota.too_large()
-    used = db.transact(_precheck, fs, path, conditions, content_length, policy)  # one read transaction
+    used = _check_before_body(db, fs, path, conditions, content_length, policy)
     upload_id = uuid.uuid4().hex
     ids = [uuid.uuid4().hex for _ in range(len(path.segments))]
     sha = hashlib.sha256()

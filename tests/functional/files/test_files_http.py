@@ -254,6 +254,43 @@ def test_quota_and_size_limits_over_http(fx: Files, monkeypatch: pytest.MonkeyPa
     assert quota.usage(fx.db, tenant).physical_bytes == 6 * C
 
 
+def test_a_one_chunk_body_is_checked_in_its_publish_transaction_alone(
+    fx: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body announcing at most one chunk skips the read-before-body transaction (issue 14, hot
+    path): the publish transaction refuses it for the same reasons, and nothing is written."""
+    from coditect.config import get_settings
+
+    monkeypatch.setenv("CODITECT_FILES_QUOTA_BYTES", str(C + C // 2))
+    get_settings.cache_clear()
+    alice = fx.accounts.register()
+    sid = fx.session(alice)
+    db = fx.db
+    calls: list[str] = []
+    transact = db.transact
+
+    def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", "?"))
+        return transact(fn, *args, **kwargs)
+
+    monkeypatch.setattr(db, "transact", counting)
+    check_envelope(fx.put(alice, sid, "d/small", os.urandom(C)), 201)
+    assert calls.count("_precheck") == 0 and calls.count("_publish") == 1
+    calls.clear()
+    check_envelope(fx.put(alice, sid, "bigger", os.urandom(C + 1)), 507, "quota_exceeded")
+    assert calls.count("_precheck") == 1 and "_publish" not in calls  # refused before the body
+    # The same refusals from the publish transaction alone:
+    check_envelope(fx.put(alice, sid, "over", os.urandom(C // 2 + 1)), 507, "quota_exceeded")
+    check_envelope(fx.put(alice, sid, "d", b"x"), 409)
+    check_envelope(
+        fx.put(alice, sid, "d/small", b"x", headers={"If-None-Match": "*"}), 412, "precondition_failed"
+    )
+    assert calls.count("_precheck") == 1
+    assert [i["path"] for i in check_envelope(fx.listing(alice, sid), 200)["items"]] == ["d"]
+    assert fx.get(alice, sid, "d/small").content_length == C
+    assert quota.usage(db, alice.tenant_id).logical_bytes == C
+
+
 def test_change_feed_over_http_pages_and_long_poll(fx: Files) -> None:
     alice = fx.accounts.register()
     sid = fx.session(alice)
