@@ -265,6 +265,7 @@ def _tenant(tenant_id: str) -> Subspace:
     return TENANT_ROOT.sub(tenant_id)
 
 
+@functools.lru_cache(maxsize=4096)  # ~10 times per file write: validate and pack once per session
 def session(tenant_id: str, session_id: str) -> Subspace:
     """`("t", tid, "s", sid)`: the ONE subspace holding everything scoped to a workspace session.
 
