@@ -49,6 +49,18 @@ def test_tenant_requires_canonical_uuid() -> None:
         keyspace.tenant(uuid.UUID(TID))  # type: ignore[arg-type]
 
 
+def test_session_requires_canonical_uuids_every_time() -> None:
+    sid = str(uuid.uuid4())
+    assert keyspace.session(TID, sid).prefix == ("t", TID, keyspace.SESSIONS, sid)
+    assert keyspace.session(TID, sid) is keyspace.session(TID, sid)  # cached once valid
+    for bad in [sid.upper(), sid.replace("-", ""), "s1", ""]:
+        for _ in range(2):  # a refusal is not cached as an answer
+            with pytest.raises(ValueError):
+                keyspace.session(TID, bad)
+    with pytest.raises(ValueError):
+        keyspace.session(TID.upper(), sid)
+
+
 def test_tenant_id_of() -> None:
     assert keyspace.tenant_id_of(keyspace.tenant(TID).sub(keyspace.USERS).key("u")) == TID
     assert keyspace.tenant_id_of(keyspace.PROBE.key()) is None
