@@ -103,8 +103,8 @@ def list_events(
     )
     events: list[AuditEvent] = []
     seen: set[str] = set()
-    for kv in kvs:
-        event = CODEC.decode(kv.value)
+    for _, value in kvs:
+        event = CODEC.decode(value)
         if event.id not in seen:  # a retried commit may have written it twice
             seen.add(event.id)
             events.append(event)

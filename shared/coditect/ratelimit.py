@@ -128,7 +128,7 @@ def hit(tr: Transaction, policy: Policy, subject: str, now: float) -> Decision:
         _save(tr, key, state)
         taken: set[int] = set()
     else:
-        taken = {_slot_index(kv.key) for kv in tr.snapshot.get_range(begin, end)}
+        taken = {_slot_index(key) for key, _ in tr.snapshot.get_range(begin, end)}
     free = [i for i in range(policy.limit - state.count) if i not in taken]
     if not free:
         tr.get_range(begin, end)  # a conflicting read: the denial is serializable (every slot taken)
@@ -156,8 +156,9 @@ def forgive(tr: Transaction, policy: Policy, subject: str) -> None:
     begin, end = _slots(policy, subject)
     claimed = tr.snapshot.get_range(begin, end, limit=1, reverse=True)
     if claimed:
-        tr.add_read_conflict_key(claimed[0].key)  # two forgivers must not free the same slot
-        tr.clear(claimed[0].key)
+        slot = claimed[0][0]
+        tr.add_read_conflict_key(slot)  # two forgivers must not free the same slot
+        tr.clear(slot)
         return
     key = subject_key(policy, subject)
     state = _load(tr, key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 import time
 from typing import Any
@@ -38,8 +39,8 @@ def _fill(store: Store, raws: list[bytes]) -> None:
 def test_ordering_is_bytewise_with_nul_and_ff(store: Store) -> None:
     _fill(store, list(reversed(RAW_KEYS)))
     got = store.db.transact(lambda tr: tr.get_range_startswith(store.prefix))
-    assert [kv.key for kv in got] == [store.k(r) for r in sorted(RAW_KEYS)]
-    assert [kv.key for kv in got] == sorted(store.k(r) for r in RAW_KEYS)
+    assert [key for key, _ in got] == [store.k(r) for r in sorted(RAW_KEYS)]
+    assert [key for key, _ in got] == sorted(store.k(r) for r in RAW_KEYS)
 
 
 def test_range_is_half_open_with_limit_and_reverse(store: Store) -> None:
@@ -47,14 +48,49 @@ def test_range_is_half_open_with_limit_and_reverse(store: Store) -> None:
     keys = [store.k(r) for r in sorted(RAW_KEYS)]
     db = store.db
     b, e = store.k(b"\x00"), store.k(b"\xff")
-    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e))] == keys[1:9]
-    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e, limit=3))] == keys[1:4]
-    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e, limit=3, reverse=True))] == keys[6:9][
+    assert [key for key, _ in db.transact(lambda tr: tr.get_range(b, e))] == keys[1:9]
+    assert [key for key, _ in db.transact(lambda tr: tr.get_range(b, e, limit=3))] == keys[1:4]
+    assert [key for key, _ in db.transact(lambda tr: tr.get_range(b, e, limit=3, reverse=True))] == keys[6:9][
         ::-1
     ]
-    assert [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e, reverse=True))] == keys[1:9][::-1]
+    assert [key for key, _ in db.transact(lambda tr: tr.get_range(b, e, reverse=True))] == keys[1:9][::-1]
     assert db.transact(lambda tr: tr.get_range(e, b)) == []
     assert db.transact(lambda tr: tr.get_range(b, b)) == []
+
+
+def test_range_rows_are_exact_tuples_of_bytes_on_every_path(store: Store) -> None:
+    """Range reads return plain `(key, value)` tuples — not a tuple subclass — whether the rows come
+    straight from the backend (one batch or several), merged with this transaction's writes, limited,
+    reversed or through a snapshot: the cyclic GC untracks exact tuples of bytes, never a subclass
+    (docs/hotpath.md, "Store overhead against raw sqlite3")."""
+    k = store.k
+    many = [k(b"m/%05d" % i) for i in range(1500)]  # more than the SQLite backend's first batch
+
+    def load(tr: Transaction) -> None:
+        for key in many:
+            tr.set(key, b"v")
+        tr.set(k(b"x/1"), b"one")
+
+    store.db.transact(load)
+
+    def reads(tr: Transaction) -> list[list[tuple[bytes, bytes]]]:
+        plain = [
+            tr.get_range(k(b"m/"), k(b"m0")),
+            tr.get_range(k(b"m/"), k(b"m0"), limit=10, reverse=True),
+            tr.snapshot.get_range_startswith(k(b"x/")),
+        ]
+        tr.set(k(b"x/0"), b"zero")  # now the range holds a write of this transaction: the merged path
+        return [*plain, tr.get_range_startswith(k(b"x/")), tr.snapshot.get_range(k(b"x/"), k(b"x0"))]
+
+    results = store.db.transact(reads)
+    assert [len(rows) for rows in results] == [1500, 10, 1, 2, 2]
+    assert [key for key, _ in results[0]] == many
+    assert results[3] == [(k(b"x/0"), b"zero"), (k(b"x/1"), b"one")]
+    rows = [row for result in results for row in result]
+    assert all(type(row) is tuple and len(row) == 2 for row in rows)
+    assert all(type(key) is bytes and type(value) is bytes for key, value in rows)
+    gc.collect()  # a full collection untracks every exact tuple holding only untracked objects
+    assert not any(gc.is_tracked(row) for row in rows)
 
 
 def test_read_your_writes_sets_clears_ranges_and_adds(store: Store) -> None:
@@ -74,8 +110,8 @@ def test_read_your_writes_sets_clears_ranges_and_adds(store: Store) -> None:
         seen["n"] = tr.get(k(b"n"))
         tr.add(k(b"c"), 7)  # add on a key cleared in this transaction starts from zero
         seen["c_added"] = tr.get(k(b"c"))
-        seen["range"] = [(kv.key, kv.value) for kv in tr.get_range_startswith(store.prefix)]
-        seen["rev2"] = [kv.key for kv in tr.get_range_startswith(store.prefix, limit=2, reverse=True)]
+        seen["range"] = tr.get_range_startswith(store.prefix)
+        seen["rev2"] = [key for key, _ in tr.get_range_startswith(store.prefix, limit=2, reverse=True)]
         return seen
 
     seen = store.db.transact(body)
@@ -85,10 +121,7 @@ def test_read_your_writes_sets_clears_ranges_and_adds(store: Store) -> None:
     expected = [(k(b"a"), b"A2"), (k(b"c"), seven), (k(b"d"), b"D2"), (k(b"n"), three)]
     assert seen["range"] == expected
     assert seen["rev2"] == [k(b"n"), k(b"d")]
-    assert (
-        store.db.transact(lambda tr: [(kv.key, kv.value) for kv in tr.get_range_startswith(store.prefix)])
-        == expected
-    )
+    assert store.db.transact(lambda tr: tr.get_range_startswith(store.prefix)) == expected
 
 
 def test_add_on_existing_value_and_wraparound(store: Store) -> None:
@@ -170,8 +203,9 @@ def test_mutations_apply_in_the_order_they_were_issued(store: Store) -> None:
 
     store.db.transact(body)
     rows = store.db.transact(lambda tr: tr.get_range_startswith(store.prefix))
-    assert [kv.key for kv in rows] == [kept]
-    assert len(rows[0].value) == 10 and rows[0].value != b"\x00" * 10
+    [(key, value)] = rows
+    assert key == kept
+    assert len(value) == 10 and value != b"\x00" * 10
 
 
 def test_snapshot_reads_never_fail_and_see_one_point_in_time(store: Store) -> None:
@@ -182,7 +216,7 @@ def test_snapshot_reads_never_fail_and_see_one_point_in_time(store: Store) -> No
     store.db.transact(lambda t: (t.set(a, b"2"), t.set(b, b"2")))  # commits between two reads
     # Later snapshot reads still see the first read's point in time, and nothing fails.
     assert tr.snapshot.get(b) == b"1"
-    assert [kv.value for kv in tr.snapshot.get_range(a, b + b"\x00")] == [b"1", b"1"]
+    assert [value for _, value in tr.snapshot.get_range(a, b + b"\x00")] == [b"1", b"1"]
     tr.set(store.k(b"out"), b"x")
     tr.commit()
 
@@ -193,7 +227,7 @@ def test_snapshot_read_adds_no_conflict_but_normal_read_does(store: Store) -> No
 
     snap = store.db.create_transaction()
     assert snap.snapshot.get(watched) == b"0"
-    assert [kv.key for kv in snap.snapshot.get_range_startswith(store.prefix)] == [watched]
+    assert [key for key, _ in snap.snapshot.get_range_startswith(store.prefix)] == [watched]
     plain = store.db.create_transaction()
     assert plain.get(watched) == b"0"
 
@@ -278,8 +312,8 @@ def test_versionstamp_of_a_commit(store: Store) -> None:
     tr.set_versionstamped_key(pack_versionstamped(prefix, user_version=7), b"v")
     tr.commit()
     stamp = tr.get_versionstamp()
-    [kv] = store.db.transact(lambda t: t.get_range_startswith(fdbtuple.pack(prefix)))
-    decoded = fdbtuple.unpack(kv.key)[-1]
+    [(key, _)] = store.db.transact(lambda t: t.get_range_startswith(fdbtuple.pack(prefix)))
+    decoded = fdbtuple.unpack(key)[-1]
     assert isinstance(decoded, fdbtuple.Versionstamp)
     assert decoded.tr_version == stamp and decoded.user_version == 7
 

@@ -63,7 +63,7 @@ def test_reader_never_sees_a_torn_move(store: Store) -> None:
         return int(tr.get(a) or b"0") + int(tr.get(b) or b"0")
 
     def total_by_range(tr: Transaction) -> int:
-        return sum(int(kv.value) for kv in tr.get_range(a, b + b"\x00"))
+        return sum(int(value) for _, value in tr.get_range(a, b + b"\x00"))
 
     sums: list[int] = []
     while any(p.is_alive() for p in procs) or len(sums) < 10:
@@ -94,7 +94,7 @@ def test_kill_9_loses_no_committed_and_shows_no_uncommitted_data(store: Store) -
 
     db = store.db
     entries = db.transact(lambda tr: tr.get_range(store.k(b"entry/"), store.k(b"entry0")))
-    assert [int(kv.value) for kv in entries] == reported  # every reported commit survived
+    assert [int(value) for _, value in entries] == reported  # every reported commit survived
     assert db.transact(lambda tr: tr.get(store.k(b"count"))) == b"%d" % len(reported)
     assert db.transact(lambda tr: tr.get(store.k(b"uncommitted"))) is None
     db.transact(lambda tr: tr.set(store.k(b"after"), b"ok"))  # the store still takes writes
@@ -106,12 +106,12 @@ def test_versionstamped_keys_are_unique_and_commit_ordered(store: Store) -> None
     order = store.k(b"order")
     _run_all(workers.stamped_writes, [(store.url, prefix, order, 40)] * 4)
     kvs = store.db.transact(lambda tr: tr.get_range_startswith(fdbtuple.pack(prefix)))
-    stamps = [fdbtuple.unpack(kv.key)[-1] for kv in kvs]
+    stamps = [fdbtuple.unpack(key)[-1] for key, _ in kvs]
     assert len(stamps) == 160
     assert all(isinstance(s, fdbtuple.Versionstamp) and s.is_complete() for s in stamps)
     assert len({(s.tr_version, s.user_version) for s in stamps}) == 160  # unique
     # Keys sort by versionstamp; the values were assigned in serialized commit order.
-    assert [int(kv.value) for kv in kvs] == list(range(160))
+    assert [int(value) for _, value in kvs] == list(range(160))
 
 
 def test_watch_fires_on_another_process_commit(store: Store) -> None:

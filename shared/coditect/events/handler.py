@@ -100,15 +100,15 @@ def prune_dedupe(db: Database, *, older_than: float, batch: int = 500, now: floa
     def step(tr: Transaction, start: bytes) -> tuple[int, bytes | None]:
         rows = tr.get_range(start, end, limit=batch)
         n = 0
-        for kv in rows:
+        for key, value in rows:
             try:
-                at = float(json.loads(kv.value)["at"])
+                at = float(json.loads(value)["at"])
             except (ValueError, KeyError, TypeError):
                 at = 0.0  # an unreadable mark is worth nothing: drop it
             if at < cutoff:
-                tr.clear(kv.key)
+                tr.clear(key)
                 n += 1
-        return n, (rows[-1].key + b"\x00") if len(rows) == batch else None
+        return n, (rows[-1][0] + b"\x00") if len(rows) == batch else None
 
     start: bytes | None = begin
     while start is not None:

@@ -90,8 +90,8 @@ def drain_outbox(db: Database, publisher: Publisher, *, limit: int = 100, min_ag
     begin, end = OUTBOX.range()
     rows = db.transact(lambda tr: tr.snapshot.get_range(begin, end, limit=limit))
     sent = 0
-    for kv in rows:
-        event = OutboxEvent.decode(kv.value)
+    for _, value in rows:
+        event = OutboxEvent.decode(value)
         if event.time_ns > cutoff:
             break
         if not flush_outbox(db, publisher, event):

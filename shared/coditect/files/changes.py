@@ -72,8 +72,7 @@ def read_changes(
     def page(tr: Transaction) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
         fs.check(tr)
         lo, hi = resume_range(_QUERY, begin, end, since)
-        kvs = tr.get_range(lo, hi, limit=limit)
-        return [(kv.key, kv.value) for kv in kvs], tr.get(head_key(fs))
+        return tr.get_range(lo, hi, limit=limit), tr.get(head_key(fs))
 
     while True:
         kvs, head = db.transact(page)

@@ -51,9 +51,9 @@ def _candidates(
     if after is not None:
         begin = after + b"\x00"
     out = []
-    for kv in tr.snapshot.get_range(begin, end, limit=limit):
-        parts = keyspace.FILES_GC.unpack(kv.key)[1:]
-        out.append((kv.key, parts, chunks.read_stamp(kv.value) if kv.value else 0.0))
+    for key, value in tr.snapshot.get_range(begin, end, limit=limit):
+        parts = keyspace.FILES_GC.unpack(key)[1:]
+        out.append((key, parts, chunks.read_stamp(value) if value else 0.0))
     return out
 
 

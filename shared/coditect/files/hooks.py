@@ -37,12 +37,12 @@ def _copy_step(
     src, dst = FileSpace(tid, source), FileSpace(tid, target)
     begin, end = src.space.range("e")
     kvs = tr.get_range(after + b"\x00" if after else begin, end, limit=COPY_STEP)
-    for kv in kvs:
-        target_key = dst.space.key(*src.space.unpack(kv.key))
+    for key, value in kvs:
+        target_key = dst.space.key(*src.space.unpack(key))
         if tr.get(target_key) is not None:
             continue  # copied by an earlier attempt
-        tr.set(target_key, kv.value)
-        entry = ENTRY.decode(kv.value)
+        tr.set(target_key, value)
+        entry = ENTRY.decode(value)
         if entry.type != "file":
             continue
         record = get_version(tr, src, entry.id, entry.version)
@@ -54,11 +54,11 @@ def _copy_step(
     if len(kvs) < COPY_STEP:
         # Detached directories still being released in the source are copied as such, so the
         # fork's GC releases the copies it just referenced.
-        for kv in tr.get_range(*src.space.range("trash")):
-            dir_id = src.space.unpack(kv.key)[1]
+        for key, _ in tr.get_range(*src.space.range("trash")):
+            dir_id = src.space.unpack(key)[1]
             dst.mark_detached(tr, dir_id)
         return None
-    return kvs[-1].key
+    return kvs[-1][0]
 
 
 def copy_tree(db: Database, tenant_id: str, source_sid: str, target_sid: str, *, check: bool = True) -> None:
@@ -80,11 +80,11 @@ def purge_file_refs(tr: Transaction, tenant_id: str, session_id: str) -> bool:
     """Purge hook: release up to PURGE_STEP version records' references; True when none is left."""
     fs = FileSpace(tenant_id, session_id)
     kvs = tr.get_range(*fs.space.range("v"), limit=PURGE_STEP)
-    for kv in kvs:
-        record = VERSION.decode(kv.value)
+    for key, value in kvs:
+        record = VERSION.decode(value)
         chunks.release_manifest_ref(tr, tenant_id, bytes.fromhex(record.sha256))
         tr.add(chunks.usage_key(tenant_id, chunks.LOGICAL), -record.size)
-        tr.clear(kv.key)
+        tr.clear(key)
     if len(kvs) < PURGE_STEP:
         tr.clear_range(*keyspace.FILES_GC.range("trash", tenant_id, session_id))
         return True

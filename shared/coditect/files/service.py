@@ -292,7 +292,7 @@ def _drain_any(tr: Transaction, fs: FileSpace) -> bool:
     found = tr.get_range(*fs.space.range("trash"), limit=1)
     if not found:
         return True
-    drain_trash_step(tr, fs, fs.space.unpack(found[0].key)[1])
+    drain_trash_step(tr, fs, fs.space.unpack(found[0][0])[1])
     return False
 
 
@@ -330,7 +330,7 @@ def _versions(
     kvs, next_cursor = paginate(
         tr, begin, end, limit=limit, cursor=cursor, query="files.versions", reverse=True
     )
-    return [VersionInfo.of(VERSION.decode(kv.value)) for kv in kvs], next_cursor
+    return [VersionInfo.of(VERSION.decode(value)) for _, value in kvs], next_cursor
 
 
 def list_versions(

@@ -113,7 +113,7 @@ def children(
     if after is not None:
         begin = fs.entry_key(dir_id, after) + b"\x00"
     return [
-        (fs.space.unpack(kv.key)[2], ENTRY.decode(kv.value)) for kv in tr.get_range(begin, end, limit=limit)
+        (fs.space.unpack(key)[2], ENTRY.decode(value)) for key, value in tr.get_range(begin, end, limit=limit)
     ]
 
 
@@ -189,7 +189,7 @@ def versions(
     begin, end = fs.versions_range(file_id)
     if before is not None:
         end = fs.version_key(file_id, before)
-    return [VERSION.decode(kv.value) for kv in tr.get_range(begin, end, limit=limit, reverse=True)]
+    return [VERSION.decode(value) for _, value in tr.get_range(begin, end, limit=limit, reverse=True)]
 
 
 def parent_id_of(tr: Transaction, fs: FileSpace, path: FilePath) -> str | None:

@@ -166,10 +166,10 @@ def release_staged_step(
             doc["state"] = "aborted"
             tr.set(space.key(upload_id), json.dumps(doc).encode())
     staged = tr.get_range(*space.range(upload_id), limit=limit)
-    for kv in staged:
-        for i in range(0, len(kv.value), chunks.HASH_SIZE):
-            chunks.release_chunk_ref(tr, tid, kv.value[i : i + chunks.HASH_SIZE], now)
-        tr.clear(kv.key)
+    for key, hashes in staged:
+        for i in range(0, len(hashes), chunks.HASH_SIZE):
+            chunks.release_chunk_ref(tr, tid, hashes[i : i + chunks.HASH_SIZE], now)
+        tr.clear(key)
     if len(staged) < limit:
         tr.clear(space.key(upload_id))
         tr.clear(gc_marker(tid, upload_id))

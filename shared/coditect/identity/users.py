@@ -122,8 +122,8 @@ def list_sessions(
             snapshot=True,
         )
         items = []
-        for kv in kvs:
-            sid = str(index.unpack(kv.key)[-1])
+        for key, _ in kvs:
+            sid = str(index.unpack(key)[-1])
             s = repo.get_session(tr, ctx.tenant_id, sid)
             if s is None or s.revoked_at is not None:
                 continue

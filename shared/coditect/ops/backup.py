@@ -108,7 +108,7 @@ def tenant_ids(db: Database) -> list[str]:
         rows = db.transact(_first, begin, end)
         if not rows:
             return found
-        tid = keyspace.tenant_id_of(rows[0].key)
+        tid = keyspace.tenant_id_of(rows[0][0])
         if tid is None:
             return found
         found.append(tid)
@@ -123,9 +123,9 @@ def export_range(
     def batch(tr: Transaction, start: bytes) -> list[tuple[bytes, bytes]]:
         tr.set_batch_priority()  # bulk work: yields to user traffic on FoundationDB
         rows, size = [], 0
-        for kv in tr.snapshot.get_range(start, end, limit=EXPORT_BATCH):
-            rows.append((kv.key, kv.value))
-            size += len(kv.key) + len(kv.value)
+        for key, value in tr.snapshot.get_range(start, end, limit=EXPORT_BATCH):
+            rows.append((key, value))
+            size += len(key) + len(value)
             if size >= EXPORT_BATCH_BYTES:
                 break
         return rows

@@ -36,12 +36,12 @@ from coditect.identity import repository as identity
 from coditect.identity.models import AuthSessionRecord
 from coditect.ops import records
 from coditect.ops.runner import JobContext, Result, Status
-from coditect.store import Database, KeyValue, Transaction
+from coditect.store import Database, Transaction
 
 SWEEP_BATCH = 500
 # coditect.ratelimit's record: window_start, count, strikes, blocked_until (big-endian).
 _THROTTLE = struct.Struct(">dIId")
-Decide = Callable[[Transaction, KeyValue], bool]
+Decide = Callable[[Transaction, bytes, bytes], bool]  # (tr, key, value) → cleared it
 
 
 def reconcile(ctx: JobContext) -> Result:
@@ -73,8 +73,8 @@ def sweep(
     def step(tr: Transaction, lo: bytes) -> tuple[int, bytes | None]:
         tr.set_batch_priority()  # GC: yields to user traffic on FoundationDB
         rows = tr.get_range(lo, end, limit=SWEEP_BATCH)
-        cleared = sum(1 for kv in rows if decide(tr, kv))
-        return cleared, (rows[-1].key + b"\x00") if len(rows) == SWEEP_BATCH else None
+        cleared = sum(1 for key, value in rows if decide(tr, key, value))
+        return cleared, (rows[-1][0] + b"\x00") if len(rows) == SWEEP_BATCH else None
 
     total = 0
     cursor: bytes | None = start
@@ -89,12 +89,12 @@ def sweep(
 
 
 def sweep_throttles(db: Database, *, now: float, retention: float, deadline: float) -> tuple[int, bool]:
-    def stale(tr: Transaction, kv: KeyValue) -> bool:
-        if len(kv.value) == _THROTTLE.size:
-            window_start, _, _, blocked_until = _THROTTLE.unpack(kv.value)
+    def stale(tr: Transaction, key: bytes, value: bytes) -> bool:
+        if len(value) == _THROTTLE.size:
+            window_start, _, _, blocked_until = _THROTTLE.unpack(value)
             if now - max(window_start, blocked_until) <= retention:
                 return False
-        tr.clear(kv.key)  # idle long enough, or not a record of ours at all
+        tr.clear(key)  # idle long enough, or not a record of ours at all
         return True
 
     return sweep(db, "gc.throttle", *keyspace.THROTTLE.range(), stale, deadline)
@@ -111,14 +111,14 @@ def sweep_refresh_families(
 ) -> tuple[int, bool]:
     import fdb.tuple as fdbtuple
 
-    def spent(tr: Transaction, kv: KeyValue) -> bool:
-        tid, sid, _ = fdbtuple.unpack(kv.value)
+    def spent(tr: Transaction, key: bytes, value: bytes) -> bool:
+        tid, sid, _ = fdbtuple.unpack(value)
         session = identity.get_session(tr, str(tid), str(sid))
         if session is not None:
             if now - family_end(session, absolute_ttl, idle_ttl) <= retention:
                 return False
             identity.delete_session(tr, session)  # record, by-user index entry, live marker
-        tr.clear(kv.key)  # this digest; the family's other digests follow in key order
+        tr.clear(key)  # this digest; the family's other digests follow in key order
         return True
 
     return sweep(db, "gc.refresh", *keyspace.TOKEN_DIGESTS.range("refresh"), spent, deadline)

@@ -87,10 +87,10 @@ def job_runs(db: Database) -> dict[str, dict[str, Any]]:
 
     def body(tr: Transaction) -> dict[str, dict[str, Any]]:
         out = {}
-        for kv in tr.snapshot.get_range(begin, end):
-            value = _load(kv.value)
+        for key, raw in tr.snapshot.get_range(begin, end):
+            value = _load(raw)
             if value is not None:
-                out[str(OPS.unpack(kv.key)[1])] = value
+                out[str(OPS.unpack(key)[1])] = value
         return out
 
     return db.transact(body)
@@ -101,7 +101,7 @@ def backups(db: Database) -> list[dict[str, Any]]:
     begin, end = OPS.range("backup")
 
     def body(tr: Transaction) -> list[dict[str, Any]]:
-        return [v for kv in tr.snapshot.get_range(begin, end) if (v := _load(kv.value)) is not None]
+        return [v for _, raw in tr.snapshot.get_range(begin, end) if (v := _load(raw)) is not None]
 
     return db.transact(body)
 

@@ -75,10 +75,10 @@ def _scan(db: Database, begin: bytes, end: bytes) -> Iterator[tuple[bytes, bytes
     start = begin
     while True:
         rows = db.transact(_batch, start, end)
-        yield from ((kv.key, kv.value) for kv in rows)
+        yield from rows
         if len(rows) < BATCH:
             return
-        start = rows[-1].key + b"\x00"
+        start = rows[-1][0] + b"\x00"
 
 
 def belongs(tenant_id: str, key: bytes, value: bytes) -> bool:

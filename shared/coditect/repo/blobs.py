@@ -57,8 +57,8 @@ def clear_value(tr: Transaction, key: bytes) -> None:
 
 def _join(key: bytes, header: bytes, chunks: list[KeyValue]) -> bytes:
     total, count = struct.unpack(_HEADER_FMT, header[1:])
-    data = b"".join(kv.value[1:] for kv in chunks)
-    if len(chunks) != count or len(data) != total or any(kv.value[:1] != b"\x02" for kv in chunks):
+    data = b"".join(value[1:] for _, value in chunks)
+    if len(chunks) != count or len(data) != total or any(value[:1] != b"\x02" for _, value in chunks):
         raise CorruptValue(f"chunks of {key!r} do not match their header")
     return data
 
@@ -97,17 +97,17 @@ def scan_values(
     batch = max(limit + 1, 16) if limit else 256
     while begin < end:
         kvs = tr.get_range(begin, end, limit=batch, reverse=reverse, snapshot=snapshot)
-        for kv in kvs:
-            if kv.value[:1] == b"\x02":
+        for key, value in kvs:
+            if value[:1] == b"\x02":
                 continue  # a chunk: read through its header
-            yield kv.key, decode_stored(tr, kv.key, kv.value, snapshot=snapshot)
+            yield key, decode_stored(tr, key, value, snapshot=snapshot)
             produced += 1
             if limit and produced >= limit:
                 return
         if len(kvs) < batch:
             return
         if reverse:
-            end = kvs[-1].key
+            end = kvs[-1][0]
         else:
-            begin = kvs[-1].key + b"\x00"
+            begin = kvs[-1][0] + b"\x00"
         batch = min(batch * 2, 4096)

@@ -118,11 +118,10 @@ def paginate(
         raise ValueError("limit must be at least 1")
     lo, hi = resume_range(query, begin, end, cursor, reverse=reverse)
     if blob_records:
-        rows = blobs.scan_values(tr, lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
-        kvs = [KeyValue(key, value) for key, value in rows]
+        kvs = list(blobs.scan_values(tr, lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot))
     else:
         kvs = tr.get_range(lo, hi, limit=limit + 1, reverse=reverse, snapshot=snapshot)
     if len(kvs) <= limit:
         return kvs, None
     page = kvs[:limit]
-    return page, encode_cursor(query, begin, end, page[-1].key)
+    return page, encode_cursor(query, begin, end, page[-1][0])

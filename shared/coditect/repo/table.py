@@ -139,7 +139,7 @@ class Table(Generic[M]):
         ix = self._index(index_name, unique=False)
         begin, end = ix.subspace.range(*values)
         kvs = tr.get_range(begin, end, limit=limit, snapshot=snapshot)
-        return [ix.subspace.unpack(kv.key)[len(values) :] for kv in kvs]
+        return [ix.subspace.unpack(key)[len(values) :] for key, _ in kvs]
 
     def _index(self, name: str, *, unique: bool) -> Index[M]:
         ix = self.indexes.get(name)

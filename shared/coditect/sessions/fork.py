@@ -62,9 +62,9 @@ def forks_in_progress(tr: Transaction, tenant_id: str, session_id: str) -> list[
     space = keyspace.session(tenant_id, session_id).sub(repository.FORKING)
     now_us = int(time.time() * 1_000_000)
     return [
-        space.unpack(kv.key)[0]
-        for kv in tr.get_range(*space.range())
-        if int.from_bytes(kv.value, "big") > now_us
+        space.unpack(key)[0]
+        for key, expires in tr.get_range(*space.range())
+        if int.from_bytes(expires, "big") > now_us
     ]
 
 

@@ -56,11 +56,11 @@ def _bounded_clear(tr: Transaction, begin: bytes, end: bytes) -> bool:
     kvs = tr.get_range(begin, end, limit=STEP_KEYS)
     if not kvs:
         return True
-    size, last = 0, kvs[-1].key
-    for kv in kvs:
-        size += len(kv.key) + len(kv.value)
+    size, last = 0, kvs[-1][0]
+    for key, value in kvs:
+        size += len(key) + len(value)
         if size > STEP_BYTES:
-            last = kv.key
+            last = key
             break
     tr.clear_range(begin, last + b"\x00")
     return False
@@ -160,8 +160,8 @@ def purge_pending(db: Database, *, budget_seconds: float) -> int:
         entries = db.transact(_due_entries, due_before)
         if not entries:
             break
-        for kv in entries:
-            due, tenant_id, session_id = keyspace.PURGE_QUEUE.unpack(kv.key)
+        for key, _ in entries:
+            due, tenant_id, session_id = keyspace.PURGE_QUEUE.unpack(key)
             if not db.transact(_claim, due, tenant_id, session_id):
                 continue
             fields = {"tenant_id": tenant_id, "session_id": session_id}

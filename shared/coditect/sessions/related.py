@@ -24,8 +24,8 @@ def _forks(
     begin, end = space.range(parent_id)
     kvs, next_cursor = paginate(tr, begin, end, limit=limit, cursor=cursor, query=name, snapshot=True)
     records = []
-    for kv in kvs:
-        record = table.get(tr, space.unpack(kv.key)[-2], repository.REC, snapshot=True)
+    for key, _ in kvs:
+        record = table.get(tr, space.unpack(key)[-2], repository.REC, snapshot=True)
         if record is not None and record.state == "live" and record.owner_id == ctx.user_id:
             records.append(record)
     return records, next_cursor

@@ -98,8 +98,8 @@ def page(db: Database, ctx: TenantContext, query: SessionListQuery) -> tuple[lis
             tr, begin, end, limit=query.limit, cursor=query.cursor, query=name, reverse=True, snapshot=True
         )
         records = []
-        for kv in kvs:
-            sid = space.unpack(kv.key)[-2]
+        for key, _ in kvs:
+            sid = space.unpack(key)[-2]
             record = table.get(tr, sid, repository.REC, snapshot=True)
             if record is not None and record.state == "live":
                 records.append(record)

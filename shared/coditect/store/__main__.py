@@ -79,7 +79,7 @@ def iter_range(db: Database, begin: bytes, end: bytes, limit: int = 0) -> Iterat
         want = BATCH if not limit else min(BATCH, limit - seen)
 
         def read(tr: Transaction, lo: bytes = begin, n: int = want) -> list[tuple[bytes, bytes]]:
-            return [(kv.key, kv.value) for kv in tr.snapshot.get_range(lo, end, limit=n)]
+            return tr.snapshot.get_range(lo, end, limit=n)
 
         batch = db.transact(read)
         yield from batch

@@ -170,7 +170,7 @@ class FDBTransaction(Transaction):
         mode = self._modes[1] if limit else self._modes[0]
         with translating():
             rows = source.get_range(begin, end, limit, reverse, streaming_mode=mode)
-            return [KeyValue(kv.key, kv.value) for kv in rows]
+            return [(kv.key, kv.value) for kv in rows]  # fdb's KeyValue → an exact tuple
 
     def set_batch_priority(self) -> None:
         with translating():

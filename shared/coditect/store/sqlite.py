@@ -151,7 +151,7 @@ class SQLiteTransaction(Transaction):
         rows = self._batch(conn, begin, end, reverse, batch)
         if len(rows) < batch:
             return iter(rows)  # the whole range in one statement: no generator on the hot path
-        return itertools.chain(rows, self._more(conn, begin, end, reverse, batch, rows[-1].key))
+        return itertools.chain(rows, self._more(conn, begin, end, reverse, batch, rows[-1][0]))
 
     def _more(
         self, conn: sqlite3.Connection, lo: bytes, hi: bytes, reverse: bool, batch: int, last: bytes
@@ -166,13 +166,14 @@ class SQLiteTransaction(Transaction):
             yield from rows
             if len(rows) < batch:
                 return
-            last = rows[-1].key
+            last = rows[-1][0]
 
     @staticmethod
     def _batch(conn: sqlite3.Connection, lo: bytes, hi: bytes, reverse: bool, n: int) -> list[KeyValue]:
-        rows = conn.execute(_RANGE_SQL[reverse], (lo, hi, n)).fetchall()
-        # tuple.__new__ through map stays in C: a KeyValue per row at the cost of a tuple.
-        return list(map(tuple.__new__, itertools.repeat(KeyValue), rows))
+        # sqlite3's rows are exact tuples of bytes (BLOB columns, no row factory): the pairs as they
+        # are, with no per-row conversion (tests/conformance/test_conformance_basic.py checks the type).
+        rows: list[KeyValue] = conn.execute(_RANGE_SQL[reverse], (lo, hi, n)).fetchall()
+        return rows
 
     def _release(self) -> None:
         if self._conn is None:  # already released (commit, then the retry loop's finally)

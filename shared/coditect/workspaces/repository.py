@@ -138,7 +138,7 @@ def live_workspaces(tr: Transaction, *, after: str | None = None, limit: int = 5
     if after is not None:
         begin = live_key(after) + b"\x00"
     rows = tr.get_range(begin, end, limit=limit)
-    return [(keyspace.WORKSPACE_INDEX.unpack(kv.key)[1], fdbtuple.unpack(kv.value)[0]) for kv in rows]
+    return [(keyspace.WORKSPACE_INDEX.unpack(key)[1], fdbtuple.unpack(value)[0]) for key, value in rows]
 
 
 def count_active(tr: Transaction, tenant_id: str, user_id: str | None, *, stop_at: int) -> int:

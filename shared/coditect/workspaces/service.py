@@ -177,9 +177,9 @@ def list_page(
             tr, begin, end, limit=limit, cursor=cursor, query="workspaces.list", reverse=True, snapshot=True
         )
         records = []
-        for kv in rows:
+        for key, _ in rows:
             record = repository.get(
-                tr, ctx.tenant_id, repository.workspace_id_from_user_index(ctx.tenant_id, kv.key)
+                tr, ctx.tenant_id, repository.workspace_id_from_user_index(ctx.tenant_id, key)
             )
             if record is not None:
                 records.append(record)

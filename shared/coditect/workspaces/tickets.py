@@ -342,10 +342,10 @@ def sweep_expired(db: Database, *, now: float | None = None, limit: int = 500) -
 
     def step(tr: Transaction) -> int:
         rows = tr.get_range(begin, end, limit=limit)
-        for kv in rows:
-            _, _, kind, token_digest = keyspace.WORKSPACE_INDEX.unpack(kv.key)
+        for key, _ in rows:
+            _, _, kind, token_digest = keyspace.WORKSPACE_INDEX.unpack(key)
             tr.clear(_token_key(kind, token_digest))
-            tr.clear(kv.key)
+            tr.clear(key)
         return len(rows)
 
     return db.transact(step)

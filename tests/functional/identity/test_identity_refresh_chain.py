@@ -68,7 +68,7 @@ def test_store_dump_and_pepper_do_not_derive_the_live_refresh_token(
     live = refresh(accounts, refresh(accounts, first)["refresh_token"])["refresh_token"]
     pepper = pepper_of(get_settings())
     dump = store.transact(lambda tr: tr.get_range(b"", b"\xff"))
-    candidates = {s for kv in dump for s in strings_in(kv.value)} | {kv.key.hex() for kv in dump}
+    candidates = {s for _, value in dump for s in strings_in(value)} | {key.hex() for key, _ in dump}
     assert live not in candidates and first not in candidates  # not stored in clear
     sid = alice.session_id
     for candidate in candidates:

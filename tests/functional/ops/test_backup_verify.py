@@ -113,7 +113,7 @@ def test_a_missing_index_entry_fails_the_record_checks(populated: Populated) -> 
     db = populated.db()
     email_key = db.transact(
         lambda tr: next(
-            keyspace.EMAIL_INDEX.unpack(kv.key)[0] for kv in tr.get_range(*keyspace.EMAIL_INDEX.range())
+            keyspace.EMAIL_INDEX.unpack(key)[0] for key, _ in tr.get_range(*keyspace.EMAIL_INDEX.range())
         )
     )
     db.transact(lambda tr: tr.clear(keyspace.EMAIL_INDEX.key(email_key)))

@@ -33,7 +33,7 @@ def ops_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def keyset(db: Database, begin: bytes, end: bytes) -> dict[bytes, bytes]:
-    return {kv.key: kv.value for kv in db.transact(lambda tr: tr.get_range(begin, end))}
+    return dict(db.transact(lambda tr: tr.get_range(begin, end)))
 
 
 @pytest.mark.slow
@@ -100,8 +100,8 @@ def test_import_advances_the_commit_counter_past_imported_messages(
 
     source = populated.db()
     space = keyspace.session(populated.alice.tenant_id, populated.sessions["main"]).sub("msg")
-    stamps = [p for kv in source.transact(lambda tr: tr.get_range(*space.range()))
-              for p in fdbtuple.unpack(kv.key) if isinstance(p, fdbtuple.Versionstamp)]  # fmt: skip
+    stamps = [p for key, _ in source.transact(lambda tr: tr.get_range(*space.range()))
+              for p in fdbtuple.unpack(key) if isinstance(p, fdbtuple.Versionstamp)]  # fmt: skip
     newest = max(int.from_bytes(s.tr_version[:8], "big") for s in stamps)
     out = tmp_path / "alice.cdxl"
     export_tenant(source, populated.alice.tenant_id, out)

@@ -65,7 +65,7 @@ def test_subjects_are_independent_and_stored_only_as_digests(db: Database) -> No
     assert hit(db, LOCK, 0, "b@example.test").allowed
     rows = db.transact(lambda tr: tr.get_range_startswith(keyspace.THROTTLE.raw_prefix))
     assert len(rows) == 2
-    assert all(b"example.test" not in kv.key + kv.value for kv in rows)
+    assert all(b"example.test" not in key + value for key, value in rows)
 
 
 def test_check_reads_without_counting(db: Database) -> None:

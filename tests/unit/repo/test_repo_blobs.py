@@ -16,7 +16,7 @@ def _data(n: int) -> bytes:
 
 def _raw_keys(db: Database) -> list[bytes]:
     b, e = S.range()
-    return [kv.key for kv in db.transact(lambda tr: tr.get_range(b, e))]
+    return [key for key, _ in db.transact(lambda tr: tr.get_range(b, e))]
 
 
 @pytest.mark.parametrize("size", SIZES)

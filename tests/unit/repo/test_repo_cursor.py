@@ -48,7 +48,7 @@ def test_pages_cover_everything_once(db: Database, reverse: bool) -> None:
     while True:
         kvs, cursor = _page(db, S, cursor, reverse=reverse)
         pages += 1
-        got.extend(S.unpack(kv.key)[0] for kv in kvs)
+        got.extend(S.unpack(key)[0] for key, _ in kvs)
         if cursor is None:
             break
     assert got == (list(range(9, -1, -1)) if reverse else list(range(10)))
@@ -70,7 +70,7 @@ def test_appends_while_paging_are_not_lost_or_duplicated(db: Database) -> None:
     cursor: str | None = None
     while True:
         kvs, cursor = _page(db, S, cursor)
-        got.extend(S.unpack(kv.key)[0] for kv in kvs)
+        got.extend(S.unpack(key)[0] for key, _ in kvs)
         if cursor is None:
             break
         last = got[-1]
@@ -119,7 +119,7 @@ def test_cursor_keys_come_from_the_key_directory_and_rotate(
     assert old_cursor is not None
     (old,) = cursor_key_dir.glob("cursor-*.secret")
     assert old.stat().st_mode & 0o777 == 0o600 and len(old.read_bytes()) >= 32
-    assert _page(db, S, _forge(old_cursor, old.read_bytes()))[0][0].key == S.key(4)  # _forge is right
+    assert _page(db, S, _forge(old_cursor, old.read_bytes()))[0][0][0] == S.key(4)  # _forge is right
     # A known public constant no longer forges a cursor: the key is the random file.
     forged = _forge(old_cursor, b"coditect-cursor-default-key-v1")
     with pytest.raises(BadRequest):
@@ -128,14 +128,14 @@ def test_cursor_keys_come_from_the_key_directory_and_rotate(
     cursor_keys.generate_cursor_key(cursor_key_dir, "next")
     cursor_keys.forget()
     kvs, new_cursor = _page(db, S, old_cursor)
-    assert S.unpack(kvs[0].key) == (4,) and new_cursor is not None
-    assert _page(db, S, new_cursor)[0][0].key == S.key(8)
+    assert S.unpack(kvs[0][0]) == (4,) and new_cursor is not None
+    assert _page(db, S, new_cursor)[0][0][0] == S.key(8)
     # Retire: once the old key is deleted its cursors fail; the new key's still work.
     old.unlink()
     cursor_keys.forget()
     with pytest.raises(BadRequest):
         _page(db, S, old_cursor)
-    assert _page(db, S, new_cursor)[0][0].key == S.key(8)
+    assert _page(db, S, new_cursor)[0][0][0] == S.key(8)
 
 
 def test_no_key_and_a_read_only_directory_fails_instead_of_a_default(

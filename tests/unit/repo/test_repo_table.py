@@ -31,7 +31,7 @@ def _table() -> Table[User]:
 
 def _all_keys(db: Database) -> list[tuple[object, ...]]:
     b, e = ROOT.range()
-    return [ROOT.unpack(kv.key) for kv in db.transact(lambda tr: tr.get_range(b, e))]
+    return [ROOT.unpack(key) for key, _ in db.transact(lambda tr: tr.get_range(b, e))]
 
 
 def test_put_writes_record_and_indexes(db: Database) -> None:

@@ -238,7 +238,7 @@ def test_prune_dedupe_drops_only_old_marks_in_bounded_batches(db: Database) -> N
     db.transact(lambda tr: tr.set(dedupe_key("/s", "junk"), b"not json"))
     assert prune_dedupe(db, older_than=100, now=5050.0, batch=4) == 12 + 1
     left = db.transact(lambda tr: tr.get_range(*DEDUPE.range()))
-    assert len(left) == 13 and all(json.loads(kv.value)["at"] == 5000.0 for kv in left)
+    assert len(left) == 13 and all(json.loads(value)["at"] == 5000.0 for _, value in left)
 
 
 # -- outbox ----------------------------------------------------------------------------------------
@@ -283,5 +283,5 @@ def test_drain_publishes_oldest_first_and_stops_at_a_failure(db: Database, sink:
     db.transact(record_outbox, young)
     assert drain_outbox(db, pub, min_age=3600) == 1  # o4 is old; the young one waits
     assert [
-        OutboxEvent.decode(kv.value).id for kv in db.transact(lambda tr: tr.get_range(*OUTBOX.range()))
+        OutboxEvent.decode(value).id for _, value in db.transact(lambda tr: tr.get_range(*OUTBOX.range()))
     ] == [young.id]

@@ -26,7 +26,7 @@ def context_bypassing_auth(tenant_id: str | None = None, user_id: str | None = N
 
 def all_pairs(db: Database) -> list[tuple[bytes, bytes]]:
     def read(tr: Any) -> list[tuple[bytes, bytes]]:
-        return [(kv.key, kv.value) for kv in tr.get_range(b"\x00", b"\xff")]
+        return list(tr.get_range(b"\x00", b"\xff"))
 
     return db.transact(read)
 

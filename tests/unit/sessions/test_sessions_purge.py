@@ -26,7 +26,7 @@ TEST_AREA = keyspace.GLOBAL.sub("test_area")
 def _purge_test_area(tr: Transaction, tenant_id: str, session_id: str) -> bool:
     kvs = tr.get_range(*TEST_AREA.range(tenant_id, session_id), limit=500)
     if kvs:
-        tr.clear_range(kvs[0].key, kvs[-1].key + b"\x00")
+        tr.clear_range(kvs[0][0], kvs[-1][0] + b"\x00")
     return len(kvs) < 500
 
 

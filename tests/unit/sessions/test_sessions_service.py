@@ -32,7 +32,7 @@ def _index_entries(db: Database, tid: str) -> list[tuple[object, ...]]:
     ):
         space = t.sub(name)
         out.extend(
-            (name, *space.unpack(kv.key)) for kv in db.transact(lambda tr, s=space: tr.get_range(*s.range()))
+            (name, *space.unpack(key)) for key, _ in db.transact(lambda tr, s=space: tr.get_range(*s.range()))
         )
     return out
 

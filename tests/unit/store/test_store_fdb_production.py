@@ -51,6 +51,13 @@ class Value:
         return self.value or b""
 
 
+class BindingsKeyValue:
+    """Like `fdb.impl.KeyValue`: a range row with `.key` and `.value` (and not a tuple)."""
+
+    def __init__(self, key: bytes, value: bytes) -> None:
+        self.key, self.value = key, value
+
+
 class Options:
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -67,6 +74,7 @@ class Tr:
         self.options = Options()
         self.on_errors: list[int] = []
         self.ranges: list[dict[str, Any]] = []
+        self.rows: list[BindingsKeyValue] = []
         self.snapshot = self
 
     def get(self, key: bytes) -> Value:
@@ -86,7 +94,7 @@ class Tr:
         self, begin: bytes, end: bytes, limit: int, reverse: bool, streaming_mode: str
     ) -> list[Any]:
         self.ranges.append({"limit": limit, "mode": streaming_mode})
-        return []
+        return self.rows
 
 
 def database(tr: Tr) -> FDBDatabase:
@@ -135,6 +143,14 @@ def test_range_reads_stream_want_all_without_a_limit_and_exact_with_one() -> Non
         {"limit": 10, "mode": "exact"},
         {"limit": 0, "mode": "want_all"},
     ]
+
+
+def test_range_rows_become_exact_key_value_tuples() -> None:
+    tr = Tr([], [])
+    tr.rows = [BindingsKeyValue(b"a", b"1"), BindingsKeyValue(b"b", b"2")]
+    rows = FDBTransaction(database(tr), tr).get_range(b"a", b"z")
+    assert rows == [(b"a", b"1"), (b"b", b"2")]
+    assert all(type(row) is tuple for row in rows)
 
 
 def test_batch_priority_is_the_fdb_option_and_a_no_op_elsewhere(tmp_path: Path) -> None:
