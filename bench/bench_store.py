@@ -12,6 +12,10 @@ rounds; figures and ratios are medians over the rounds:
   transaction machinery for one read — is reported beside it as context,
 - 1,000-key range reads per second (store: `transact(get_range)`; raw: one SELECT … ORDER BY).
 
+Context for writes: the statements a store commit runs (BEGIN IMMEDIATE, the counter and prune
+mark, the key, the commit-log row, COMMIT) in a plain loop on the store's schema, against the same
+raw INSERT — the ceiling of the store's write ratio, whatever its Python costs.
+
 Goal (issue 14): store / raw ≥ 0.8 for each. Prints a markdown table and writes JSON to `--out`.
 """
 
@@ -31,6 +35,7 @@ import fdb.tuple as fdbtuple
 from run import arguments, publish  # bench/ is not a package
 
 from coditect.store import Transaction, open_store
+from coditect.store.sqlite import SCHEMA, VERSION_SQL
 
 N_KEYS = 5_000
 RANGE = 1_000
@@ -88,6 +93,20 @@ def main() -> int:
         def raw_write(i: int) -> None:
             raw.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (write_keys[i % len(write_keys)], VALUE))
 
+        # Context: the statements a store commit runs, in a plain loop with no Python around them
+        # (the ceiling of write_tx_per_s: what the store's own machinery costs is the gap to it).
+        floor = raw_connection(Path(tmp) / "floor.db", args.synchronous)
+        floor.executescript(SCHEMA)
+
+        def sql_floor_write(i: int) -> None:
+            key = write_keys[i % len(write_keys)]
+            floor.execute("BEGIN IMMEDIATE")
+            (version,) = floor.execute(VERSION_SQL).fetchone()
+            floor.execute("SELECT value FROM meta WHERE name = 'pruned'").fetchone()
+            floor.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, VALUE))
+            floor.execute("INSERT INTO commits VALUES (?, ?, ?)", (version + 1, time.time(), key + key))
+            floor.execute("COMMIT")
+
         def store_read(i: int) -> None:
             db.read(keys[i % N_KEYS])
 
@@ -109,6 +128,7 @@ def main() -> int:
 
         cases = {
             "write_tx_per_s": (store_write, raw_write),
+            "write_tx_per_s, the commit's SQL alone (context: the ceiling)": (sql_floor_write, raw_write),
             "point_reads_per_s": (store_read, raw_read),
             "point_reads_transact_get_per_s (context)": (store_transact_read, raw_read),
             "range_1000_reads_per_s": (store_range, raw_range),
@@ -121,6 +141,7 @@ def main() -> int:
                 rounds[name].append((rate(store_fn, args.seconds), rate(raw_fn, args.seconds)))
         db.close()
         raw.close()
+        floor.close()
 
     results = {}
     for name, pairs in rounds.items():
