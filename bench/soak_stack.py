@@ -102,10 +102,10 @@ class Stack:
         return self.running.url
 
     def function_pids(self, name: str) -> list[int]:
-        """The function's process(es) as devstack.json lists them ("pid", or "pids" if a
-        supervisor runs several), kept only if they descend from this stack's supervisor."""
+        """The function's processes as devstack.json lists them (`replicas`: one per process,
+        CODITECT_REPLICAS), kept only if they descend from this stack's supervisor."""
         entry: dict[str, Any] = self.running.state()["functions"][name]
-        pids = [int(p) for p in entry.get("pids") or [entry.get("pid")] if p]
+        pids = [int(r["pid"]) for r in entry.get("replicas") or [] if r.get("pid")]
         return [p for p in pids if descends_from(p, self.running.process.pid)]
 
     def kill_function(self, name: str) -> bool:
@@ -121,7 +121,9 @@ class Stack:
 
     def function_restarts(self) -> int:
         functions = self.running.state()["functions"].values()
-        return self.restarts_before_kill + sum(int(f.get("restarts") or 0) for f in functions)
+        return self.restarts_before_kill + sum(
+            int(r.get("restarts") or 0) for f in functions for r in f.get("replicas") or []
+        )
 
     def kill_and_restart(self) -> None:
         """SIGKILL the supervisor and every process below it at once (the tree is read first, so
