@@ -32,7 +32,10 @@ from pydantic import BaseModel
 
 FORMAT = "coditect-backup/1"
 MANIFEST = "manifest.json"
-KV_SCHEMA_VERSION = 1  # the SQLite store's tables kv/commits/meta (coditect.store.sqlite.SCHEMA)
+# The SQLite store's file format (tables kv/commits/meta, coditect.store.sqlite.SCHEMA). 2: the commit
+# counter is the commit log's newest row, `meta` only a floor — a release that read the counter from
+# `meta` alone would reuse versions in such a file, so restores refuse a format newer than theirs.
+KV_SCHEMA_VERSION = 2
 PARTIAL_GRACE = 6 * 3600.0  # seconds before a manifest-less directory counts as abandoned
 _ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 

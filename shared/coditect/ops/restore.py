@@ -78,6 +78,12 @@ def restore_to_dir(info: BackupInfo, data_dir: Path, *, force: bool = False) -> 
     target = data_dir / STORE_FILE
     if target.exists() and store_keys(target) and not force:
         raise RestoreRefused(f"{target} exists and holds data: restore into a new directory, or pass --force")
+    assert info.manifest is not None  # complete
+    if info.manifest.schema_version > archive.KV_SCHEMA_VERSION:
+        raise RestoreRefused(
+            f"backup {info.id} holds store format {info.manifest.schema_version}, newer than this "
+            f"release's {archive.KV_SCHEMA_VERSION}: restore it with the release that took it"
+        )
     check_files(info)
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = data_dir / f"{STORE_FILE}.restoring"
