@@ -61,7 +61,10 @@ def editor_text(page: Any) -> Any:
 
 
 def type_in_editor(page: Any, text: str) -> None:
-    page.get_by_role("region", name="Editor").click()  # anywhere in the region focuses the editor
+    # The file's view is open (not the "Select a file" placeholder); its editor may still be
+    # loading: a click anywhere in the region focuses the editor, now or once it is there.
+    expect(page.get_by_role("button", name="Save")).to_be_visible()
+    page.get_by_role("region", name="Editor").click()
     expect(editor_text(page)).to_be_focused()
     page.keyboard.press("Control+End")
     page.keyboard.type(text)
@@ -110,6 +113,24 @@ def test_journey_account_session_file_save_reload_workspace(page: Any, stack: An
         re.compile("stopping|stopped"), timeout=30_000
     )
     expect(page.get_by_role("button", name="Start workspace")).to_be_visible(timeout=60_000)
+
+
+def test_a_click_on_the_editor_while_it_loads_focuses_it_once_loaded(page: Any, stack: Any) -> None:
+    held: list[Any] = []
+    page.route(re.compile(r"/assets/editor-[^/]*\.js$"), lambda route: held.append(route))  # held
+    register(page)
+    new_session(page, "Slow editor")
+    new_file(page, "early.txt")
+    expect(page.get_by_role("button", name="Save")).to_be_visible()
+    page.wait_for_function("() => true")  # let the held request reach the route handler
+    assert held, "the editor's code was requested when the file opened"
+    expect(editor_text(page)).to_have_count(0)  # not loaded yet
+    page.get_by_role("region", name="Editor").click()
+    for route in held:
+        route.continue_()
+    expect(editor_text(page)).to_be_focused()
+    page.keyboard.type("typed")
+    expect(editor_text(page)).to_have_text("typed")
 
 
 def test_terminal_ls_lists_the_sessions_file(page: Any, stack: Any) -> None:

@@ -9,6 +9,7 @@ import { highlightSelectionMatches, searchKeymap } from "@codemirror/search";
 export interface Editor {
   text(): string;
   replace(text: string): void;
+  focus(): void;
   destroy(): void;
 }
 
@@ -46,6 +47,7 @@ export async function createEditor(parent: HTMLElement, text: string, fileName: 
   return {
     text: () => view.state.doc.toString(),
     replace: (next) => view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: next } }),
+    focus: () => view.focus(),
     destroy: () => view.destroy(),
   };
 }

@@ -154,6 +154,9 @@ function Tree(props: { files: api.FileEntry[]; selected: string | null; onSelect
 function FileView(props: { sessionId: string; path: string; onSaved: () => void }) {
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<Editor | null>(null);
+  // A click on the editor's region while its code is still loading: focus it once it is there
+  // (CodeMirror handles the clicks itself after that).
+  const wantFocus = useRef(false);
   const [opened, setOpened] = useState<Opened | null>(null);
   const [dirty, setDirty] = useState(false);
   const [conflict, setConflict] = useState(false);
@@ -177,12 +180,14 @@ function FileView(props: { sessionId: string; path: string; onSaved: () => void 
 
   useEffect(() => {
     let alive = true;
+    wantFocus.current = false;
     void run(async () => {
       const [{ text, meta }, mod] = await Promise.all([fetchFile(), import("../editor")]);
       if (!alive) return;
       setOpened(meta);
       if (!meta.binary && host.current) {
         editor.current = await mod.createEditor(host.current, text, props.path, () => setDirty(true));
+        if (wantFocus.current) editor.current.focus();
       }
     });
     return () => { alive = false; editor.current?.destroy(); editor.current = null; };
@@ -235,7 +240,8 @@ function FileView(props: { sessionId: string; path: string; onSaved: () => void 
       )}
       <ErrorText error={error} />
       {opened?.binary && <p class="muted">Binary or large file ({opened.size} bytes): use Download.</p>}
-      <div class="editor" role="region" aria-label="Editor" ref={host} />
+      <div class="editor" role="region" aria-label="Editor" ref={host}
+        onMouseDown={() => { if (!editor.current) wantFocus.current = true; }} />
       <Versions key={versionsKey} sessionId={props.sessionId} path={props.path} onRestored={() => void reload()} />
     </div>
   );
