@@ -35,7 +35,8 @@ import fdb.tuple as fdbtuple
 from run import arguments, publish  # bench/ is not a package
 
 from coditect.store import Transaction, open_store
-from coditect.store.sqlite import SCHEMA, VERSION_SQL
+from coditect.store.sqlite import SCHEMA
+from coditect.store.sqlite_commit import COUNTERS_SQL
 
 N_KEYS = 5_000
 RANGE = 1_000
@@ -101,8 +102,7 @@ def main() -> int:
         def sql_floor_write(i: int) -> None:
             key = write_keys[i % len(write_keys)]
             floor.execute("BEGIN IMMEDIATE")
-            (version,) = floor.execute(VERSION_SQL).fetchone()
-            floor.execute("SELECT value FROM meta WHERE name = 'pruned'").fetchone()
+            version, _ = floor.execute(COUNTERS_SQL).fetchone()
             floor.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, VALUE))
             floor.execute("INSERT INTO commits VALUES (?, ?, ?)", (version + 1, time.time(), key + key))
             floor.execute("COMMIT")

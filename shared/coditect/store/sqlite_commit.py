@@ -41,7 +41,8 @@ PRUNE_EVERY = 256  # commit versions between two prunes of the commit log
 VERSION_EXPR = (
     "max((SELECT value FROM meta WHERE name = 'version'), ifnull((SELECT max(version) FROM commits), 0))"
 )
-_VERSIONS_SQL = f"SELECT {VERSION_EXPR}, (SELECT value FROM meta WHERE name = 'pruned')"  # noqa: S608
+# What a commit reads first, in one statement: the counter and the newest pruned version.
+COUNTERS_SQL = f"SELECT {VERSION_EXPR}, (SELECT value FROM meta WHERE name = 'pruned')"  # noqa: S608
 
 # (connection, new version, pruned version) → the transaction's versionstamp; raises to refuse.
 Apply = Callable[[sqlite3.Connection, int, int], bytes]
@@ -143,7 +144,7 @@ class Committer:
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
             raise StoreError(E.NOT_COMMITTED, "store busy") from exc
         try:
-            row = conn.execute(_VERSIONS_SQL).fetchone()
+            row = conn.execute(COUNTERS_SQL).fetchone()
             first, pruned = int(row[0]), int(row[1])
             version = first
             alone = len(batch) == 1
