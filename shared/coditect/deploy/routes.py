@@ -39,6 +39,7 @@ from typing import Any
 
 from coditect.deploy import relay
 from coditect.deploy.knative import NAMESPACE, REQUEST_TIMEOUT
+from coditect.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coditect.registry.spec import FunctionSpec
 
 GATEWAY = "knative-serving/knative-ingress-gateway"
@@ -65,7 +66,6 @@ LABELS = {"app.kubernetes.io/part-of": "coditect"}
 # (`replayable_posts`). The local front door and the production ingress render the same rule.
 IDEMPOTENT_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-IDEMPOTENCY_HEADER = "Idempotency-Key"  # coditect.idempotency.HEADER
 
 
 def path_regex(rule: str) -> str:

@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 from coditect.deploy.routes import (
-    IDEMPOTENCY_HEADER,
     IDEMPOTENT_METHODS,
     SAFE_METHODS,
     PathRoute,
@@ -60,6 +59,7 @@ from coditect.deploy.routes import (
 from coditect.devstack.plan import DEFAULT_REPLICAS
 from coditect.errors import ApiError, MethodNotAllowed, NotFound, RequestTimeout, ServiceUnavailable
 from coditect.http import envelope
+from coditect.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coditect.registry.spec import FunctionSpec
 
 # The header the platform's ingress (Envoy) and the local front door set to the client address.
