@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,10 @@ def test_a_click_on_the_editor_while_it_loads_focuses_it_once_loaded(page: Any, 
     new_session(page, "Slow editor")
     new_file(page, "early.txt")
     expect(page.get_by_role("button", name="Save")).to_be_visible()
-    page.wait_for_function("() => true")  # let the held request reach the route handler
-    assert held, "the editor's code was requested when the file opened"
+    deadline = time.monotonic() + 15  # the view's effect requests the editor's code after paint
+    while not held:
+        assert time.monotonic() < deadline, "the editor's code was not requested when the file opened"
+        page.wait_for_timeout(20)  # Playwright dispatches the held request's route event meanwhile
     expect(editor_text(page)).to_have_count(0)  # not loaded yet
     page.get_by_role("region", name="Editor").click()
     for route in held:
