@@ -95,7 +95,8 @@ class StackSettings:
 
     @property
     def public_keys_dir(self) -> Path:
-        """Public keys only: what functions that do not sign tokens mount in production."""
+        """The public keys and the cursor MAC keys, no signing key: what functions that do not sign
+        tokens mount in production."""
         return self.data_dir / "keys-public"
 
     @property
