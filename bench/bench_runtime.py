@@ -17,8 +17,8 @@
 3. Import time of each function's main.py in a fresh interpreter (median of 3 runs each).
 
 Context for 2 and 3, measured the same way: the *floor* (bench/hello/floor.py), hello-world plus
-the packages an authenticated function needs before any Coditect code (pydantic, PyJWT and the
-cryptography it loads). Its ratio is the least a function importing them at start can reach.
+what an authenticated function needs before any Coditect code (pydantic with one model, PyJWT and
+the cryptography it loads). Its ratio is the least a function importing them at start can reach.
 
 Before 2 and 3 the `coditect` package is byte-compiled (`compileall`, into its __pycache__
 directories, which git ignores), as `pip install` of the wheel does in every function image. The
@@ -266,7 +266,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(f"| *hello (baseline)* | `GET /` | 200 | {c['hello_seconds']:.3f} | | 1.00 | "
                  f"{imports['hello'][0]} | {hello_cpu} | 1.00 |")  # fmt: skip
     floor, (floor_wall, floor_cpu) = c["floor"], imports["floor"]
-    lines.append(f"| *floor: hello + pydantic + PyJWT/cryptography, no Coditect code* | `GET /` | "
+    lines.append(f"| *floor: hello + one pydantic model + PyJWT/cryptography, no Coditect code* | `GET /` | "
                  f"{floor['status']} | {floor['seconds']:.3f} | {floor['hello_seconds']:.3f} | "
                  f"{floor['ratio']:.2f} | {floor_wall} | {floor_cpu} | {floor_cpu / hello_cpu:.2f} |")  # fmt: skip
     lines += [
