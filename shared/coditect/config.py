@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -217,9 +217,9 @@ class Settings(BaseModel):
     # Seconds one run of a bounded cron job may work before it stops and resumes next run
     # (reconcile, gc, the FoundationDB logical export); backup/verify of SQLite are one piece.
     ops_job_budget: float = Field(default=20.0, gt=0, le=600)
-    # Base URL of every function by name (JSON object), for the health job's readiness checks;
-    # the local stack sets it. Empty: readiness is reported as "unknown".
-    function_urls: dict[str, str] = Field(default_factory=dict)
+    # Base URL of every function by name (JSON object), for the health job's readiness checks: one
+    # URL (its Service) or a list (the local stack: one per process). Empty: "unknown".
+    function_urls: dict[str, str | Annotated[list[str], Field(min_length=1)]] = Field(default_factory=dict)
     # GC retention: rate-limit records idle this long, spent refresh families ended this long ago,
     # and CloudEvent dedupe marks older than this (must exceed the Broker's redelivery horizon).
     throttle_retention: int = Field(default=86400, ge=3600)

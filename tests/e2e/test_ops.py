@@ -86,6 +86,9 @@ def test_every_job_runs_through_the_broker_and_records_its_outcome(stack: Runnin
     readiness = {n: c for n, c in checks.items() if n.startswith("function.")}
     assert {"function.health", "function.sessions", "function.cron", "function.relay"} <= set(readiness)
     assert all(c["outcome"] == "pass" for c in readiness.values()), readiness
+    # Every process of a replicated function is probed, not only the first.
+    replicas = len(stack.state()["functions"]["health"]["replicas"])
+    assert readiness["function.health"].get("processes", 1) == replicas, readiness["function.health"]
     assert health["outcome"] == "ok", health
 
 

@@ -134,8 +134,9 @@ class Stack:
         base_env.setdefault(
             "CODITECT_CORS_ORIGINS", json.dumps([f"http://localhost:{port}", f"http://127.0.0.1:{port}"])
         )
-        # Every function's loopback URL: the cron function's health job checks their readiness.
-        base_env.setdefault("CODITECT_FUNCTION_URLS", json.dumps({p.name: p.url for p in present}))
+        # Every process's loopback URL: the cron function's health job checks each one's readiness
+        # (one dead replica is a degraded function, which the front door hides from users).
+        base_env.setdefault("CODITECT_FUNCTION_URLS", json.dumps({p.name: p.urls for p in present}))
         # Local workspaces watch this process: even a kill -9 of the stack takes them down.
         base_env["CODITECT_STACK_PID"] = str(os.getpid())
         # A previous stack killed with -9 may have left workspaces whose wards are still tearing

@@ -11,7 +11,9 @@ Checks, each `pass` / `warn` / `fail` (or `unknown` when it cannot be evaluated 
 - FoundationDB only: the status document (`\\xff\\xff/status/json`) assessed by
   `fdb_status.assess`, one check per aspect, prefixed `fdb.`.
 - `function.<name>`: readiness of every function in `function_urls` (HTTP functions: GET /healthz
-  answers 200; CloudEvent/ASGI ones: the port accepts a connection). No mapping: `unknown`.
+  answers 200; CloudEvent/ASGI ones: the port accepts a connection), at every URL it is given
+  (production: its Service; the local stack: each of its processes): all ready `pass`, some
+  `warn` (degraded: the others serve), none `fail`. No mapping: `unknown`.
 - `backup_freshness`: age of the newest *verified* backup vs `backup_max_age` (warn beyond it,
   fail beyond twice it; warn when none was ever verified).
 
@@ -86,7 +88,8 @@ def fdb_checks(db: Database) -> list[dict[str, Any]]:
     return [check(f"fdb.{c.name}", c.outcome, c.detail) for c in report.checks]
 
 
-def readiness(name: str, url: str) -> dict[str, Any]:
+def readiness(name: str, url: str) -> tuple[bool, str]:
+    """Whether one process (or Service) of function `name` at `url` is ready, and how it answered."""
     try:
         kind = registry.function(name).kind
     except KeyError:
@@ -94,21 +97,32 @@ def readiness(name: str, url: str) -> dict[str, Any]:
     try:
         if kind == "http":
             status = httpx.get(url.rstrip("/") + READINESS_PATH, timeout=2.0).status_code
-            ok, detail = status == 200, f"GET {READINESS_PATH} → {status}"
-        else:
-            parts = urlsplit(url)
-            with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2.0):
-                ok, detail = True, "port accepts connections"
+            return status == 200, f"GET {READINESS_PATH} → {status}"
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=2.0):
+            return True, "port accepts connections"
     except (httpx.HTTPError, OSError) as exc:
-        ok, detail = False, f"unreachable: {type(exc).__name__}"
-    return check(f"function.{name}", "pass" if ok else "fail", detail)
+        return False, f"unreachable: {type(exc).__name__}"
 
 
-def function_checks(urls: dict[str, str]) -> list[dict[str, Any]]:
+def function_check(name: str, urls: list[str]) -> dict[str, Any]:
+    answers = [readiness(name, url) for url in urls]
+    ready = sum(ok for ok, _ in answers)
+    outcome = "pass" if ready == len(answers) else "warn" if ready else "fail"
+    if len(answers) == 1:
+        return check(f"function.{name}", outcome, answers[0][1])
+    detail = f"{ready} of {len(answers)} ready: " + "; ".join(
+        f"{url} {answer}" for url, (_, answer) in zip(urls, answers, strict=True)
+    )
+    return check(f"function.{name}", outcome, detail, ready=ready, processes=len(answers))
+
+
+def function_checks(urls: dict[str, str | list[str]]) -> list[dict[str, Any]]:
     if not urls:
         return [check("functions", "unknown", "no function URLs configured (CODITECT_FUNCTION_URLS)")]
+    targets = [(name, [url] if isinstance(url, str) else url) for name, url in sorted(urls.items())]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda item: readiness(*item), sorted(urls.items())))
+        return list(pool.map(lambda item: function_check(*item), targets))
 
 
 def backup_freshness(db: Database, now: float, max_age: float) -> dict[str, Any]:

@@ -87,10 +87,38 @@ def test_function_readiness_pass_and_fail(db: SQLiteDatabase, tmp_path: Path) ->
         record = run_job("health", db, settings=s, alert=alerts.append)
     finally:
         server.shutdown()
+        server.server_close()
     checks = {c["name"]: c for c in record["checks"]}
     assert checks["function.health"]["outcome"] == "pass"
     assert checks["function.provisioner"]["outcome"] == "pass"  # a CloudEvent function: TCP
     assert checks["function.sessions"]["outcome"] == "fail"
+    assert [a["check"] for a in alerts] == ["function.sessions"]
+
+
+def test_function_readiness_is_checked_at_every_process(db: SQLiteDatabase, tmp_path: Path) -> None:
+    """The local stack runs replicas: one dead process degrades its function (warn, no alert),
+    all of them dead fail it; each process is named in the detail."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    up = f"http://127.0.0.1:{server.server_address[1]}"
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready) as closed:
+        down = f"http://127.0.0.1:{closed.server_address[1]}"
+    urls: dict[str, str | list[str]] = {"health": [up, up], "files": [up, down], "sessions": [down, down]}
+    try:
+        alerts: list[dict[str, Any]] = []
+        record = run_job(
+            "health", db, settings=Settings(data_dir=tmp_path, function_urls=urls), alert=alerts.append
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    checks = {c["name"]: c for c in record["checks"]}
+    assert (checks["function.health"]["outcome"], checks["function.health"]["ready"]) == ("pass", 2)
+    files = checks["function.files"]
+    assert (files["outcome"], files["ready"], files["processes"]) == ("warn", 1, 2)
+    assert f"{up} GET /healthz → 200" in files["detail"] and f"{down} unreachable" in files["detail"]
+    assert (checks["function.sessions"]["outcome"], checks["function.sessions"]["ready"]) == ("fail", 0)
+    assert record["outcome"] == "failed"
     assert [a["check"] for a in alerts] == ["function.sessions"]
 
 

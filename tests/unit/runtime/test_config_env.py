@@ -15,21 +15,29 @@ def test_values_come_from_the_environment_and_arguments_win(monkeypatch: pytest.
     monkeypatch.setenv("CODITECT_ACCESS_TOKEN_TTL", "600")
     monkeypatch.setenv("coditect_data_dir", "/tmp/somewhere")
     monkeypatch.setenv("CODITECT_CORS_ORIGINS", '["https://ide.example"]')
-    monkeypatch.setenv("CODITECT_FUNCTION_URLS", '{"health": "http://127.0.0.1:1"}')
+    monkeypatch.setenv(
+        "CODITECT_FUNCTION_URLS", '{"health": "http://127.0.0.1:1", "files": ["http://a", "http://b"]}'
+    )
     monkeypatch.setenv("CODITECT_WORKSPACE_BACKEND", "kubernetes")
     monkeypatch.setenv("CODITECT_NOT_A_SETTING", "ignored")
     settings = Settings()
     assert settings.access_token_ttl == 600
     assert settings.data_dir == Path("/tmp/somewhere")
     assert settings.cors_origins == ("https://ide.example",)
-    assert settings.function_urls == {"health": "http://127.0.0.1:1"}
+    assert settings.function_urls == {"health": "http://127.0.0.1:1", "files": ["http://a", "http://b"]}
     assert settings.workspace_backend == "kubernetes"
     assert Settings(access_token_ttl=300).access_token_ttl == 300
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("ACCESS_TOKEN_TTL", "5"), ("ACCESS_TOKEN_TTL", "soon"), ("WORKSPACE_BACKEND", "docker")],
+    [
+        ("ACCESS_TOKEN_TTL", "5"),
+        ("ACCESS_TOKEN_TTL", "soon"),
+        ("WORKSPACE_BACKEND", "docker"),
+        ("FUNCTION_URLS", '{"health": []}'),
+        ("FUNCTION_URLS", '{"health": 3}'),
+    ],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(f"CODITECT_{name}", value)
