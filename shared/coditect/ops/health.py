@@ -109,11 +109,8 @@ def function_check(name: str, urls: list[str]) -> dict[str, Any]:
     answers = [readiness(name, url) for url in urls]
     ready = sum(ok for ok, _ in answers)
     outcome = "pass" if ready == len(answers) else "warn" if ready else "fail"
-    if len(answers) == 1:
-        return check(f"function.{name}", outcome, answers[0][1])
-    detail = f"{ready} of {len(answers)} ready: " + "; ".join(
-        f"{url} {answer}" for url, (_, answer) in zip(urls, answers, strict=True)
-    )
+    answered = "; ".join(f"{url} {answer}" for url, (_, answer) in zip(urls, answers, strict=True))
+    detail = answers[0][1] if len(answers) == 1 else f"{ready} of {len(answers)} ready: {answered}"
     return check(f"function.{name}", outcome, detail, ready=ready, processes=len(answers))
 
 

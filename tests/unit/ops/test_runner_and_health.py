@@ -90,6 +90,10 @@ def test_function_readiness_pass_and_fail(db: SQLiteDatabase, tmp_path: Path) ->
         server.server_close()
     checks = {c["name"]: c for c in record["checks"]}
     assert checks["function.health"]["outcome"] == "pass"
+    assert (checks["function.health"]["detail"], checks["function.health"]["processes"]) == (
+        "GET /healthz → 200",
+        1,
+    )
     assert checks["function.provisioner"]["outcome"] == "pass"  # a CloudEvent function: TCP
     assert checks["function.sessions"]["outcome"] == "fail"
     assert [a["check"] for a in alerts] == ["function.sessions"]
