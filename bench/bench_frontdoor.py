@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import platform
-import secrets
 import signal
 import socket
 import statistics
@@ -45,6 +44,7 @@ from coditect.registry.spec import FunctionSpec, Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # bench/ is not a package
+from accounts import register  # bench/ is not a package
 from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,13 +203,8 @@ def main() -> None:
         stack, url = start_stack(data_dir)
         hello, hello_url = start_hello(data_dir)
         try:
-            email, password = (
-                f"bench-{secrets.token_hex(4)}@example.test",
-                f"bench-{secrets.token_hex(8)}-quartz",
-            )
-            body = {"email": email, "password": password, "name": "Bench"}
-            token = httpx.post(url + "/api/v5/auth/register", json=body, timeout=60).json()["data"]["tokens"]
-            auth = {"Authorization": f"Bearer {token['access_token']}"}
+            account = register(url)
+            email, password, auth = account.email, account.password, account.headers
             direct = json.loads((data_dir / "devstack.json").read_text())["functions"]["health"]["url"]
             health = alternate(hello_url, url + "/api/v5/health", args.rounds, args.seconds)
             proxy = alternate(direct + "/api/v5/health", url + "/api/v5/health", args.rounds, args.seconds)

@@ -43,7 +43,6 @@ function's concurrency); only the source differs.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import platform
 import signal
@@ -66,6 +65,7 @@ from coditect.registry.spec import FunctionSpec, Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # bench/ is not a package
+from accounts import Account, register  # bench/ is not a package
 from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,21 +211,14 @@ class Bench:
                 "ratio": round(statistics.median(times) / statistics.median(hello), 3),
                 "probe": f"{route.method} {route.path}", "status": status}  # fmt: skip
 
-    def access_token(self) -> str:
-        """An access token of a new account, registered through the register function (its store
-        and keys are the ones every function started here uses)."""
+    def account(self) -> Account:
+        """A new account, registered through the register function (its store and keys are the
+        ones every function started here uses)."""
         spec = registry.function("register")
         proc, port = self.start(spec, ROOT / spec.source)
         try:
             proc.first_answer(port, "GET", "/healthz")
-            body = json.dumps({"email": f"bench-{uuid.uuid4().hex[:8]}@example.com", "name": "Bench",
-                               "password": f"quartz-{uuid.uuid4().hex}", "tenant_name": "Bench"})  # fmt: skip
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            connection.request("POST", "/api/v5/auth/register", body, {"Content-Type": "application/json"})
-            answer = connection.getresponse()
-            document = json.loads(answer.read())
-            assert answer.status == 201, (answer.status, document)
-            return str(document["data"]["tokens"]["access_token"])
+            return register(f"http://127.0.0.1:{port}")
         finally:
             proc.stop()
 
@@ -335,8 +328,9 @@ def main() -> None:
         # are mostly unauthenticated 401s, which need neither the token check nor the store).
         users = registry.function("users")
         me = next(r for r in users.routes if r.name == "users.me.get")
-        bearer = {"Authorization": f"Bearer {bench.access_token()}"}
-        authenticated = bench.cold_start(users, ROOT / users.source, args.repeats, me, bearer)
+        authenticated = bench.cold_start(
+            users, ROOT / users.source, args.repeats, me, bench.account().headers
+        )
         assert authenticated["status"] == 200, authenticated
         imports = {spec.name: bench.import_time(source) for spec, source in functions}
         imports["hello"] = bench.import_time(HELLO)

@@ -49,6 +49,7 @@ from coditect.store.versionstamp import pack_versionstamped
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_runtime  # bench/ is not a package
 import loadgen
+from accounts import register  # bench/ is not a package
 from run import arguments, publish  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,11 +83,7 @@ class Http:
             self.down(name)
 
     def register(self) -> dict[str, str]:
-        body = {"email": f"bench-{uuid.uuid4().hex[:8]}@example.test", "password": "bench-quartz-" + uuid.uuid4().hex,
-                "name": "Bench"}  # fmt: skip
-        r = httpx.post(self.up("register") + "/api/v5/auth/register", json=body, timeout=30)
-        r.raise_for_status()
-        return {"Authorization": "Bearer " + r.json()["data"]["tokens"]["access_token"]}
+        return register(self.up("register")).headers
 
 
 def throughput(http: Http, headers: dict[str, str], rounds: int, seconds: float) -> dict[str, Any]:
