@@ -75,19 +75,36 @@ class _Ready(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_function_readiness_pass_and_fail(db: SQLiteDatabase, tmp_path: Path) -> None:
+@pytest.fixture
+def endpoints() -> Iterator[tuple[str, str]]:
+    """(up, down): the URL of a server whose /healthz answers 200, and of a closed port."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    up = f"http://127.0.0.1:{server.server_address[1]}"
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready) as closed:
         down = f"http://127.0.0.1:{closed.server_address[1]}"
     try:
-        s = Settings(data_dir=tmp_path, function_urls={"health": up, "sessions": down, "provisioner": up})
-        alerts: list[dict[str, Any]] = []
-        record = run_job("health", db, settings=s, alert=alerts.append)
+        yield f"http://127.0.0.1:{server.server_address[1]}", down
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _health(
+    db: SQLiteDatabase, tmp_path: Path, urls: dict[str, str | list[str]]
+) -> tuple[dict[str, Any], list[str]]:
+    """The health job's record with these function URLs, and the names of the checks it alerted."""
+    alerts: list[dict[str, Any]] = []
+    record = run_job(
+        "health", db, settings=Settings(data_dir=tmp_path, function_urls=urls), alert=alerts.append
+    )
+    return record, [a["check"] for a in alerts]
+
+
+def test_function_readiness_pass_and_fail(
+    db: SQLiteDatabase, tmp_path: Path, endpoints: tuple[str, str]
+) -> None:
+    up, down = endpoints
+    record, alerted = _health(db, tmp_path, {"health": up, "sessions": down, "provisioner": up})
     checks = {c["name"]: c for c in record["checks"]}
     assert checks["function.health"]["outcome"] == "pass"
     assert (checks["function.health"]["detail"], checks["function.health"]["processes"]) == (
@@ -96,26 +113,18 @@ def test_function_readiness_pass_and_fail(db: SQLiteDatabase, tmp_path: Path) ->
     )
     assert checks["function.provisioner"]["outcome"] == "pass"  # a CloudEvent function: TCP
     assert checks["function.sessions"]["outcome"] == "fail"
-    assert [a["check"] for a in alerts] == ["function.sessions"]
+    assert alerted == ["function.sessions"]
 
 
-def test_function_readiness_is_checked_at_every_process(db: SQLiteDatabase, tmp_path: Path) -> None:
+def test_function_readiness_is_checked_at_every_process(
+    db: SQLiteDatabase, tmp_path: Path, endpoints: tuple[str, str]
+) -> None:
     """The local stack runs replicas: one dead process degrades its function (warn, no alert),
     all of them dead fail it; each process is named in the detail."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    up = f"http://127.0.0.1:{server.server_address[1]}"
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ready) as closed:
-        down = f"http://127.0.0.1:{closed.server_address[1]}"
-    urls: dict[str, str | list[str]] = {"health": [up, up], "files": [up, down], "sessions": [down, down]}
-    try:
-        alerts: list[dict[str, Any]] = []
-        record = run_job(
-            "health", db, settings=Settings(data_dir=tmp_path, function_urls=urls), alert=alerts.append
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    up, down = endpoints
+    record, alerted = _health(
+        db, tmp_path, {"health": [up, up], "files": [up, down], "sessions": [down, down]}
+    )
     checks = {c["name"]: c for c in record["checks"]}
     assert (checks["function.health"]["outcome"], checks["function.health"]["ready"]) == ("pass", 2)
     files = checks["function.files"]
@@ -123,7 +132,7 @@ def test_function_readiness_is_checked_at_every_process(db: SQLiteDatabase, tmp_
     assert f"{up} GET /healthz → 200" in files["detail"] and f"{down} unreachable" in files["detail"]
     assert (checks["function.sessions"]["outcome"], checks["function.sessions"]["ready"]) == ("fail", 0)
     assert record["outcome"] == "failed"
-    assert [a["check"] for a in alerts] == ["function.sessions"]
+    assert alerted == ["function.sessions"]
 
 
 def test_a_held_lease_skips_the_run_and_a_crash_is_recorded(
