@@ -132,6 +132,38 @@ def in_process(rounds: int, synchronous: str) -> dict[str, Any]:
             "read_ratio": round(mbps["files_read"] / mbps["raw_read"], 3), "goal": ">= 0.5"}  # fmt: skip
 
 
+def history_cost(synchronous: str, rounds: int, writes: int = 100) -> dict[str, Any]:
+    """In-process 4 KiB overwrites of a file at its retention limit (`Policy().keep_versions`
+    versions: every write adds one and drops the oldest) against the same overwrites of a file
+    that keeps 2 (also drops one per write): what a file's history costs each write, e.g. an
+    editor's autosave of a long-edited file. Median ms per write over `rounds` alternating slices."""
+    data = os.urandom(4096)
+    long_policy, short_policy = Policy(), Policy(keep_versions=2)
+    with tempfile.TemporaryDirectory(prefix="coditect-bench-files-history-") as tmp:
+        db = open_store(f"sqlite://{tmp}/h.db?synchronous={synchronous}")
+        fs = FileSpace(str(uuid.uuid4()), str(uuid.uuid4()))
+
+        def write(name: str, policy: Policy) -> None:
+            upload.write_stream(db, fs, paths.parse(name), io.BytesIO(data), content_length=len(data),
+                                content_type="text/plain", conditions=NO_CONDITIONS, policy=policy)  # fmt: skip
+
+        for _ in range(long_policy.keep_versions):
+            write("long.txt", long_policy)
+            write("short.txt", short_policy)
+        per_write: dict[str, list[float]] = {"long": [], "short": []}
+        for _ in range(rounds):
+            for key, policy in (("long", long_policy), ("short", short_policy)):
+                started = time.perf_counter()
+                for _ in range(writes):
+                    write(f"{key}.txt", policy)
+                per_write[key].append((time.perf_counter() - started) / writes * 1000)
+        db.close()
+    long_ms, short_ms = statistics.median(per_write["long"]), statistics.median(per_write["short"])
+    return {"versions": long_policy.keep_versions, "writes_per_round": writes, "rounds": rounds,
+            "at_limit_ms": round(long_ms, 3), "two_versions_ms": round(short_ms, 3),
+            "ratio": round(long_ms / short_ms, 3)}  # fmt: skip
+
+
 # -- 2. and 3. through real processes ---------------------------------------------------------------
 def request(
     conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers: dict[str, str]
@@ -316,6 +348,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"| write | {m['raw_write']} | {m['files_write']} | {ip['write_ratio']:.2f} {ok(ip['write_ratio'] >= 0.5)} |",
         f"| read | {m['raw_read']} | {m['files_read']} | {ip['read_ratio']:.2f} {ok(ip['read_ratio'] >= 0.5)} |",
     ]
+    h = result.get("history")
+    if h is not None:
+        lines += [
+            "",
+            f"What a file's history costs a write (in-process 4 KiB overwrite, median of {h['rounds']} "
+            f"rounds of {h['writes_per_round']}): a file at its retention limit of {h['versions']} versions "
+            f"**{h['at_limit_ms']} ms**, a file that keeps 2 (baseline) {h['two_versions_ms']} ms → "
+            f"**{h['ratio']:.2f}x** (context; each write drops one version in both).",
+        ]
     lines += latency_table(
         result["frontdoor"], f"Through the front door {result['frontdoor']['base_url']}", True
     )
@@ -347,6 +388,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the start (other work may share the CPUs)",
         "in_process": in_process(args.rounds, args.synchronous.upper()),
+        "history": history_cost(args.synchronous.upper(), args.rounds),
         "processes": through_processes(args.requests, None),
         "frontdoor": through_frontdoor(args.requests, args.base_url),
     }

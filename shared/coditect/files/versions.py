@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from coditect.errors import PreconditionFailed
 from coditect.files import chunks
 from coditect.files.changes import ChangeLog
-from coditect.files.models import Entry, VersionRecord
+from coditect.files.models import VERSION, Entry, VersionRecord
 from coditect.files.paths import FilePath
 from coditect.files.quota import Policy
 from coditect.files.tree import FileSpace, put_entry, put_version, versions
@@ -66,10 +66,28 @@ def release_file(tr: Transaction, fs: FileSpace, file_id: str) -> None:
 def _retain(
     tr: Transaction, fs: FileSpace, file_id: str, current: int, policy: Policy, now: datetime
 ) -> None:
+    """Drop the versions older than `current` that `policy` no longer keeps: past the newest
+    `keep_versions` (the current one counts) or written before `keep_days`.
+
+    Only what may be dropped is decoded, oldest first: decoding every retained version on every
+    write made an often-saved file at its limit (an editor's autosave) pay for its whole history
+    each time, +13 to 18 % per 4 KiB write at 20 versions (`bench/bench_files.py`, "history").
+    Versions are written in version order, so the walk stops at the first one kept by age; a
+    version whose writer's clock ran behind an older one's (milliseconds, two racing writers) is
+    dropped one write later.
+    """
+    begin, _ = fs.versions_range(file_id)
+    older = tr.get_range(begin, fs.version_key(file_id, current))
+    past_count = len(older) - (policy.keep_versions - 1)  # the oldest this many go whatever their age
     cutoff = now - timedelta(days=policy.keep_days) if policy.keep_days > 0 else None
-    for position, record in enumerate(versions(tr, fs, file_id, before=current), start=2):
-        if position > policy.keep_versions or (cutoff is not None and record.created_at < cutoff):
-            drop_version(tr, fs, file_id, record)
+    for index, (_, value) in enumerate(older):
+        kept_by_count = index >= past_count
+        if kept_by_count and cutoff is None:
+            return
+        record = VERSION.decode(value)
+        if kept_by_count and cutoff is not None and record.created_at >= cutoff:
+            return
+        drop_version(tr, fs, file_id, record)
 
 
 def commit_version(

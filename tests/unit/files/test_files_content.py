@@ -143,8 +143,7 @@ def test_retention_keeps_the_newest_n_and_gc_frees_the_rest(db) -> None:  # type
     contents = [random_bytes(2 * C) for _ in range(4)]
     for data in contents:
         t.write(fs, "f", data)
-    listed, _ = service.list_versions(db, fs, paths.parse("f"), limit=10, cursor=None)
-    assert [v.version for v in listed] == [4, 3]
+    assert listed_versions(t, fs, "f") == [4, 3]
     collect(t)
     assert usage(t) == (4 * C, 4 * C)
     assert t.read(fs, "f", version=3) == contents[2]
@@ -152,24 +151,70 @@ def test_retention_keeps_the_newest_n_and_gc_frees_the_rest(db) -> None:  # type
         t.read(fs, "f", version=1)
 
 
+def age(t: Tenant, fs: FileSpace, name: str, *versions: int, days: float = 2) -> None:
+    """Back-date versions of file `name` by `days` (as if written then)."""
+    from coditect.files.models import VERSION
+    from coditect.files.tree import get_version, locate
+
+    def back_date(tr):  # type: ignore[no-untyped-def]
+        entry = locate(tr, fs, paths.parse(name)).entry
+        for version in versions:
+            record = get_version(tr, fs, entry.id, version)
+            old = record.model_copy(update={"created_at": record.created_at - timedelta(days=days)})
+            tr.set(fs.version_key(entry.id, version), VERSION.encode(old))
+
+    t.db.transact(back_date)
+
+
+def listed_versions(t: Tenant, fs: FileSpace, name: str) -> list[int]:
+    listed, _ = service.list_versions(t.db, fs, paths.parse(name), limit=100, cursor=None)
+    return [v.version for v in listed]
+
+
 def test_retention_by_age_never_drops_the_current_version(db) -> None:  # type: ignore[no-untyped-def]
     t = Tenant(db, "6ba7b811-9dad-41d1-80b4-00c04fd430c8", Policy(keep_versions=100, keep_days=1))
     fs = t.session()
     t.write(fs, "f", b"old")
-    # Age version 1 by two days (as if written then), then write version 2.
-    from coditect.files.models import VERSION
-    from coditect.files.tree import get_version, locate
-
-    def age(tr):  # type: ignore[no-untyped-def]
-        entry = locate(tr, fs, paths.parse("f")).entry
-        record = get_version(tr, fs, entry.id, 1)
-        old = record.model_copy(update={"created_at": record.created_at - timedelta(days=2)})
-        tr.set(fs.version_key(entry.id, 1), VERSION.encode(old))
-
-    db.transact(age)
+    age(t, fs, "f", 1)
     t.write(fs, "f", b"new")
-    listed, _ = service.list_versions(db, fs, paths.parse("f"), limit=10, cursor=None)
-    assert [v.version for v in listed] == [2]
+    assert listed_versions(t, fs, "f") == [2]
+
+
+def test_retention_drops_every_expired_version_and_then_by_count(db) -> None:  # type: ignore[no-untyped-def]
+    t = Tenant(db, "6ba7b812-9dad-41d1-80b4-00c04fd430c8", Policy(keep_versions=3, keep_days=1))
+    fs = t.session()
+    for i in range(4):
+        t.write(fs, "f", b"v%d" % i)
+    assert listed_versions(t, fs, "f") == [4, 3, 2]  # by count
+    age(t, fs, "f", 2, 3)  # both within the count, both expired
+    t.write(fs, "f", b"v4")
+    assert listed_versions(t, fs, "f") == [5, 4]
+    assert usage(t)[0] == 4  # the logical bytes of the two kept versions
+
+
+def test_a_write_decodes_only_the_versions_it_may_drop(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A file at its retention limit is written often (an editor's autosave): the write must not
+    decode its whole history each time — only the version it drops and the one whose age it checks."""
+    from coditect.files.models import VERSION
+
+    t = Tenant(db, "6ba7b813-9dad-41d1-80b4-00c04fd430c8", Policy(keep_versions=8, keep_days=30))
+    fs = t.session()
+    for i in range(8):
+        t.write(fs, "f", b"v%d" % i)
+    decoded: list[int] = []
+    decode = VERSION.decode
+
+    def counting(value: bytes):  # type: ignore[no-untyped-def]
+        record = decode(value)
+        decoded.append(record.version)
+        return record
+
+    monkeypatch.setattr(VERSION, "decode", counting)
+    t.write(fs, "f", b"v8")
+    monkeypatch.undo()
+    # The current version (8) is read by the write itself; of the older ones, only these two:
+    assert [v for v in decoded if v != 8] == [1, 2]  # dropped by count; kept by age: the walk stops
+    assert listed_versions(t, fs, "f") == list(range(9, 1, -1))
 
 
 def test_quota_refuses_before_writing_anything(db) -> None:  # type: ignore[no-untyped-def]
