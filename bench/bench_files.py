@@ -13,15 +13,20 @@
    Goal: ratio ≥ 0.5 both ways.
 2. Through real function processes (bench_runtime's `Bench`: functions-framework → gunicorn, one
    worker, THREADS = the spec's concurrency, like the local stack): PUT and GET of 4 KiB and
-   1 MiB files, 10 concurrent keep-alive clients (the seed's "10+ concurrent users"; each client
-   writes its own 4 files, all with the same content, so dedup is exercised), p50/p95 latency,
-   beside GET / of the hello-world function at the same concurrency: straight to the functions
+   1 MiB files, 10 concurrent keep-alive connections for `--seconds` each (the seed's "10+
+   concurrent users"; 40 files per size, all with the same content so dedup is exercised, each
+   connection writing its own share in turn), p50/p95 latency from `loadgen.run` (wrk when
+   installed, like the front-door benchmark; a timed run gives the p95 ~1,300 samples where 25
+   requests per client gave 250), beside GET / of
+   the hello-world function at the same concurrency: straight to the functions
    (context), then the same through the front door of a whole local stack
    (`python -m coditect.devstack serve`, started here as bench_frontdoor does; `--base-url URL`
    uses a running one instead), as a user sees it. Goal (issue 14): 4 KiB PUT and GET p95 < 50 ms
    through the front door.
 3. A 100 MiB PUT's peak memory in the files function's worker process (direct): VmHWM after the
    upload minus VmRSS at idle (after warm-up). Goal: < 64 MiB.
+
+Context ("history"): what a file's version history costs each 4 KiB write, in-process.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import uuid
@@ -51,6 +55,7 @@ from coditect.files.versions import NO_CONDITIONS
 from coditect.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import loadgen  # bench/ is not a package
 from bench_frontdoor import start_stack, stop  # bench/ is not a package
 from bench_runtime import Bench  # bench/ is not a package
 from run import arguments, publish  # bench/ is not a package
@@ -173,46 +178,6 @@ def request(
     return response.status, response.read()
 
 
-def load(
-    addr: tuple[str, int],
-    method: str,
-    paths_: list[str],
-    body: bytes | None,
-    headers: dict[str, str],
-    per_client: int,
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    errors: list[int] = []
-
-    def client(i: int) -> None:
-        conn = http.client.HTTPConnection(*addr, timeout=120)
-        mine = []
-        for n in range(per_client):
-            started = time.perf_counter()
-            # Client i's own files (a user saving their files), round robin.
-            name = paths_[(i * FILES_PER_CLIENT + n % FILES_PER_CLIENT) % len(paths_)]
-            status, _ = request(conn, method, name, body, headers)
-            mine.append(time.perf_counter() - started)
-            if status >= 300:
-                errors.append(status)
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    assert not errors, errors[:5]
-    q = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "p50_ms": round(q[49] * 1000, 2), "p95_ms": round(q[94] * 1000, 2),
-            "rps": round(len(latencies) / elapsed, 1)}  # fmt: skip
-
-
 def worker_pid(master: int) -> int:
     """gunicorn's worker: the child of the functions-framework (arbiter) process."""
     for _ in range(100):
@@ -232,7 +197,22 @@ def memory_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-def through_processes(per_client: int, base_url: str | None) -> dict[str, Any]:
+def timed(
+    base_url: str, names: list[str], method: str, body: bytes, headers: dict[str, str], seconds: float
+) -> dict[str, Any]:
+    """CLIENTS keep-alive connections sending `method` to `names` (each its own share, in turn)."""
+    load = loadgen.run(base_url, names, method=method, body=body, headers=headers,
+                       connections=CLIENTS, seconds=seconds)  # fmt: skip
+    assert load.errors == 0, f"{load.errors} answers were not 2xx"
+    return {
+        "requests": load.requests,
+        "p50_ms": load.p50_ms,
+        "p95_ms": load.p95_ms,
+        "rps": round(load.rps, 1),
+    }
+
+
+def through_processes(seconds: float, base_url: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="coditect-bench-files-") as tmp:
         bench = Bench(Path(tmp))
         try:
@@ -254,18 +234,21 @@ def through_processes(per_client: int, base_url: str | None) -> dict[str, Any]:
             assert status == 201, body
             base = f"/api/v5/sessions/{json.loads(body)['data']['id']}/files"
             addr = addrs["files"]
-            results: dict[str, Any] = {
-                "clients": CLIENTS,
-                "requests_per_client": per_client,
-                "base_url": base_url,
-            }
-            results["hello_get"] = load(("127.0.0.1", ports["hello"]), "GET", ["/"], None, {}, per_client)
+            results: dict[str, Any] = {"clients": CLIENTS, "seconds": seconds, "tool": loadgen.tool(),
+                                       "base_url": base_url}  # fmt: skip
+            hello = f"http://127.0.0.1:{ports['hello']}"
+            results["hello_get"] = timed(hello, ["/"], "GET", b"", {}, seconds)
+            url = f"http://{addr[0]}:{addr[1]}"
             for label, size in (("4k", 4096), ("1m", MiB)):
                 body_ = os.urandom(size)
                 names = [f"{base}/{label}/f{i}" for i in range(CLIENTS * FILES_PER_CLIENT)]
-                load(addr, "PUT", names, body_, auth, FILES_PER_CLIENT)  # warm-up, and the files to GET
-                results[f"put_{label}"] = load(addr, "PUT", names, body_, auth, per_client)
-                results[f"get_{label}"] = load(addr, "GET", names, None, auth, per_client)
+                conn = http.client.HTTPConnection(*addr, timeout=120)
+                for name in names:  # the files to GET, and a first write of each (warm-up)
+                    status, _ = request(conn, "PUT", name, body_, auth)
+                    assert status in (200, 201), status
+                conn.close()
+                results[f"put_{label}"] = timed(url, names, "PUT", body_, auth, seconds)
+                results[f"get_{label}"] = timed(url, names, "GET", b"", auth, seconds)
             if files_proc is None:
                 return results
             pid = worker_pid(files_proc.popen.pid)
@@ -304,7 +287,9 @@ def latency_table(net: dict[str, Any], where: str, goal: bool) -> list[str]:
     """One latency table of `through_processes`' figures (goal marks on the front door's)."""
     lines = [
         "",
-        f"{where}, {net['clients']} concurrent keep-alive clients, {net['requests_per_client']} requests each:",
+        f"{where}, {net['clients']} concurrent keep-alive clients for {net['seconds']} s each "
+        f"({net['tool']}; {CLIENTS * FILES_PER_CLIENT} files per size, each connection or wrk thread "
+        f"writing its own share in turn):",
         "",
         "| request | p50 (ms) | p95 (ms) | requests/s | p95 / hello-world p95 |",
         "|---|---|---|---|---|",
@@ -321,14 +306,14 @@ def latency_table(net: dict[str, Any], where: str, goal: bool) -> list[str]:
     return lines
 
 
-def through_frontdoor(per_client: int, base_url: str | None) -> dict[str, Any]:
+def through_frontdoor(seconds: float, base_url: str | None) -> dict[str, Any]:
     """Part 2 through a front door: `base_url`'s, or a local stack's started (and stopped) here."""
     if base_url:
-        return through_processes(per_client, base_url)
+        return through_processes(seconds, base_url)
     with tempfile.TemporaryDirectory(prefix="coditect-bench-files-stack-") as tmp:
         proc, url = start_stack(Path(tmp) / "data")
         try:
-            return through_processes(per_client, url)
+            return through_processes(seconds, url)
         finally:
             stop(proc)
 
@@ -380,7 +365,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=7, help="in-process rounds (best of; a round is ~0.3 s)"
     )
-    parser.add_argument("--requests", type=int, default=25, help="requests per client per measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per latency measurement")
     parser.add_argument("--synchronous", default="FULL", help="SQLite synchronous for both sides")
     parser.add_argument("--base-url", default=None, help="a running stack's front door (default: start one)")
     args = parser.parse_args()
@@ -389,8 +374,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} at the start (other work may share the CPUs)",
         "in_process": in_process(args.rounds, args.synchronous.upper()),
         "history": history_cost(args.synchronous.upper(), args.rounds),
-        "processes": through_processes(args.requests, None),
-        "frontdoor": through_frontdoor(args.requests, args.base_url),
+        "processes": through_processes(args.seconds, None),
+        "frontdoor": through_frontdoor(args.seconds, args.base_url),
     }
     result["title"] = "Files: store vs raw SQLite, 4 KiB and 1 MiB PUT/GET vs hello-world, upload memory"
     result["markdown"] = markdown(result)
