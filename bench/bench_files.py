@@ -17,11 +17,10 @@
    concurrent users"; 40 files per size, all with the same content so dedup is exercised, each
    connection writing its own share in turn), p50/p95 latency from `loadgen.run` (wrk when
    installed, like the front-door benchmark; a timed run gives the p95 ~1,300 samples where 25
-   requests per client gave 250), beside GET / of
-   the hello-world function at the same concurrency: straight to the functions
-   (context), then the same through the front door of a whole local stack
-   (`python -m coditect.devstack serve`, started here as bench_frontdoor does; `--base-url URL`
-   uses a running one instead), as a user sees it. Goal (issue 14): 4 KiB PUT and GET p95 < 50 ms
+   requests per client gave 250), beside GET / of the hello-world function at the same
+   concurrency: straight to the functions (context), then the same through the front door of a
+   whole local stack (`python -m coditect.devstack serve`, started here as bench_frontdoor does;
+   `--base-url URL` uses a running one instead), as a user sees it. Goal (issue 14): 4 KiB PUT and GET p95 < 50 ms
    through the front door.
 3. A 100 MiB PUT's peak memory in the files function's worker process (direct): VmHWM after the
    upload minus VmRSS at idle (after warm-up). Goal: < 64 MiB.
@@ -333,15 +332,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"| write | {m['raw_write']} | {m['files_write']} | {ip['write_ratio']:.2f} {ok(ip['write_ratio'] >= 0.5)} |",
         f"| read | {m['raw_read']} | {m['files_read']} | {ip['read_ratio']:.2f} {ok(ip['read_ratio'] >= 0.5)} |",
     ]
-    h = result.get("history")
-    if h is not None:
-        lines += [
-            "",
-            f"What a file's history costs a write (in-process 4 KiB overwrite, median of {h['rounds']} "
-            f"rounds of {h['writes_per_round']}): a file at its retention limit of {h['versions']} versions "
-            f"**{h['at_limit_ms']} ms**, a file that keeps 2 (baseline) {h['two_versions_ms']} ms → "
-            f"**{h['ratio']:.2f}x** (context; each write drops one version in both).",
-        ]
+    h = result["history"]
+    lines += [
+        "",
+        f"What a file's history costs a write (in-process 4 KiB overwrite, median of {h['rounds']} "
+        f"rounds of {h['writes_per_round']}): a file at its retention limit of {h['versions']} versions "
+        f"**{h['at_limit_ms']} ms**, a file that keeps 2 (baseline) {h['two_versions_ms']} ms → "
+        f"**{h['ratio']:.2f}x** (context; each write drops one version in both).",
+    ]
     lines += latency_table(
         result["frontdoor"], f"Through the front door {result['frontdoor']['base_url']}", True
     )
