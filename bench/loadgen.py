@@ -51,8 +51,8 @@ function request()
   return wrk.format(METHOD, paths[n], nil, body)
 end
 function done(summary, latency, requests)
-  io.write(string.format("LOADGEN %d %d %d %d\\n", latency:percentile(50), latency:percentile(95),
-    summary.requests, summary.errors.status))
+  io.write(string.format("LOADGEN %d %d %d %d %d\\n", latency:percentile(50), latency:percentile(95),
+    summary.requests, summary.errors.status, summary.duration))
 end
 """
 
@@ -91,66 +91,60 @@ def run(
     seconds: float = 10.0,
 ) -> Load:
     """`method` requests to `base_url` + each of `paths` in turn, from `connections` connections."""
-    if tool() == "wrk":
-        return _wrk(base_url, paths, method, body, headers or {}, connections, seconds)
-    return asyncio.run(_python(base_url, paths, method, body, headers or {}, connections, seconds))
+    mix = _Mix(base_url, paths, method, body, headers or {}, connections, seconds)
+    return _wrk(mix) if tool() == "wrk" else asyncio.run(_python(mix))
 
 
-def _wrk(
-    base_url: str,
-    paths: list[str],
-    method: str,
-    body: bytes,
-    headers: dict[str, str],
-    connections: int,
-    seconds: float,
-) -> Load:
+@dataclass(frozen=True)
+class _Mix:
+    """What `run()` sends, for either generator."""
+
+    base_url: str
+    paths: list[str]
+    method: str
+    body: bytes
+    headers: dict[str, str]
+    connections: int
+    seconds: float
+
+
+def _wrk(mix: _Mix) -> Load:
     with tempfile.TemporaryDirectory(prefix="coditect-loadgen-") as tmp:
         script, path_list, body_file = Path(tmp, "load.lua"), Path(tmp, "paths"), Path(tmp, "body")
         script.write_text(
-            _WRK_SCRIPT.replace("WRK_THREADS", str(WRK_THREADS)).replace("METHOD", f'"{method}"')
+            _WRK_SCRIPT.replace("WRK_THREADS", str(WRK_THREADS)).replace("METHOD", f'"{mix.method}"')
         )
-        path_list.write_text("\n".join(paths) + "\n")
-        body_file.write_bytes(body)
-        argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        path_list.write_text("\n".join(mix.paths) + "\n")
+        body_file.write_bytes(mix.body)
+        argv = ["wrk", f"-t{WRK_THREADS}", f"-c{mix.connections}", f"-d{max(1, round(mix.seconds))}s",
                 "--timeout", "30s", "-s", str(script)]  # fmt: skip
-        for name, value in headers.items():
+        for name, value in mix.headers.items():
             argv += ["-H", f"{name}: {value}"]
-        argv += [base_url + "/", "--", str(path_list), str(body_file) if body else ""]
+        argv += [mix.base_url + "/", "--", str(path_list), str(body_file) if mix.body else ""]
         out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if errors and int(errors.group(1)):
         raise RuntimeError(f"wrk could not connect: {out}")
-    found = re.search(r"LOADGEN (\d+) (\d+) (\d+) (\d+)", out)
-    duration = re.search(r"requests in ([\d.]+)(m?s)", out)
-    if found is None or duration is None:
+    found = re.search(r"LOADGEN (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if found is None:
         raise RuntimeError(f"wrk printed no summary: {out}")
-    p50, p95, total, bad = (int(g) for g in found.groups())
-    elapsed = float(duration.group(1)) / (1000 if duration.group(2) == "ms" else 1)
-    return Load(rps=(total - bad) / elapsed, p50_ms=round(p50 / 1000, 2), p95_ms=round(p95 / 1000, 2),
+    p50, p95, total, bad, micros = (int(g) for g in found.groups())
+    return Load(rps=(total - bad) / (micros / 1e6), p50_ms=round(p50 / 1000, 2), p95_ms=round(p95 / 1000, 2),
                 requests=total, errors=bad)  # fmt: skip
 
 
-async def _python(
-    base_url: str,
-    paths: list[str],
-    method: str,
-    body: bytes,
-    headers: dict[str, str],
-    connections: int,
-    seconds: float,
-) -> Load:
-    parts = urlsplit(base_url)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    length = f"Content-Length: {len(body)}\r\n" if body or method in ("PUT", "POST") else ""
-    deadline = time.perf_counter() + seconds
+async def _python(mix: _Mix) -> Load:
+    parts, body = urlsplit(mix.base_url), mix.body
+    extra = "".join(f"{k}: {v}\r\n" for k, v in mix.headers.items())
+    length = f"Content-Length: {len(body)}\r\n" if body or mix.method in ("PUT", "POST") else ""
+    deadline = time.perf_counter() + mix.seconds
     latencies: list[float] = []
     counts = [0, 0]  # 2xx, other
 
     async def worker(i: int) -> None:
-        mine = paths[i % len(paths) :: connections] or paths
+        mine = mix.paths[i % len(mix.paths) :: mix.connections] or mix.paths
         heads = [
-            f"{method} {p} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}{length}\r\n".encode() for p in mine
+            f"{mix.method} {p} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}{length}\r\n".encode() for p in mine
         ]
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         n = 0
@@ -167,7 +161,7 @@ async def _python(
         writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(connections)))
+    await asyncio.gather(*(worker(i) for i in range(mix.connections)))
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
 
