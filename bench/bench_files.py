@@ -55,6 +55,7 @@ from coditect.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # bench/ is not a package
+from accounts import register  # bench/ is not a package
 from bench_frontdoor import start_stack, stop  # bench/ is not a package
 from bench_runtime import Bench  # bench/ is not a package
 from run import arguments, publish  # bench/ is not a package
@@ -62,7 +63,6 @@ from run import arguments, publish  # bench/ is not a package
 MiB = 1024 * 1024
 CLIENTS = 10
 FILES_PER_CLIENT = 4
-PASSWORD = "quartz-lantern-meadow-7319"
 
 
 # -- 1. in-process ----------------------------------------------------------------------------------
@@ -221,12 +221,8 @@ def through_processes(seconds: float, base_url: str | None) -> dict[str, Any]:
             addrs = {name: (parts.hostname or "127.0.0.1", parts.port or 80) if base_url
                      else ("127.0.0.1", ports[name]) for name in names}  # fmt: skip
             files_proc = bench.running.get("files")
-            conn = http.client.HTTPConnection(*addrs["register"], timeout=60)
-            status, body = request(conn, "POST", "/api/v5/auth/register",
-                                   json.dumps({"email": f"bench-{uuid.uuid4().hex[:8]}@example.test", "password": PASSWORD, "name": "Bench"}).encode(),
-                                   {"Content-Type": "application/json"})  # fmt: skip
-            assert status == 201, body
-            auth = {"Authorization": "Bearer " + json.loads(body)["data"]["tokens"]["access_token"]}
+            host, port = addrs["register"]
+            auth = register(f"http://{host}:{port}").headers
             conn = http.client.HTTPConnection(*addrs["sessions"], timeout=60)
             status, body = request(conn, "POST", "/api/v5/sessions", json.dumps({"name": "bench"}).encode(),
                                    {**auth, "Content-Type": "application/json"})  # fmt: skip
