@@ -88,12 +88,8 @@ def fdb_checks(db: Database) -> list[dict[str, Any]]:
     return [check(f"fdb.{c.name}", c.outcome, c.detail) for c in report.checks]
 
 
-def readiness(name: str, url: str) -> tuple[bool, str]:
-    """Whether one process (or Service) of function `name` at `url` is ready, and how it answered."""
-    try:
-        kind = registry.function(name).kind
-    except KeyError:
-        kind = "cloudevent"  # not ours to know: the port answering is all we can ask
+def readiness(kind: str, url: str) -> tuple[bool, str]:
+    """Whether one process (or Service) at `url` of a function of `kind` is ready, and how it answered."""
     try:
         if kind == "http":
             status = httpx.get(url.rstrip("/") + READINESS_PATH, timeout=2.0).status_code
@@ -106,7 +102,11 @@ def readiness(name: str, url: str) -> tuple[bool, str]:
 
 
 def function_check(name: str, urls: list[str]) -> dict[str, Any]:
-    answers = [readiness(name, url) for url in urls]
+    try:
+        kind = registry.function(name).kind
+    except KeyError:
+        kind = "cloudevent"  # not ours to know: the port answering is all we can ask
+    answers = [readiness(kind, url) for url in urls]
     ready = sum(ok for ok, _ in answers)
     outcome = "pass" if ready == len(answers) else "warn" if ready else "fail"
     answered = "; ".join(f"{url} {answer}" for url, (_, answer) in zip(urls, answers, strict=True))
