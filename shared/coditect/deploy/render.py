@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from coditect import registry
-from coditect.deploy import eventing, image, knative, relay, routes
+from coditect.deploy import envoy, eventing, image, knative, relay, routes
 from coditect.devstack import frontdoor
 from coditect.registry.spec import FunctionSpec
 
@@ -90,7 +90,10 @@ def files(functions: tuple[FunctionSpec, ...] | None = None) -> dict[str, str]:
     out["infra/base/eventing/kustomization.yaml"] = _yaml(eventing.kustomization())
     why_routes = _why(routes.__doc__)
     out["infra/routes/istio/virtual-service.yaml"] = _yaml(routes.virtual_service(specs), why_routes)
-    out["infra/routes/istio/kustomization.yaml"] = _kustomization(["virtual-service.yaml"])
+    out["infra/routes/istio/envoy-filter.yaml"] = _yaml(envoy.envoy_filter(specs), _why(envoy.__doc__))
+    out["infra/routes/istio/kustomization.yaml"] = _kustomization(
+        ["virtual-service.yaml", "envoy-filter.yaml"]
+    )
     out["infra/routes/gateway-api/gateway.yaml"] = _yaml(gateway())
     out["infra/routes/gateway-api/http-routes.yaml"] = _yaml_all(routes.http_routes(specs), why_routes)
     out["infra/routes/gateway-api/reference-grant.yaml"] = _yaml(routes.reference_grant())

@@ -190,10 +190,11 @@ def _keyed_post(regex: str) -> dict[str, Any]:
             "headers": {IDEMPOTENCY_HEADER.lower(): {"regex": ".+"}}}  # fmt: skip
 
 
-def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
-    """Rules in match order: per function, the replayable requests (idempotent methods, keyed
-    POSTs where honoured; `reset` retried) before the rest (a failed connect retried only);
-    method rules of shared paths before path rules."""
+def istio_rules(functions: list[FunctionSpec]) -> list[tuple[str, dict[str, Any]]]:
+    """The VirtualService's `http` rules in match order, each with the function it goes to: per
+    function, the replayable requests (idempotent methods, keyed POSTs where honoured; `reset`
+    retried) before the rest (a failed connect retried only); method rules of shared paths before
+    path rules; then the relay; then the fallback."""
     keyed = {spec.name: set(replayable_posts(spec)) for spec in functions}
     grouped: dict[tuple[bool, str, bool], list[dict[str, Any]]] = defaultdict(list)
     for name, regex, method in table(functions):
@@ -209,7 +210,7 @@ def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
         if regex in keyed[name] and method in (None, "POST"):
             grouped[(by_method, name, True)].append(_keyed_post(regex))
     http = [
-        _istio_rule(f"{name}{'-by-method' if by_method else ''}{'-replayable' if replay else ''}", name, matches, replay)
+        (name, _istio_rule(f"{name}{'-by-method' if by_method else ''}{'-replayable' if replay else ''}", name, matches, replay))
         for (by_method, name, replay), matches in sorted(grouped.items(), key=lambda kv: (not kv[0][0], kv[0][1], not kv[0][2]))
     ]  # fmt: skip
     for spec in relays(functions):
@@ -224,15 +225,27 @@ def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
                 "timeout": RELAY_TIMEOUT,
                 "retries": _RETRY_REPLAY if replay else _RETRY_CONNECT,
             }
-            http.append(rule)
+            http.append((spec.name, rule))
     if has_fallback(functions):
         fallback = [{"uri": {"prefix": API_PREFIX}}]
-        http.append(_istio_rule("unknown-api-path", FALLBACK_FUNCTION, fallback, replay=False))
+        http.append(
+            (FALLBACK_FUNCTION, _istio_rule("unknown-api-path", FALLBACK_FUNCTION, fallback, replay=False))
+        )
+    return http
+
+
+def virtual_service(functions: list[FunctionSpec]) -> dict[str, Any]:
+    """The public host's routes (`istio_rules`); the gateway's own settings are
+    `coditect.deploy.envoy`'s EnvoyFilter."""
     return {
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "VirtualService",
         "metadata": {"name": "coditect-api", "namespace": NAMESPACE, "labels": LABELS},
-        "spec": {"hosts": [HOST], "gateways": [GATEWAY], "http": http},
+        "spec": {
+            "hosts": [HOST],
+            "gateways": [GATEWAY],
+            "http": [rule for _, rule in istio_rules(functions)],
+        },
     }
 
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coditect.deploy.envoy import BODY_TIMEOUT, BUFFER_BYTES
 from coditect.deploy.routes import (
     IDEMPOTENT_METHODS,
     SAFE_METHODS,
@@ -65,9 +66,6 @@ from coditect.registry.spec import FunctionSpec
 # The header the platform's ingress (Envoy) and the local front door set to the client address.
 CLIENT_IP_HEADER = "X-Envoy-External-Address"
 RELAY_REGEX = "/workspaces(?:/.*)?"
-# Request bodies up to this size are read whole by the proxy before the function is contacted
-# (the JSON limit, coditect.config max_json_body); larger ones are streamed.
-BUFFER_BYTES = 1024 * 1024 + 1
 _RID = "{http.vars.rid}"
 _SANE_RID = "^[A-Za-z0-9._:-]{8,128}$"  # coditect.http.app's rule for a caller's request id
 _SENTINEL = "REQUESTIDSENTINEL"
@@ -113,7 +111,7 @@ class FrontDoor:
 
     listen: str  # host:port ([v6]:port)
     storage: Path  # Caddy's own data (certificates it will never need; kept out of $HOME)
-    body_timeout: float = 10.0
+    body_timeout: float = BODY_TIMEOUT
     body_min_rate: int = 32 * 1024
     grace: float = 2.0
 

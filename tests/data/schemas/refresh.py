@@ -46,7 +46,7 @@ SOURCES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "kubernetes": ("kubernetes-client+python", "024658493d124f046fc0a9827a2a3165cf2aee28", [("LICENSE", "LICENSE")]),
 }  # fmt: skip
 ISTIO_CRDS = "kubernetes/customresourcedefinitions.gen.yaml"
-ISTIO_KEEP = {"virtualservices.networking.istio.io"}
+ISTIO_KEEP = {"virtualservices.networking.istio.io", "envoyfilters.networking.istio.io"}
 K8S_SWAGGER = "kubernetes/swagger.json.unprocessed"
 CORE_ROOTS = [
     f"io.k8s.api.{name}"
@@ -88,8 +88,9 @@ def main(mirrors: Path) -> None:
             (out / name).write_text(show(repo, commit, path))
         if directory == "istio":
             docs = [d for d in yaml.safe_load_all(show(repo, commit, ISTIO_CRDS)) if d]
-            kept = [d for d in docs if d["metadata"]["name"] in ISTIO_KEEP]
-            (out / "virtualservices.yaml").write_text(yaml.safe_dump_all(kept, sort_keys=False))
+            for doc in (d for d in docs if d["metadata"]["name"] in ISTIO_KEEP):
+                plural = doc["spec"]["names"]["plural"]
+                (out / f"{plural}.yaml").write_text(yaml.safe_dump_all([doc], sort_keys=False))
         if directory == "kubernetes":
             swagger = json.loads(show(repo, commit, K8S_SWAGGER))
             subset = {"definitions": reachable(swagger["definitions"], CORE_ROOTS)}

@@ -28,7 +28,7 @@ KINDS = {
     "PodDisruptionBudget",
     *FDB_KINDS,
     # what the route generator renders into infra/routes/
-    *"HTTPRoute Gateway ReferenceGrant VirtualService".split(),
+    *"HTTPRoute Gateway ReferenceGrant VirtualService EnvoyFilter".split(),
 }
 # Core kinds are round-tripped through the client's models: a misspelt field disappears.
 CORE_MODELS = {
