@@ -365,3 +365,11 @@ def test_routes_that_are_not_the_virtual_services_are_not_buffered(gateway: Gate
         gateway.url + LOGIN, content=b"x" * size, headers={"Host": KNATIVE_HOST}, timeout=10
     )
     assert response.status_code == 200 and response.json()["length"] == size
+
+
+def test_the_client_address_header_is_the_peer_whatever_the_client_sends(gateway: Gateway) -> None:
+    # infra/README.md "Client address": with Istio's gateway defaults (use_remote_address, no
+    # trusted hops) Envoy sets X-Envoy-External-Address from the peer and drops a client's copy
+    forged = {"X-Envoy-External-Address": "203.0.113.9", "X-Forwarded-For": "203.0.113.9"}
+    assert httpx.get(gateway.url + FILE + "x.txt", headers=forged, timeout=10).status_code == 200
+    assert gateway.recorder.seen[-1]["headers"]["x-envoy-external-address"] == "127.0.0.1"
