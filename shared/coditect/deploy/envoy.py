@@ -54,7 +54,6 @@ BUFFER_FILTER = "envoy.filters.http.buffer"
 _BUFFER = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer"
 _BUFFER_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
 REQUEST_ID = "%REQ(X-REQUEST-ID)%"  # Envoy's substitution: the request id the gateway kept or made
-_SENTINEL = "REQUESTIDSENTINEL"
 
 
 def body_limit(spec: FunctionSpec) -> int | None:
@@ -65,10 +64,14 @@ def body_limit(spec: FunctionSpec) -> int | None:
     return max([BUFFER_BYTES] + [route.max_body + 1 for route in spec.routes if route.max_body])
 
 
+def _envoy_quote(text: str) -> str:
+    if "%" in text:  # Envoy would read it as the start of a substitution
+        raise ValueError(f"a literal % in an envelope: {text}")
+    return text
+
+
 def _local_reply(exc: ApiError) -> dict[str, Any]:
     """A mapper answering Envoy's own `exc.status` replies with the functions' envelope."""
-    body = envelope.error_response(exc, _SENTINEL).get_data(as_text=True)
-    assert "%" not in body, "a literal % would be read as a substitution"
     status = exc.status
     return {
         "filter": {
@@ -80,7 +83,7 @@ def _local_reply(exc: ApiError) -> dict[str, Any]:
             }
         },
         "body_format_override": {
-            "text_format_source": {"inline_string": body.replace(_SENTINEL, REQUEST_ID)},
+            "text_format_source": {"inline_string": envelope.error_template(exc, REQUEST_ID, _envoy_quote)},
             "content_type": "application/json",
         },
     }

@@ -68,7 +68,6 @@ CLIENT_IP_HEADER = "X-Envoy-External-Address"
 RELAY_REGEX = "/workspaces(?:/.*)?"
 _RID = "{http.vars.rid}"
 _SANE_RID = "^[A-Za-z0-9._:-]{8,128}$"  # coditect.http.app's rule for a caller's request id
-_SENTINEL = "REQUESTIDSENTINEL"
 # A failed process of a replicated function is left out of the rotation this long (Caddy's
 # passive health check); long enough to cover most of a restart, short enough not to matter.
 FAIL_SECONDS = 2
@@ -116,11 +115,13 @@ class FrontDoor:
     grace: float = 2.0
 
 
+def _caddy_quote(text: str) -> str:
+    return text.replace("{", "\\{").replace("}", "\\}")  # Caddy would read `{...}` as a placeholder
+
+
 def _body(exc: ApiError) -> str:
-    """The function's error envelope for `exc`, as a Caddy template: every brace escaped (Caddy
-    would read `{...}` as a placeholder) except the request id's placeholder."""
-    text = envelope.error_response(exc, _SENTINEL).get_data(as_text=True)
-    return text.replace("{", "\\{").replace("}", "\\}").replace(_SENTINEL, _RID)
+    """The function's error envelope for `exc`, as a Caddy template (its request id Caddy's)."""
+    return envelope.error_template(exc, _RID, _caddy_quote)
 
 
 def respond(exc: ApiError, status: int | str | None = None) -> dict[str, Any]:

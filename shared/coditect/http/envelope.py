@@ -7,7 +7,7 @@ error `{"success": false, "error": {"code", "message", "details"?}, "request_id"
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Response
@@ -99,3 +99,14 @@ def error_response(exc: ApiError, request_id: str) -> Response:
     return json_response(
         {"success": False, "error": error, "request_id": request_id}, exc.status, exc.headers
     )
+
+
+_REQUEST_ID_SLOT = "REQUESTIDSENTINEL"
+
+
+def error_template(exc: ApiError, request_id: str, escape: Callable[[str], str] = str) -> str:
+    """The body `error_response(exc, ...)` answers, as a proxy's template (the local front door's
+    Caddy, the production gateway's Envoy): the text passed through `escape` (the proxy's own
+    quoting), then `request_id` — the proxy's variable for it — where the request id goes."""
+    text = error_response(exc, _REQUEST_ID_SLOT).get_data(as_text=True)
+    return escape(text).replace(_REQUEST_ID_SLOT, request_id)
