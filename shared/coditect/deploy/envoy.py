@@ -50,7 +50,7 @@ GATEWAY_NAMESPACE = "istio-system"  # where the ingress gateway runs (knative-in
 GATEWAY_WORKLOAD = {"istio": "ingressgateway"}
 _HCM = "envoy.filters.network.http_connection_manager"
 _ROUTER = "envoy.filters.http.router"
-BUFFER_FILTER = "envoy.filters.http.buffer"
+_BUFFER_FILTER = "envoy.filters.http.buffer"
 _BUFFER = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer"
 _BUFFER_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
 REQUEST_ID = "%REQ(X-REQUEST-ID)%"  # Envoy's substitution: the request id the gateway kept or made
@@ -89,7 +89,7 @@ def _local_reply(exc: ApiError) -> dict[str, Any]:
     }
 
 
-def connection_manager() -> dict[str, Any]:
+def _connection_manager() -> dict[str, Any]:
     """What is merged into the gateway's HTTP connection manager."""
     return {
         "normalize_path": False,
@@ -109,19 +109,19 @@ def connection_manager() -> dict[str, Any]:
     }
 
 
-def buffer_filter() -> dict[str, Any]:
+def _buffer_filter() -> dict[str, Any]:
     """The HTTP filter inserted before the router, off by default: it acts only on the routes
-    `route_buffers` turns it on for. Other routes of the same Envoy — Knative's own, on the
+    `_route_buffers` turns it on for. Other routes of the same Envoy — Knative's own, on the
     local gateway listener every request crosses next, and any other host the gateway serves —
     are not buffered (an upload the public hop streams must not meet a 1 MiB limit on the next)."""
     return {
-        "name": BUFFER_FILTER,
+        "name": _BUFFER_FILTER,
         "disabled": True,
         "typed_config": {"@type": _BUFFER, "max_request_bytes": BUFFER_BYTES},
     }
 
 
-def route_buffers(functions: list[FunctionSpec]) -> dict[str, dict[str, Any]]:
+def _route_buffers(functions: list[FunctionSpec]) -> dict[str, dict[str, Any]]:
     """VirtualService rule name → the buffer filter's config on it, for every rule whose function
     takes its bodies whole (`body_limit`)."""
     by_name = {spec.name: spec for spec in functions}
@@ -147,7 +147,7 @@ def envoy_filter(functions: list[FunctionSpec]) -> dict[str, Any]:
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network."
                         "http_connection_manager.v3.HttpConnectionManager",
-                        **connection_manager(),
+                        **_connection_manager(),
                     },
                 },
             },
@@ -158,17 +158,17 @@ def envoy_filter(functions: list[FunctionSpec]) -> dict[str, Any]:
                 "context": "GATEWAY",
                 "listener": {"filterChain": {"filter": {"name": _HCM, "subFilter": {"name": _ROUTER}}}},
             },
-            "patch": {"operation": "INSERT_BEFORE", "value": buffer_filter()},
+            "patch": {"operation": "INSERT_BEFORE", "value": _buffer_filter()},
         },
     ]
-    for name, per_route in sorted(route_buffers(functions).items()):
+    for name, per_route in sorted(_route_buffers(functions).items()):
         patches.append(
             {
                 "applyTo": "HTTP_ROUTE",
                 "match": {"context": "GATEWAY", "routeConfiguration": {"vhost": {"route": {"name": name}}}},
                 "patch": {
                     "operation": "MERGE",
-                    "value": {"typed_per_filter_config": {BUFFER_FILTER: per_route}},
+                    "value": {"typed_per_filter_config": {_BUFFER_FILTER: per_route}},
                 },
             }
         )
