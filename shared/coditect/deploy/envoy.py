@@ -34,18 +34,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from coditect.config import Settings
 from coditect.deploy.knative import REQUEST_TIMEOUT
-from coditect.deploy.routes import LABELS, istio_rules
+from coditect.deploy.routes import BODY_TIMEOUT, BUFFER_BYTES, LABELS, istio_rules
 from coditect.errors import ApiError, NotFound, PayloadTooLarge, RequestTimeout, ServiceUnavailable
 from coditect.http import envelope
 from coditect.registry.spec import FunctionSpec
 
-# Request bodies up to this size are read whole by the proxy before the function is contacted
-# (the functions' JSON limit, coditect.config max_json_body, plus one byte so the function, not
-# the proxy, answers a body at the limit). The local front door uses the same figure.
-BUFFER_BYTES = int(Settings.model_fields["max_json_body"].default) + 1
-BODY_TIMEOUT = 10  # seconds: the request headers here; a body's base allowance at the front door
 GATEWAY_NAMESPACE = "istio-system"  # where the ingress gateway runs (knative-ingress-gateway's pods)
 GATEWAY_WORKLOAD = {"istio": "ingressgateway"}
 _HCM = "envoy.filters.network.http_connection_manager"

@@ -37,6 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from coditect.config import Settings
 from coditect.deploy import relay
 from coditect.deploy.knative import NAMESPACE, REQUEST_TIMEOUT
 from coditect.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -66,6 +67,12 @@ LABELS = {"app.kubernetes.io/part-of": "coditect"}
 # (`replayable_posts`). The local front door and the production ingress render the same rule.
 IDEMPOTENT_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Request bodies up to this size are read whole by the proxy (the local front door, the
+# production gateway) before the function is contacted: the functions' JSON limit
+# (coditect.config max_json_body) plus one byte, so the function, not the proxy, answers a body at
+# the limit.
+BUFFER_BYTES = int(Settings.model_fields["max_json_body"].default) + 1
+BODY_TIMEOUT = 10  # seconds: for the request headers; a body's base allowance at the front door
 
 
 def path_regex(rule: str) -> str:

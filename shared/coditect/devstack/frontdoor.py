@@ -49,8 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coditect.deploy.envoy import BODY_TIMEOUT, BUFFER_BYTES
 from coditect.deploy.routes import (
+    BODY_TIMEOUT,
+    BUFFER_BYTES,
     IDEMPOTENT_METHODS,
     SAFE_METHODS,
     PathRoute,

@@ -282,7 +282,7 @@ def test_a_file_upload_streams_to_the_files_function(gateway: Gateway) -> None:
 
 def test_a_body_over_the_limit_is_413_and_never_reaches_the_function(gateway: Gateway) -> None:
     before = len(gateway.recorder.seen)
-    response = httpx.post(gateway.url + LOGIN, content=b"x" * envoy.BUFFER_BYTES + b"x", timeout=10)
+    response = httpx.post(gateway.url + LOGIN, content=b"x" * routes.BUFFER_BYTES + b"x", timeout=10)
     _envelope(response, 413, "payload_too_large")
     assert len(gateway.recorder.seen) == before
 
