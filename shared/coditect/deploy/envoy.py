@@ -22,7 +22,8 @@ does the same"):
   upgrades are not cut by it.
 - Envoy's own answers (no route: 404; a body too large: 413; too slow: 408; the function down:
   503) are the functions' JSON envelopes with the request id, and every answer carries
-  `X-Request-Id`, as at the front door.
+  `X-Request-Id`, as at the front door — except a 408 for headers that never ended, which has no
+  request id yet (`"-"` in the envelope).
 
 Routes are patched by their VirtualService rule names (Istio names the Envoy route after the rule).
 The connection manager's settings apply to every listener of the gateway's Envoy, Knative's
