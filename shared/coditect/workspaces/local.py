@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -81,10 +82,43 @@ def _alive(pid: int, start_ticks: int) -> bool:
     return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start_ticks
 
 
+# The wards this process started and has not reaped yet, by pid. A ward outlives `start` by
+# design (it is found again by pid through its state file), but dropping its Popen while it runs
+# warns (ResourceWarning) and leaves its exit status to subprocess's private list: a ward that
+# died on its own would stay a zombie until the next Popen is created. Holding the Popen lets
+# `_reap` collect it with `poll()`, which also records its returncode (a waitpid behind its back
+# would not). Per process, not per provisioner: any provisioner in this process may stop a ward
+# another one started. A pid held here is not reused: the unreaped child keeps it.
+_wards: dict[int, subprocess.Popen[bytes]] = {}
+_wards_lock = threading.Lock()  # start/stop/status may run in several threads
+
+
+def _keep(proc: subprocess.Popen[bytes]) -> None:
+    with _wards_lock:
+        _wards[proc.pid] = proc
+
+
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our child, so it does not linger as a zombie."""
+    with _wards_lock:
+        proc = _wards.get(pid)
+        if proc is not None:
+            if proc.poll() is not None:
+                del _wards[pid]
+            return
+    # Not a ward this process started (another process's, or already collected): waitpid finds
+    # nothing unless it is our child after all.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _reap_exited_wards() -> None:
+    """Collect every ward of this process that exited (killed from outside, crashed), so none
+    lingers as a zombie until its workspace is next started or stopped."""
+    with _wards_lock:
+        for pid, proc in list(_wards.items()):
+            if proc.poll() is not None:
+                del _wards[pid]
 
 
 def _free_port(host: str) -> int:
@@ -195,6 +229,7 @@ class LocalProvisioner(Provisioner):
         )
 
     def start(self, spec: WorkspaceSpec) -> Endpoint:
+        _reap_exited_wards()
         with self._locked(spec.workspace_id):
             state = self._read_state(spec.workspace_id)
             if state is not None:
@@ -246,6 +281,7 @@ class LocalProvisioner(Provisioner):
                     )
                 except OSError as exc:
                     raise ProvisionFailed("invalid_spec", f"cannot run the ward: {exc.strerror}") from None
+            _keep(proc)
             stat = _proc_stat(proc.pid)
             state = {
                 "workspace_id": spec.workspace_id,
@@ -368,6 +404,7 @@ class LocalProvisioner(Provisioner):
         return outcome
 
     def status(self, workspace_id: str) -> WorkloadState:
+        _reap_exited_wards()
         state = self._read_state(workspace_id)
         if state is None:
             return NOT_FOUND
@@ -381,6 +418,7 @@ class LocalProvisioner(Provisioner):
         return WorkloadState(running=True, ready=True, endpoint=Endpoint(state["host"], state["port"]))
 
     def list_workloads(self) -> dict[str, WorkloadState]:
+        _reap_exited_wards()
         result: dict[str, WorkloadState] = {}
         for path in sorted(self.state_dir.glob("*.json")):
             state = self._read_state(path.stem)

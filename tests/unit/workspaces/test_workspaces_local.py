@@ -197,7 +197,7 @@ def test_dead_process_with_state_file_is_not_running(prov: LocalProvisioner, mak
     spec = make_spec()
     prov.start(spec)
     pid = state(prov, spec)["pid"]
-    os.killpg(pid, signal.SIGKILL)  # a crash after start; not reaped, so it lingers as a zombie
+    os.killpg(pid, signal.SIGKILL)  # a crash after start
     deadline = time.monotonic() + 5
     while prov.status(spec.workspace_id).running and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -205,6 +205,31 @@ def test_dead_process_with_state_file_is_not_running(prov: LocalProvisioner, mak
     assert prov.list_workloads()[spec.workspace_id].running is False
     prov.start(spec)  # the stale record does not block a fresh start
     assert state(prov, spec)["pid"] != pid
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of `pid` in /proc ("Z": a zombie), or None once it is reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.parametrize("call", ["status", "list_workloads"])
+def test_a_ward_killed_from_outside_is_reaped_by_the_next_call(
+    prov: LocalProvisioner, make_spec, call: str
+) -> None:
+    spec = make_spec()
+    prov.start(spec)
+    pid = state(prov, spec)["pid"]  # a child of this (the test's) process
+    os.kill(pid, signal.SIGKILL)  # the ward only: an OOM kill, say
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # until it has exited, without reaping it
+    assert proc_state(pid) == "Z"
+    if call == "status":
+        assert prov.status(spec.workspace_id).reason == "exited"
+    else:
+        assert prov.list_workloads()[spec.workspace_id].running is False
+    assert proc_state(pid) is None, "the provisioner's process must not keep a dead ward as a zombie"
 
 
 def test_reused_pid_is_not_mistaken_for_the_workload(prov: LocalProvisioner, make_spec) -> None:
