@@ -107,31 +107,31 @@ def test_python_client_uploads_overwrites_and_downloads(
         models = importlib.import_module(f"{package}.models")
         types = importlib.import_module(f"{package}.types")
 
-        anonymous = client_module.Client(base_url=stack.url)
         body = models.RegisterBody(
             email=f"client-{secrets.token_hex(4)}@example.test",
             password=f"generated-client-{secrets.token_hex(8)}",
             name="Client",
         )
-        registered = register.sync_detailed(client=anonymous, body=body)
+        with client_module.Client(base_url=stack.url) as anonymous:  # `with`: its connections close
+            registered = register.sync_detailed(client=anonymous, body=body)
         assert registered.status_code == 201, registered.content
         token = registered.parsed.data.tokens.access_token
-        authed = client_module.AuthenticatedClient(base_url=stack.url, token=token)
-        session = create_session.sync_detailed(client=authed, body=models.SessionCreate(name="generated"))
-        assert session.status_code == 201, session.content
-        sid = session.parsed.data.id
+        with client_module.AuthenticatedClient(base_url=stack.url, token=token) as authed:
+            session = create_session.sync_detailed(client=authed, body=models.SessionCreate(name="generated"))
+            assert session.status_code == 201, session.content
+            sid = session.parsed.data.id
 
-        first = put.sync_detailed(
-            sid, "src/data.bin", client=authed, body=types.File(payload=io.BytesIO(b"\x00\x01"))
-        )
-        assert first.status_code == 201 and first.parsed.data.version == 1, first.content
-        payload = bytes(range(256)) * 4
-        second = put.sync_detailed(
-            sid, "src/data.bin", client=authed, body=types.File(payload=io.BytesIO(payload))
-        )
-        assert second.status_code == 200 and second.parsed.data.version == 2, second.content
-        downloaded = get.sync_detailed(sid, "src/data.bin", client=authed)
-        assert downloaded.status_code == 200
-        assert downloaded.parsed.payload.read() == payload
+            first = put.sync_detailed(
+                sid, "src/data.bin", client=authed, body=types.File(payload=io.BytesIO(b"\x00\x01"))
+            )
+            assert first.status_code == 201 and first.parsed.data.version == 1, first.content
+            payload = bytes(range(256)) * 4
+            second = put.sync_detailed(
+                sid, "src/data.bin", client=authed, body=types.File(payload=io.BytesIO(payload))
+            )
+            assert second.status_code == 200 and second.parsed.data.version == 2, second.content
+            downloaded = get.sync_detailed(sid, "src/data.bin", client=authed)
+            assert downloaded.status_code == 200
+            assert downloaded.parsed.payload.read() == payload
     finally:
         sys.path.remove(str(tmp_path))

@@ -111,6 +111,9 @@ def test_reconcile_removes_an_orphan_local_workspace_process(stack: RunningStack
 
     wait_for(gone, 60, "the orphan workspace process to be stopped")
     assert not state.exists()
+    # The ward is this process's child: the provisioner's next call collects its exit status.
+    assert provisioner.status(orphan).reason == "not_found"
+    assert not Path(f"/proc/{pid}").exists()
 
 
 def test_runbook_restore_brings_back_identical_api_answers(stack: RunningStack, tmp_path: Path) -> None:

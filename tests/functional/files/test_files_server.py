@@ -37,16 +37,25 @@ class Server:
         self.log = (data_dir / "files-server.log").open("ab")
         self.proc = subprocess.Popen(planned.argv(), env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)  # fmt: skip
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.kill()  # the fixture never sees a server that failed to start
+            raise
+
+    def _wait_healthy(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the files function exited at start"
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 conn.request("GET", "/healthz")
                 if conn.getresponse().status == 200:
                     return
             except OSError:
                 time.sleep(0.05)
+            finally:
+                conn.close()
         raise TimeoutError("the files function did not start")
 
     def kill(self) -> None:
@@ -108,18 +117,21 @@ def test_kill_9_during_a_50_mib_upload_leaves_the_old_content_and_gc_collects(fx
 
 def chunked_put(port: int, path: str, headers: dict[str, str], pieces: Iterator[bytes]) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.putrequest("PUT", path)
-    for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
-        conn.putheader(name, value)
-    conn.endheaders()
     try:
-        for piece in pieces:
-            conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-        conn.send(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the server answered early (413/507) and closed
-    response = conn.getresponse()
-    return response.status, response.read()
+        conn.putrequest("PUT", path)
+        for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        try:
+            for piece in pieces:
+                conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early (413/507) and closed
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 def test_bodies_of_unknown_length_stream_and_are_limited(fx: Files, server: Any) -> None:

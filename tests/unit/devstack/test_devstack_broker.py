@@ -59,6 +59,7 @@ def scripted() -> Iterator[Any]:
     yield make
     for server in made:
         server.server.shutdown()
+        server.server.server_close()  # shutdown() only stops the loop; this closes the listening socket
 
 
 def run_deliveries(broker: Broker, *events: CloudEvent) -> None:

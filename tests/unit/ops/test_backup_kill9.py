@@ -41,22 +41,23 @@ def test_sigkill_during_backup_leaves_no_manifest(tmp_path: Path) -> None:
     env = {**os.environ, "CODITECT_DATA_DIR": str(tmp_path / "data"), "CODITECT_BACKUP_STEP_PAGES": "64",
            "CODITECT_BACKUP_STEP_SLEEP": "0.01"}  # fmt: skip
     env.pop("CODITECT_STORE", None)
-    process = subprocess.Popen([sys.executable, "-m", "coditect.ops", "backup"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 60
-    partial: list[Path] = []
-    while time.monotonic() < deadline:
-        partial = (
-            [p for p in backups.glob("*/.snapshot.db") if p.stat().st_size > 1_000_000]
-            if backups.exists()
-            else []
-        )
-        if partial or process.poll() is not None:
-            break
-        time.sleep(0.01)
-    assert partial, f"the backup never got going: {process.communicate()}"
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
+    # `with`: the pipes are closed (and the process waited for) however the block ends.
+    with subprocess.Popen([sys.executable, "-m", "coditect.ops", "backup"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:  # fmt: skip
+        deadline = time.monotonic() + 60
+        partial: list[Path] = []
+        while time.monotonic() < deadline:
+            partial = (
+                [p for p in backups.glob("*/.snapshot.db") if p.stat().st_size > 1_000_000]
+                if backups.exists()
+                else []
+            )
+            if partial or process.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert partial, f"the backup never got going: {process.communicate()}"
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
     directory = partial[0].parent
     assert not (directory / archive.MANIFEST).exists()
     assert not list(directory.glob(".manifest*")), "not even a half-written manifest"
