@@ -82,43 +82,28 @@ def _alive(pid: int, start_ticks: int) -> bool:
     return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start_ticks
 
 
-# The wards this process started and has not reaped yet, by pid. A ward outlives `start` by
-# design (it is found again by pid through its state file), but dropping its Popen while it runs
-# warns (ResourceWarning) and leaves its exit status to subprocess's private list: a ward that
-# died on its own would stay a zombie until the next Popen is created. Holding the Popen lets
-# `_reap` collect it with `poll()`, which also records its returncode (a waitpid behind its back
-# would not). Per process, not per provisioner: any provisioner in this process may stop a ward
-# another one started. A pid held here is not reused: the unreaped child keeps it.
-_wards: dict[int, subprocess.Popen[bytes]] = {}
+# The wards this process started and has not reaped yet. A ward outlives `start` by design (it is
+# found again by pid through its state file), but dropping its Popen while it runs warns
+# (ResourceWarning) and leaves its exit status to subprocess's private list: a ward that died on
+# its own would stay a zombie until the next Popen is created. Holding the Popen lets `_reap`
+# collect it with `poll()`, which also records its returncode. Per process, not per provisioner:
+# any provisioner in this process may stop a ward another one started. Only held wards are
+# waited for: a bare waitpid on a pid from a state file could take the exit status of an
+# unrelated child of ours that reuses it (a ward another process started is not our child).
+_wards: list[subprocess.Popen[bytes]] = []
 _wards_lock = threading.Lock()  # start/stop/status may run in several threads
 
 
 def _keep(proc: subprocess.Popen[bytes]) -> None:
     with _wards_lock:
-        _wards[proc.pid] = proc
+        _wards.append(proc)
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status if `pid` is our child, so it does not linger as a zombie."""
+def _reap() -> None:
+    """Collect every ward of this process that exited (stopped, killed from outside, crashed),
+    so none lingers as a zombie."""
     with _wards_lock:
-        proc = _wards.get(pid)
-        if proc is not None:
-            if proc.poll() is not None:
-                del _wards[pid]
-            return
-    # Not a ward this process started (another process's, or already collected): waitpid finds
-    # nothing unless it is our child after all.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _reap_exited_wards() -> None:
-    """Collect every ward of this process that exited (killed from outside, crashed), so none
-    lingers as a zombie until its workspace is next started or stopped."""
-    with _wards_lock:
-        for pid, proc in list(_wards.items()):
-            if proc.poll() is not None:
-                del _wards[pid]
+        _wards[:] = [proc for proc in _wards if proc.poll() is None]
 
 
 def _free_port(host: str) -> int:
@@ -229,7 +214,7 @@ class LocalProvisioner(Provisioner):
         )
 
     def start(self, spec: WorkspaceSpec) -> Endpoint:
-        _reap_exited_wards()
+        _reap()
         with self._locked(spec.workspace_id):
             state = self._read_state(spec.workspace_id)
             if state is not None:
@@ -371,7 +356,7 @@ class LocalProvisioner(Provisioner):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + self.stop_grace + self.flush_timeout + syncagent.FLUSH_MARGIN + 2
             while _alive(pid, start) and time.monotonic() < deadline:
-                _reap(pid)
+                _reap()
                 time.sleep(0.05)
         # The ward hung or was killed: its children's groups go too (start times guard pid reuse).
         ward_status = _read_json(wdir / "status.json", workspace_id) or {}
@@ -382,9 +367,9 @@ class LocalProvisioner(Provisioner):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # stragglers of the ward's own group
         while _alive(pid, start):
-            _reap(pid)
+            _reap()
             time.sleep(0.01)
-        _reap(pid)
+        _reap()
         result = _read_json(wdir / "result.json", workspace_id)
         flushed = result is not None and result.get("agent_exit") == 0
         outcome = StopOutcome(
@@ -404,7 +389,7 @@ class LocalProvisioner(Provisioner):
         return outcome
 
     def status(self, workspace_id: str) -> WorkloadState:
-        _reap_exited_wards()
+        _reap()
         state = self._read_state(workspace_id)
         if state is None:
             return NOT_FOUND
@@ -418,7 +403,7 @@ class LocalProvisioner(Provisioner):
         return WorkloadState(running=True, ready=True, endpoint=Endpoint(state["host"], state["port"]))
 
     def list_workloads(self) -> dict[str, WorkloadState]:
-        _reap_exited_wards()
+        _reap()
         result: dict[str, WorkloadState] = {}
         for path in sorted(self.state_dir.glob("*.json")):
             state = self._read_state(path.stem)
