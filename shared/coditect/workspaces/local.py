@@ -364,8 +364,13 @@ class LocalProvisioner(Provisioner):
             if _alive(gid, gstart):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(gid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)  # stragglers of the ward's own group
+        # Stragglers of the ward's own group. The kernel does not hand out a pid while a group
+        # still uses it as its id, so a live process with this pid and another start time means
+        # the group is gone and the pid reused: that group is someone else's.
+        stat = _proc_stat(pid)
+        if stat is None or stat[1] == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         while _alive(pid, start):
             _reap()
             time.sleep(0.01)

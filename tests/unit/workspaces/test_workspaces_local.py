@@ -241,6 +241,22 @@ def test_reused_pid_is_not_mistaken_for_the_workload(prov: LocalProvisioner, mak
     assert not (prov.state_dir / f"{spec.workspace_id}.json").exists()
 
 
+def test_stop_leaves_alone_a_group_that_reuses_the_pid(prov: LocalProvisioner, make_spec) -> None:
+    """A state file whose pid now leads someone else's process group: the ward is long gone and
+    nothing of that group may be signalled (not even the SIGKILL for the ward's stragglers)."""
+    spec = make_spec()
+    with subprocess.Popen(["sleep", "60"], start_new_session=True) as stranger:
+        try:
+            record = {"pid": stranger.pid, "proc_start": 1, "host": "127.0.0.1", "port": 9, "command": ["x"]}
+            (prov.state_dir / f"{spec.workspace_id}.json").write_text(json.dumps(record))
+            prov.stop(spec.workspace_id)
+            with pytest.raises(subprocess.TimeoutExpired):  # a kill would have ended it by then
+                stranger.wait(timeout=1)
+            assert not (prov.state_dir / f"{spec.workspace_id}.json").exists()
+        finally:
+            stranger.kill()
+
+
 def test_program_exits_cleanly_on_sigterm() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
