@@ -280,18 +280,6 @@ def _check_before_body(
     return db.transact(_precheck, fs, path, conditions, content_length, policy)
 
 
-def _stage_async(
-    db: Database,
-    fs: FileSpace,
-    upload_id: str,
-    path: str,
-    first: int,
-    batch: list[tuple[bytes, bytes]],
-    now: float,
-) -> None:
-    db.transact(_stage, fs, upload_id, path, first, batch, now)
-
-
 def _check_size(size: int, content_length: int | None, used: int, policy: Policy) -> None:
     """Refuse a body as soon as what was read passes the file size limit, or the quota when no
     Content-Length let `_precheck` refuse it before reading."""
@@ -350,7 +338,7 @@ def write_stream(
                 if stager is None:
                     stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="files-stage")
                 in_flight = stager.submit(
-                    _stage_async, db, fs, upload_id, path.text, staged_chunks, batch, clock()
+                    db.transact, _stage, fs, upload_id, path.text, staged_chunks, batch, clock()
                 )
                 staged_chunks += len(batch)
             if len(data) < chunks.CHUNK_SIZE:

@@ -213,16 +213,9 @@ class KubernetesProvisioner(Provisioner):
 
     def _probe(self, workspace_id: str, watch: objects.StartWatch) -> Endpoint | None:
         name = objects.workload_name(workspace_id)
-        with _translate("read pod"):
-            try:
-                obj = self._core.read_namespaced_pod(
-                    name, self.namespace, _request_timeout=self.request_timeout
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    raise ProvisionFailed("crashed", f"pod {name} was deleted while starting") from exc
-                raise
-        pod = self._dict(obj)
+        pod = self._read_pod(name)
+        if pod is None:
+            raise ProvisionFailed("crashed", f"pod {name} was deleted while starting")
         failure = watch.observe(pod)
         if failure is not None:
             raise ProvisionFailed(*failure)
@@ -252,23 +245,18 @@ class KubernetesProvisioner(Provisioner):
     def _wait_gone(self, name: str) -> None:
         deadline = time.monotonic() + self.stop_timeout
         interval = min(0.05, self.poll_interval)
-        while True:
-            with _translate("read pod"):
-                try:
-                    self._core.read_namespaced_pod(
-                        name, self.namespace, _request_timeout=self.request_timeout
-                    )
-                except ApiException as exc:
-                    if exc.status == 404:
-                        return
-                    raise
+        while self._read_pod(name) is not None:
             if time.monotonic() >= deadline:
                 raise TransientProvisionError(f"pod {name} still terminating after {self.stop_timeout:g} s")
             time.sleep(interval)
             interval = min(interval * 2, self.poll_interval)
 
     def status(self, workspace_id: str) -> WorkloadState:
-        name = objects.workload_name(workspace_id)
+        pod = self._read_pod(objects.workload_name(workspace_id))
+        return NOT_FOUND if pod is None else self._observe(workspace_id, pod)
+
+    def _read_pod(self, name: str) -> dict[str, Any] | None:
+        """The pod as a dict, or None if it does not exist."""
         with _translate("read pod"):
             try:
                 obj = self._core.read_namespaced_pod(
@@ -276,9 +264,9 @@ class KubernetesProvisioner(Provisioner):
                 )
             except ApiException as exc:
                 if exc.status == 404:
-                    return NOT_FOUND
+                    return None
                 raise
-        return self._observe(workspace_id, self._dict(obj))
+        return self._dict(obj)
 
     def _observe(self, workspace_id: str, pod: dict[str, Any]) -> WorkloadState:
         running = (pod.get("status") or {}).get("phase") == "Running"
