@@ -59,6 +59,8 @@ def run_of(stack: RunningStack, job: str, event_id: str, timeout: float = 90) ->
     except TimeoutError:
         print(stack.log("cron"), file=sys.stderr)
         raise
+    finally:
+        db.close()
 
 
 def run_job(stack: RunningStack, job: str, *, ping: bool = False) -> dict[str, Any]:

@@ -3,6 +3,7 @@ complete, never verified or restored, and retention removes it after the grace p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -73,8 +74,8 @@ def test_sigkill_during_backup_leaves_no_manifest(tmp_path: Path) -> None:
 
     # the next backup is whole, and retention removes the partial one once past its grace period
     settings = Settings(data_dir=tmp_path / "data")
-    db = open_store(f"sqlite://{store}")
-    info = take_backup(db, settings, time.time())
+    with contextlib.closing(open_store(f"sqlite://{store}")) as db:
+        info = take_backup(db, settings, time.time())
     assert info is not None and info.complete
     infos = archive.list_backups(backups)
     assert plan_retention(infos, now=time.time(), keep_last=1, keep_daily=0, keep_weekly=0) == []
