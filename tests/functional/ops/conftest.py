@@ -5,6 +5,7 @@ all made through the real functions in-process."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,13 @@ class Populated:
     def settings(self) -> Settings:
         return get_settings()
 
+    _db: Database | None = field(default=None, repr=False)
+
     def db(self) -> Database:
-        return open_store(get_settings().store_url)
+        """The store the functions write: one handle, closed when the fixture ends."""
+        if self._db is None:
+            self._db = open_store(get_settings().store_url)
+        return self._db
 
     def answers(self, client: Any = None) -> dict[str, Any]:
         """What the API says about alice's data (to compare across a restore)."""
@@ -87,5 +93,22 @@ def populate(accounts: Any, data_dir: Path) -> Populated:
 
 
 @pytest.fixture
-def populated(accounts: Any, data_dir: Path) -> Populated:
-    return populate(accounts, data_dir)
+def populated(accounts: Any, data_dir: Path) -> Iterator[Populated]:
+    p = populate(accounts, data_dir)
+    yield p
+    if p._db is not None:
+        p._db.close()
+
+
+@pytest.fixture
+def store_at() -> Iterator[Callable[[Path], Database]]:
+    """Opens the SQLite store at a path; each one is closed when the test ends."""
+    opened: list[Database] = []
+
+    def open_at(path: Path) -> Database:
+        opened.append(open_store(f"sqlite://{path}"))
+        return opened[-1]
+
+    yield open_at
+    for db in opened:
+        db.close()

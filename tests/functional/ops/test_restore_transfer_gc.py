@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from coditect.ops import records
 from coditect.ops.backup import take_backup
 from coditect.ops.maintenance import sweep_refresh_families, sweep_throttles
 from coditect.ops.transfer import ImportConflict, export_tenant, import_tenant
-from coditect.store import Database, open_store
+from coditect.store import Database
 from tests.functional.ops.conftest import Populated
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,7 +61,9 @@ def test_restore_refuses_live_targets_and_force_keeps_the_old_store(
     assert [row["id"] for row in json.loads(listed.stdout)] == [info.id]
 
 
-def test_restore_refuses_a_store_format_newer_than_its_own(populated: Populated, tmp_path: Path) -> None:
+def test_restore_refuses_a_store_format_newer_than_its_own(
+    populated: Populated, tmp_path: Path, store_at: Callable[[Path], Database]
+) -> None:
     import dataclasses
 
     from coditect.ops import archive
@@ -75,18 +78,18 @@ def test_restore_refuses_a_store_format_newer_than_its_own(populated: Populated,
     assert not (tmp_path / "newer").exists()
     older = info.manifest.model_copy(update={"schema_version": 1})  # the counter in `meta`: read as a floor
     restored = restore_to_dir(dataclasses.replace(info, manifest=older), tmp_path / "older")
-    assert open_store(f"sqlite://{restored}").transact(lambda tr: tr.get_range(b"", b"\xff", limit=1))
+    assert store_at(restored).transact(lambda tr: tr.get_range(b"", b"\xff", limit=1))
 
 
 def test_a_tenant_moves_to_another_store_and_conflicts_are_refused(
-    populated: Populated, tmp_path: Path
+    populated: Populated, tmp_path: Path, store_at: Callable[[Path], Database]
 ) -> None:
     source = populated.db()
     tid = populated.alice.tenant_id
     out = tmp_path / "alice.cdxl"
     stats = export_tenant(source, tid, out)
     assert stats.global_keys >= 2  # the email index entry and refresh-token digests at least
-    target = open_store(f"sqlite://{tmp_path / 'other' / 'store.db'}")
+    target = store_at(tmp_path / "other" / "store.db")
     imported = import_tenant(target, out)
     assert imported.keys == stats.keys
     space = keyspace.tenant(tid)
@@ -99,7 +102,7 @@ def test_a_tenant_moves_to_another_store_and_conflicts_are_refused(
     with pytest.raises(ImportConflict, match="already has data"):
         import_tenant(target, out)
     # a store where alice's email belongs to someone else refuses the import
-    third = open_store(f"sqlite://{tmp_path / 'third' / 'store.db'}")
+    third = store_at(tmp_path / "third" / "store.db")
     taken = next(k for k, v in keyset(source, *email).items() if tid in v.decode("latin-1"))
     third.transact(lambda tr: tr.set(taken, b"someone else"))
     with pytest.raises(ImportConflict, match="email address"):
@@ -110,7 +113,7 @@ def test_a_tenant_moves_to_another_store_and_conflicts_are_refused(
 
 
 def test_import_advances_the_commit_counter_past_imported_messages(
-    populated: Populated, tmp_path: Path
+    populated: Populated, tmp_path: Path, store_at: Callable[[Path], Database]
 ) -> None:
     import sqlite3
 
@@ -124,7 +127,7 @@ def test_import_advances_the_commit_counter_past_imported_messages(
     out = tmp_path / "alice.cdxl"
     export_tenant(source, populated.alice.tenant_id, out)
     target_dir = tmp_path / "target"
-    import_tenant(open_store(f"sqlite://{target_dir / 'store.db'}"), out)
+    import_tenant(store_at(target_dir / "store.db"), out)
     conn = sqlite3.connect(target_dir / "store.db")
     (counter,) = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
     (own_commits,) = conn.execute("SELECT count(*) FROM commits").fetchone()

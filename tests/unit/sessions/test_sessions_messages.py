@@ -141,3 +141,4 @@ def test_concurrent_appends_from_several_processes_keep_one_total_order(
         mine = [m.content for m in listed if m.content.startswith(f"w{w}-")]
         assert mine == [f"w{w}-{i}" for i in range(per_writer)]
     assert conversations.get(db, alice, conv).message_count == writers * per_writer
+    db.close()
