@@ -26,12 +26,11 @@ class Populated:
     sessions: dict[str, str] = field(default_factory=dict)  # name → id (alice's)
     conversation: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
+    _db: Database | None = field(default=None, repr=False)  # see db()
 
     @property
     def settings(self) -> Settings:
         return get_settings()
-
-    _db: Database | None = field(default=None, repr=False)
 
     def db(self) -> Database:
         """The store the functions write: one handle, closed when the fixture ends."""
