@@ -81,6 +81,16 @@ def test_detectable_failures_fail_fast_and_leave_nothing(fake, prov, make_spec, 
     assert fake.objects == {}  # the failed pod and its service/policy were deleted
 
 
+def test_a_pod_deleted_while_starting_fails_as_crashed(fake, prov, make_spec) -> None:
+    spec = make_spec()
+    name = objects.workload_name(spec.workspace_id)
+    fake.fail_next("GET", "pods", 404, "NotFound", f'pods "{name}" not found')  # the first probe's read
+    with pytest.raises(ProvisionFailed, match="deleted while starting") as info:
+        prov.start(spec)
+    assert info.value.reason == "crashed"
+    assert fake.objects == {}
+
+
 def test_unschedulable_waits_for_a_node_then_starts(fake, prov, make_spec) -> None:
     """The cluster autoscaler adds a node: the start must still be waiting when it does."""
     spec = make_spec()
