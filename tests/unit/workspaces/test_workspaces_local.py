@@ -233,22 +233,15 @@ def test_a_ward_killed_from_outside_is_reaped_by_the_next_call(
 
 
 def test_reused_pid_is_not_mistaken_for_the_workload(prov: LocalProvisioner, make_spec) -> None:
-    spec = make_spec()
-    record = {"pid": os.getpid(), "proc_start": 1, "host": "127.0.0.1", "port": 9, "command": ["x"]}
-    (prov.state_dir / f"{spec.workspace_id}.json").write_text(json.dumps(record))
-    assert prov.status(spec.workspace_id).running is False
-    prov.stop(spec.workspace_id)  # must not signal the unrelated (our own) process
-    assert not (prov.state_dir / f"{spec.workspace_id}.json").exists()
-
-
-def test_stop_leaves_alone_a_group_that_reuses_the_pid(prov: LocalProvisioner, make_spec) -> None:
-    """A state file whose pid now leads someone else's process group: the ward is long gone and
-    nothing of that group may be signalled (not even the SIGKILL for the ward's stragglers)."""
+    """A state file whose pid now leads someone else's process group (the ward is long gone): not
+    running, and stop signals nothing of that group, not even the SIGKILL for the ward's
+    stragglers."""
     spec = make_spec()
     with subprocess.Popen(["sleep", "60"], start_new_session=True) as stranger:
         try:
             record = {"pid": stranger.pid, "proc_start": 1, "host": "127.0.0.1", "port": 9, "command": ["x"]}
             (prov.state_dir / f"{spec.workspace_id}.json").write_text(json.dumps(record))
+            assert prov.status(spec.workspace_id).running is False
             prov.stop(spec.workspace_id)
             with pytest.raises(subprocess.TimeoutExpired):  # a kill would have ended it by then
                 stranger.wait(timeout=1)
