@@ -153,7 +153,7 @@ def _decode(ring: KeyRing, token: object, *, issuer: str, audience: str) -> dict
             options={
                 "require": list(REQUIRED_CLAIMS),
                 "strict_aud": True,
-                # Checked in _check_time with the injected clock.
+                # Checked in check_time with the injected clock.
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
@@ -195,8 +195,9 @@ def _claims(payload: dict[str, Any], *, issuer: str, audience: str) -> AccessCla
     )
 
 
-def _check_time(claims: AccessClaims, *, now: float, leeway: float) -> None:
-    """Same boundaries as PyJWT: expired once ``exp <= now - leeway``; early if ``> now + leeway``."""
+def check_time(claims: AccessClaims, *, now: float, leeway: float) -> None:
+    """Same boundaries as PyJWT: expired once ``exp <= now - leeway``; early if ``> now + leeway``.
+    Also run on every hit of the middleware's verified-token cache (identity.middleware)."""
     # A token can never outlive MAX_ACCESS_TOKEN_TTL: key retirement relies on it.
     if not claims.iat <= claims.nbf < claims.exp <= claims.iat + MAX_ACCESS_TOKEN_TTL:
         raise _invalid()
@@ -223,5 +224,5 @@ def verify_access_token(
         raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
     payload = _decode(ring, token, issuer=issuer, audience=audience)
     claims = _claims(payload, issuer=issuer, audience=audience)
-    _check_time(claims, now=time.time() if now is None else now, leeway=leeway)
+    check_time(claims, now=time.time() if now is None else now, leeway=leeway)
     return claims

@@ -29,7 +29,7 @@ from coditect.errors import Unauthorized
 from coditect.http.call import Call
 from coditect.identity import clock, keyring
 from coditect.identity import repository as repo
-from coditect.identity.access_tokens import MAX_LEEWAY, AccessClaims, verify_access_token
+from coditect.identity.access_tokens import MAX_LEEWAY, AccessClaims, check_time, verify_access_token
 from coditect.identity.context import TenantContext, mint
 from coditect.identity.signing_keys import KeyRing, is_valid_kid
 from coditect.store import Database, Transaction
@@ -71,13 +71,10 @@ def _cached(token: str, ring: KeyRing, settings: Settings) -> AccessClaims | Non
     hit = _VERIFIED.get(token)
     if hit is None or hit[0] is not ring:
         return None
-    claims, now = hit[1], clock.now()
+    claims = hit[1]
     if claims.iss != settings.issuer or claims.aud != settings.audience:
         return None
-    if claims.exp <= now - MAX_LEEWAY:
-        raise Unauthorized("The access token has expired.", code="token_expired")
-    if claims.nbf > now + MAX_LEEWAY or claims.iat > now + MAX_LEEWAY:
-        raise Unauthorized("The access token is invalid.", code="token_invalid")
+    check_time(claims, now=clock.now(), leeway=MAX_LEEWAY)  # the same boundaries as a full verification
     return claims
 
 

@@ -108,9 +108,12 @@ def test_expired(accounts: Accounts, alice: Account, signing_ring: KeyRing) -> N
 
 def test_expired_by_the_clock(accounts: Accounts, alice: Account, identity_clock: FakeClock) -> None:
     check_envelope(get_me(accounts, alice.access_token), 200)  # now in the verified-token cache
-    identity_clock.advance(900 + 29)
+    # From the token's own `exp`: alice's token was issued before the fake clock started, by
+    # the real one, so "start + 929 s" was past the leeway whenever a second boundary fell in between.
+    exp = claims_of(alice.access_token)["exp"]
+    identity_clock.set(exp + 29)
     check_envelope(get_me(accounts, alice.access_token), 200)  # within the 30 s leeway
-    identity_clock.advance(2)
+    identity_clock.set(exp + 30)  # PyJWT's boundary: expired once exp <= now - leeway
     assert_401(get_me(accounts, alice.access_token), "token_expired")
 
 
