@@ -16,7 +16,8 @@ Context for writes: the statements a store commit runs (BEGIN IMMEDIATE, the cou
 mark, the key, the commit-log row, COMMIT) in a plain loop on the store's schema, against the same
 raw INSERT — the ceiling of the store's write ratio, whatever its Python costs; and the same
 without the counter and the commit-log row (BEGIN IMMEDIATE, the key, COMMIT), which splits the
-ceiling's gap into that row and the transaction's own statements.
+ceiling's gap into that row and the transaction's own statements; and the same commit as one
+autocommit statement (an INSTEAD OF trigger on a view writes the key and the log row).
 
 Goal (issue 14): store / raw ≥ 0.8 for each. Prints a markdown table and writes JSON to `--out`.
 """
@@ -38,7 +39,7 @@ from run import arguments, publish  # bench/ is not a package
 
 from coditect.store import Transaction, open_store
 from coditect.store.sqlite import SCHEMA
-from coditect.store.sqlite_commit import COUNTERS_SQL
+from coditect.store.sqlite_commit import COUNTERS_SQL, VERSION_EXPR
 
 N_KEYS = 5_000
 RANGE = 1_000
@@ -91,6 +92,28 @@ def commit_sql(
     return conn, write
 
 
+def one_statement_sql(
+    path: Path, synchronous: str, write_keys: list[bytes]
+) -> tuple[sqlite3.Connection, Callable[[int], None]]:
+    """The same commit (key, counter, commit-log row) as ONE autocommit statement: an INSERT into
+    a view whose INSTEAD OF trigger writes the key and the log row under the next version. What
+    folding a commit into a single statement would lift the ceiling to (docs/hotpath.md)."""
+    conn = raw_connection(path, synchronous)
+    conn.executescript(
+        SCHEMA
+        + "CREATE VIEW put (key, value, at, ranges) AS SELECT NULL, NULL, NULL, NULL;"
+        + "CREATE TRIGGER put_one INSTEAD OF INSERT ON put BEGIN "
+        + "INSERT OR REPLACE INTO kv VALUES (NEW.key, NEW.value); "
+        + f"INSERT INTO commits VALUES ({VERSION_EXPR} + 1, NEW.at, NEW.ranges); END;"
+    )
+
+    def write(i: int) -> None:
+        key = write_keys[i % len(write_keys)]
+        conn.execute("INSERT INTO put VALUES (?, ?, ?, ?)", (key, VALUE, time.time(), key + key))
+
+    return conn, write
+
+
 def main() -> int:
     parser = arguments(__doc__, "store")
     parser.add_argument("--seconds", type=float, default=0.8, help="per measurement per side per round")
@@ -120,9 +143,10 @@ def main() -> int:
             raw.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (write_keys[i % len(write_keys)], VALUE))
 
         # Context: the statements a store commit runs with no Python around them, with and
-        # without the counter and the commit-log row (see `commit_sql`).
+        # without the counter and the commit-log row (see `commit_sql`), and as one statement.
         floor, sql_floor_write = commit_sql(Path(tmp) / "floor.db", args.synchronous, write_keys, log=True)
         nolog, sql_nolog_write = commit_sql(Path(tmp) / "nolog.db", args.synchronous, write_keys, log=False)
+        one, sql_one_write = one_statement_sql(Path(tmp) / "one.db", args.synchronous, write_keys)
 
         def store_read(i: int) -> None:
             db.read(keys[i % N_KEYS])
@@ -150,6 +174,7 @@ def main() -> int:
                 sql_nolog_write,
                 raw_write,
             ),
+            "write_tx_per_s, the same commit as one statement (context)": (sql_one_write, raw_write),
             "point_reads_per_s": (store_read, raw_read),
             "point_reads_transact_get_per_s (context)": (store_transact_read, raw_read),
             "range_1000_reads_per_s": (store_range, raw_range),
@@ -164,6 +189,7 @@ def main() -> int:
         raw.close()
         floor.close()
         nolog.close()
+        one.close()
 
     results = {}
     for name, pairs in rounds.items():
