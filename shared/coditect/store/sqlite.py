@@ -33,7 +33,7 @@ from coditect.store import errors as E
 from coditect.store import space
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
-from coditect.store.sqlite_commit import VERSION_EXPR, Committer
+from coditect.store.sqlite_commit import LOG_SQL, VERSION_EXPR, Committer
 from coditect.store.versionstamp import fill, make_stamp
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,11 @@ _RANGE_SQL = {
 }
 _GET_SQL = "SELECT value FROM kv WHERE key = ?"
 _POINT_SQL = f"SELECT (SELECT value FROM kv WHERE key = ?), {VERSION_EXPR}"  # noqa: S608
+# The prune mark, and beside it the write ranges of every commit after a read version (NULL if none).
+_CONFLICTS_SQL = (
+    "SELECT meta.value, commits.ranges FROM meta LEFT JOIN commits ON commits.version > ? "
+    "WHERE meta.name = 'pruned'"
+)
 LOG_RETENTION_SECONDS = 10.0
 _UNSET = object()
 # The current pid without a system call per transaction; refreshed in a forked child.
@@ -201,22 +206,20 @@ class SQLiteTransaction(Transaction):
             conn.execute("PRAGMA secure_delete=FAST")
             conn.execute("PRAGMA wal_autocheckpoint=0")
 
-        def check_and_apply(conn: sqlite3.Connection, new_version: int, pruned: int) -> bytes:
+        def check_and_apply(conn: sqlite3.Connection) -> int:
             if read_version is not None:
-                if read_version < pruned:
-                    raise StoreError(E.TRANSACTION_TOO_OLD)
-                for (blob,) in conn.execute("SELECT ranges FROM commits WHERE version > ?", (read_version,)):
-                    if _intersects(self._read_ranges, _unpack_ranges(bytes(blob))):
-                        raise StoreError(E.NOT_COMMITTED)
-            stamp = make_stamp(new_version)
+                self._check_conflicts(conn, read_version)
+            stamp = None
+            if self._stamped:  # the versionstamp goes into keys or values: it is needed before the log row
+                stamp = make_stamp(int(conn.execute(VERSION_SQL).fetchone()[0]) + 1)
             ranges = self._apply(conn, stamp)
-            conn.execute(
-                "INSERT INTO commits VALUES (?, ?, ?)", (new_version, time.time(), _pack_ranges(ranges))
-            )
-            return stamp
+            # The log row takes the next version itself (the same one, read in this SQLite transaction).
+            version = conn.execute(LOG_SQL, (time.time(), _pack_ranges(ranges))).lastrowid
+            assert version is not None
+            return version
 
         try:
-            return self._sqlite._committer.commit(conn, check_and_apply, self._size)
+            return make_stamp(self._sqlite._committer.commit(conn, check_and_apply, self._size))
         except BaseException as exc:
             # The batch was rolled back: a full disk refused it (at BEGIN, a write or COMMIT).
             cause = exc.__cause__ if isinstance(exc, StoreError) else None
@@ -237,7 +240,17 @@ class SQLiteTransaction(Transaction):
             return StoreError(E.NOT_COMMITTED, "the disk was full; retrying on the released reserve")
         return space.StoreFull()
 
-    def _apply(self, conn: sqlite3.Connection, stamp: bytes) -> list[tuple[bytes, bytes]]:
+    def _check_conflicts(self, conn: sqlite3.Connection, read_version: int) -> None:
+        """1007 when the log no longer reaches back to `read_version`; 1020 when a commit after it
+        wrote a range this transaction read (one statement: the prune mark and the newer rows)."""
+        rows = conn.execute(_CONFLICTS_SQL, (read_version,)).fetchall()
+        if read_version < int(rows[0][0]):
+            raise StoreError(E.TRANSACTION_TOO_OLD)
+        for _, blob in rows:
+            if blob is not None and _intersects(self._read_ranges, _unpack_ranges(bytes(blob))):
+                raise StoreError(E.NOT_COMMITTED)
+
+    def _apply(self, conn: sqlite3.Connection, stamp: bytes | None) -> list[tuple[bytes, bytes]]:
         for begin, end in self._cleared:
             conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
         for key, (kind, arg) in self._writes.items():
@@ -252,6 +265,7 @@ class SQLiteTransaction(Transaction):
                 conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
         ranges = self.write_ranges()
         for kind, key, value, clears_before in self._stamped:
+            assert stamp is not None
             if kind == "key":
                 key = fill(key, stamp)
                 if any(b <= key < e for b, e in self._cleared[clears_before:]):

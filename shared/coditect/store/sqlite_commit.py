@@ -41,19 +41,22 @@ PRUNE_EVERY = 256  # commit versions between two prunes of the commit log
 VERSION_EXPR = (
     "max((SELECT value FROM meta WHERE name = 'version'), ifnull((SELECT max(version) FROM commits), 0))"
 )
-# What a commit reads first, in one statement: the counter and the newest pruned version.
-COUNTERS_SQL = f"SELECT {VERSION_EXPR}, (SELECT value FROM meta WHERE name = 'pruned')"  # noqa: S608
+# A commit-log row under the next version, computed in the statement that writes it (the version
+# is the row's rowid: the cursor's lastrowid, no RETURNING): a commit that needs its version only
+# afterwards (no versionstamped mutation) reads no counter first — one statement fewer.
+LOG_SQL = f"INSERT INTO commits VALUES (({VERSION_EXPR}) + 1, ?, ?)"  # noqa: S608
 
-# (connection, new version, pruned version) → the transaction's versionstamp; raises to refuse.
-Apply = Callable[[sqlite3.Connection, int, int], bytes]
+# (connection) → the transaction's commit version, its writes and commit-log row made; raises to
+# refuse. Inside the batch's SQLite transaction, so its version follows the earlier members' rows.
+Apply = Callable[[sqlite3.Connection], int]
 Prune = Callable[[sqlite3.Connection, float], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     apply: Apply
     size: int
-    stamp: bytes | None = None
+    version: int | None = None
     error: BaseException | None = None
     done: bool = False
 
@@ -76,6 +79,7 @@ class Committer:
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
         self._leading = False
+        self._waiting = 0  # threads in cond.wait(): the leader notifies only when there are some
         self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._owner = self._pid()
 
@@ -86,9 +90,9 @@ class Committer:
         except Exception:  # noqa: BLE001, S110 — interpreter shutdown: module globals are gone
             pass
 
-    def commit(self, conn: sqlite3.Connection, apply: Apply, size: int) -> bytes:
+    def commit(self, conn: sqlite3.Connection, apply: Apply, size: int) -> int:
         """Commit one transaction (`apply` checks its conflicts and writes it) on `conn` or in a
-        batch led by another thread; its versionstamp, or its error raised here."""
+        batch led by another thread; its commit version, or its error raised here."""
         if self._owner != self._pid():
             with self._init:
                 if self._owner != self._pid():
@@ -99,7 +103,9 @@ class Committer:
             self._queue.append(me)
             while not me.done:
                 if self._leading:
+                    self._waiting += 1
                     cond.wait()
+                    self._waiting -= 1
                     continue
                 self._leading = True
                 batch = self._take()
@@ -111,20 +117,25 @@ class Committer:
                     self._leading = False
                     for pending in batch:
                         pending.done = True
-                    cond.notify_all()
+                    if self._waiting:
+                        cond.notify_all()
         if me.error is not None:
             raise me.error
-        assert me.stamp is not None
-        return me.stamp
+        assert me.version is not None
+        return me.version
 
     def _take(self) -> list[_Pending]:
+        queue = self._queue
+        if len(queue) == 1:  # the common case: nobody else is committing
+            self._queue = []
+            return queue
         total, n = 0, 0
-        for pending in self._queue:
+        for pending in queue:
             if n and total + pending.size > BATCH_BYTES:
                 break
             total += pending.size
             n += 1
-        batch, self._queue = self._queue[:n], self._queue[n:]
+        batch, self._queue = queue[:n], queue[n:]
         return batch
 
     def _run(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
@@ -134,7 +145,7 @@ class Committer:
         except BaseException as exc:  # noqa: BLE001 — the batch failed: each member not refused gets it
             for pending in batch:
                 if pending.error is None:
-                    pending.stamp, pending.error = None, exc
+                    pending.version, pending.error = None, exc
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
@@ -144,27 +155,27 @@ class Committer:
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
             raise StoreError(E.NOT_COMMITTED, "store busy") from exc
         try:
-            row = conn.execute(COUNTERS_SQL).fetchone()
-            first, pruned = int(row[0]), int(row[1])
-            version = first
+            versions: list[int] = []
             alone = len(batch) == 1
             for pending in batch:
                 if not alone:
                     conn.execute("SAVEPOINT member")
                 try:
-                    pending.stamp = pending.apply(conn, version + 1, pruned)
+                    pending.version = pending.apply(conn)
                 except Exception as exc:  # noqa: BLE001 — this member's own error, raised in its thread
                     pending.error = exc
                     if not alone:
                         conn.execute("ROLLBACK TO member")
                 else:
-                    version += 1
+                    versions.append(pending.version)
                 if not alone:
                     conn.execute("RELEASE member")
-            if version == first:  # nothing to commit (every member refused)
+            if not versions:  # nothing to commit (every member refused)
                 conn.execute("ROLLBACK")
                 return
-            if version // PRUNE_EVERY != first // PRUNE_EVERY:
+            # Versions are consecutive within a batch: the batch crossed a multiple of PRUNE_EVERY
+            # exactly when its last version and the one before its first differ in that quotient.
+            if versions[-1] // PRUNE_EVERY != (versions[0] - 1) // PRUNE_EVERY:
                 self._prune(conn, time.time())
             conn.execute("COMMIT")
         except BaseException:

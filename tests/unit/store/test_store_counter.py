@@ -12,6 +12,7 @@ import pytest
 from coditect.ops.transfer import advance_sqlite_version
 from coditect.store import StoreError, open_store
 from coditect.store.sqlite import LOG_RETENTION_SECONDS, VERSION_SQL, SQLiteDatabase, SQLiteTransaction
+from coditect.store.sqlite_commit import PRUNE_EVERY
 
 
 def _store(tmp_path: Path) -> SQLiteDatabase:
@@ -97,3 +98,54 @@ def test_a_reader_pinned_before_a_commit_keeps_its_version_and_conflicts(tmp_pat
     with pytest.raises(StoreError) as raised:
         reader.commit()
     assert raised.value.code == 1020
+
+
+def test_a_commit_whose_read_version_was_pruned_from_the_log_is_too_old(tmp_path: Path) -> None:
+    # The conflicting commit's log row is pruned before the reader commits: the log can no longer
+    # show it, so the commit must be refused as too old (1007), never let through as conflict-free.
+    db = _store(tmp_path)
+    _commit(db, b"k")
+    reader = db.create_transaction()
+    assert reader.get(b"k") == b"v"
+    reader.get(b"other")
+    _commit(db, b"k")
+    conn = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        SQLiteTransaction._prune(conn, now=4e9 + LOG_RETENTION_SECONDS)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    reader.set(b"out", b"1")
+    with pytest.raises(StoreError) as raised:
+        reader.commit()
+    assert raised.value.code == 1007
+    assert db.read(b"out") is None
+
+
+def test_a_versionstamped_commit_gets_the_version_of_its_log_row(tmp_path: Path) -> None:
+    # A commit with a versionstamped mutation reads its version before writing; the log row computes
+    # it again in its own statement: both must be the same, right after the blind commit before it.
+    db = _store(tmp_path)
+    assert _commit(db, b"blind") == 1
+    tr = db.create_transaction()
+    tr.set_versionstamped_value(b"stamped", b"\x00" * 10 + struct.pack("<I", 0))
+    tr.commit()
+    assert struct.unpack(">QH", tr.get_versionstamp()) == (2, 0)
+    assert db.read(b"stamped") == tr.get_versionstamp()
+    assert db._reader().execute("SELECT max(version) FROM commits").fetchone()[0] == 2
+
+
+def test_the_log_is_pruned_each_time_the_counter_crosses_a_multiple_of_prune_every(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    pruned_at: list[int] = []
+    prune = db._committer._prune
+
+    def record(conn: sqlite3.Connection, now: float) -> None:
+        pruned_at.append(int(conn.execute("SELECT max(version) FROM commits").fetchone()[0]))
+        prune(conn, now)
+
+    db._committer._prune = record
+    for i in range(2 * PRUNE_EVERY + 10):
+        _commit(db, b"k%d" % i)
+    assert pruned_at == [PRUNE_EVERY, 2 * PRUNE_EVERY]

@@ -30,12 +30,15 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     db._committer._run_locked = lambda conn, batch: (batches.append(len(batch)), run(conn, batch))[1]  # type: ignore[method-assign]
 
     # Two read-modify-writes of k from the same read version (the second must conflict with the
-    # first even inside one batch) and a blind write, all queued behind a writer that holds the lock.
-    a, b, c = (db.create_transaction() for _ in range(3))
+    # first even inside one batch), a blind write and a versionstamped one (its version is read
+    # before its log row, after its batch's earlier rows), all queued behind a writer that holds
+    # the lock.
+    a, b, c, d = (db.create_transaction() for _ in range(4))
     for tr, value in ((a, b"a"), (b, b"b")):
         assert tr.get(b"k") == b"0"
         tr.set(b"k", value)
     c.set(b"blind", b"c")
+    d.set_versionstamped_value(b"stamped", bytes(10) + (0).to_bytes(4, "little"))
     results: dict[str, object] = {}
 
     def commit(name: str, tr: Transaction) -> None:
@@ -52,7 +55,7 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     threads = [threading.Thread(target=commit, args=("first", first))]
     threads[0].start()
     time.sleep(0.05)  # the first thread leads and waits for the lock with its batch of one
-    for queued, (name, tr) in enumerate((("a", a), ("b", b), ("c", c)), start=1):
+    for queued, (name, tr) in enumerate((("a", a), ("b", b), ("c", c), ("d", d)), start=1):
         threads.append(threading.Thread(target=commit, args=(name, tr)))
         threads[-1].start()
         _wait_queued(db, queued)  # queue order is the order asserted below, not thread start order
@@ -61,13 +64,15 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     for t in threads:
         t.join(10)
 
-    assert batches == [1, 3]
+    assert batches == [1, 4]
     assert results["b"] == 1020  # refused alone: a and c of its batch committed
     assert db.read(b"k") == b"a"
     assert db.read(b"blind") == b"c"
-    stamps = [results[n] for n in ("first", "a", "c")]
+    stamps = [results[n] for n in ("first", "a", "c", "d")]
     assert all(isinstance(s, bytes) and len(s) == 10 for s in stamps)
-    assert stamps == sorted(stamps) and len(set(stamps)) == 3  # own versions, in queue order
+    versions = [int.from_bytes(s[:8], "big") for s in stamps]  # type: ignore[index]
+    assert versions == list(range(versions[0], versions[0] + 4))  # own versions, in queue order
+    assert db.read(b"stamped") == results["d"]
 
 
 def test_many_threads_read_modify_write_serializably(tmp_path: Path) -> None:
