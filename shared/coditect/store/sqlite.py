@@ -109,24 +109,15 @@ class SQLiteTransaction(Transaction):
             self._reading = True
             version = int(conn.execute(VERSION_SQL).fetchone()[0])  # this also pins the snapshot
             if self._read_version is not None and version != self._read_version:
-                self._rebase(conn, version)
+                # Move the single autocommit read (see `_read`) to `version`: valid when no commit
+                # since wrote its key; the snapshot shows the log up to `version` and no further.
+                assert self._first_key is not None
+                first = [(self._first_key, self._first_key + b"\x00")]
+                self._check_log(
+                    conn, self._read_version, first, "a value read earlier in this transaction changed"
+                )
             self._read_version = version
         return conn
-
-    def _rebase(self, conn: sqlite3.Connection, version: int) -> None:
-        """Move the single autocommit read (see `_read`) to `version`: valid when no commit in
-        between wrote its key, which the commit log tells; otherwise this read set is stale."""
-        assert self._read_version is not None and self._first_key is not None
-        (pruned,) = conn.execute("SELECT value FROM meta WHERE name = 'pruned'").fetchone()
-        if self._read_version < int(pruned):
-            raise StoreError(E.TRANSACTION_TOO_OLD)
-        first = [(self._first_key, self._first_key + b"\x00")]
-        rows = conn.execute(
-            "SELECT ranges FROM commits WHERE version > ? AND version <= ?", (self._read_version, version)
-        )
-        for (blob,) in rows:
-            if _intersects(first, _unpack_ranges(bytes(blob))):
-                raise StoreError(E.NOT_COMMITTED, "a value read earlier in this transaction changed")
 
     def _end_read(self) -> None:
         if self._conn is not None and self._conn.in_transaction:
@@ -137,7 +128,7 @@ class SQLiteTransaction(Transaction):
         if self._read_version is None and not snapshot:
             # The transaction's first read: one autocommit statement is a snapshot by itself and
             # also returns the read version, so a one-read transaction costs one statement
-            # (no BEGIN/ROLLBACK). A later read re-validates it in `_rebase`: if its key changed
+            # (no BEGIN/ROLLBACK). A later read re-validates it in `_begin_read`: if its key changed
             # in between, that raises 1020 at the read, where FoundationDB would fail the commit
             # (a conflicting non-snapshot read) — retried the same way by `transact`. A snapshot
             # first read takes no conflict, so it must never cause one: it uses the pinned snapshot.
@@ -208,7 +199,7 @@ class SQLiteTransaction(Transaction):
 
         def check_and_apply(conn: sqlite3.Connection) -> int:
             if read_version is not None:
-                self._check_conflicts(conn, read_version)
+                self._check_log(conn, read_version, self._read_ranges)
             stamp = None
             if self._stamped:  # the versionstamp goes into keys or values: it is needed before the log row
                 stamp = make_stamp(int(conn.execute(VERSION_SQL).fetchone()[0]) + 1)
@@ -240,15 +231,18 @@ class SQLiteTransaction(Transaction):
             return StoreError(E.NOT_COMMITTED, "the disk was full; retrying on the released reserve")
         return space.StoreFull()
 
-    def _check_conflicts(self, conn: sqlite3.Connection, read_version: int) -> None:
-        """1007 when the log no longer reaches back to `read_version`; 1020 when a commit after it
-        wrote a range this transaction read (one statement: the prune mark and the newer rows)."""
-        rows = conn.execute(_CONFLICTS_SQL, (read_version,)).fetchall()
-        if read_version < int(rows[0][0]):
+    @staticmethod
+    def _check_log(
+        conn: sqlite3.Connection, since: int, reads: list[tuple[bytes, bytes]], detail: str | None = None
+    ) -> None:
+        """1007 when the commit log no longer reaches back to `since`; 1020 when a commit after it
+        wrote into `reads` (one statement: the prune mark and the newer log rows)."""
+        rows = conn.execute(_CONFLICTS_SQL, (since,)).fetchall()
+        if since < int(rows[0][0]):
             raise StoreError(E.TRANSACTION_TOO_OLD)
         for _, blob in rows:
-            if blob is not None and _intersects(self._read_ranges, _unpack_ranges(bytes(blob))):
-                raise StoreError(E.NOT_COMMITTED)
+            if blob is not None and _intersects(reads, _unpack_ranges(bytes(blob))):
+                raise StoreError(E.NOT_COMMITTED, detail)
 
     def _apply(self, conn: sqlite3.Connection, stamp: bytes | None) -> list[tuple[bytes, bytes]]:
         for begin, end in self._cleared:
@@ -265,7 +259,7 @@ class SQLiteTransaction(Transaction):
                 conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
         ranges = self.write_ranges()
         for kind, key, value, clears_before in self._stamped:
-            assert stamp is not None
+            assert stamp is not None  # made by the commit whenever there are stamped mutations
             if kind == "key":
                 key = fill(key, stamp)
                 if any(b <= key < e for b, e in self._cleared[clears_before:]):

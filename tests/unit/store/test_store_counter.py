@@ -40,6 +40,18 @@ def _wal_frames(db: SQLiteDatabase) -> int:
     return (wal.stat().st_size - 32) // (page + 24) if wal.exists() and wal.stat().st_size else 0
 
 
+def _prune_everything(db: SQLiteDatabase) -> None:
+    """Prune the commit log from another connection at a `now` that makes every row older than
+    the retention: the log is emptied."""
+    conn = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        SQLiteTransaction._prune(conn, now=4e9 + LOG_RETENTION_SECONDS)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 def test_commits_advance_the_counter_without_writing_a_counter_row(tmp_path: Path) -> None:
     db = _store(tmp_path)
     versions = [_commit(db, b"k%d" % i) for i in range(5)]
@@ -74,15 +86,8 @@ def test_pruning_the_whole_log_never_takes_the_counter_back(tmp_path: Path) -> N
     db = _store(tmp_path)
     for i in range(3):
         _commit(db, b"k%d" % i)
-    conn = sqlite3.connect(db.path, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        # Every row is older than the retention at this `now`: the log is emptied.
-        SQLiteTransaction._prune(conn, now=4e9 + LOG_RETENTION_SECONDS)
-        conn.execute("COMMIT")
-        assert conn.execute("SELECT count(*) FROM commits").fetchone()[0] == 0
-    finally:
-        conn.close()
+    _prune_everything(db)
+    assert db._reader().execute("SELECT count(*) FROM commits").fetchone()[0] == 0
     assert _meta_version(db.path) == 3
     assert _commit(db, b"after") == 4
 
@@ -109,13 +114,7 @@ def test_a_commit_whose_read_version_was_pruned_from_the_log_is_too_old(tmp_path
     assert reader.get(b"k") == b"v"
     reader.get(b"other")
     _commit(db, b"k")
-    conn = sqlite3.connect(db.path, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        SQLiteTransaction._prune(conn, now=4e9 + LOG_RETENTION_SECONDS)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    _prune_everything(db)
     reader.set(b"out", b"1")
     with pytest.raises(StoreError) as raised:
         reader.commit()
@@ -149,3 +148,18 @@ def test_the_log_is_pruned_each_time_the_counter_crosses_a_multiple_of_prune_eve
     for i in range(2 * PRUNE_EVERY + 10):
         _commit(db, b"k%d" % i)
     assert pruned_at == [PRUNE_EVERY, 2 * PRUNE_EVERY]
+
+
+def test_a_single_first_read_whose_version_was_pruned_is_too_old_at_the_next_read(tmp_path: Path) -> None:
+    # The first read is one autocommit statement; the second pins a snapshot and re-validates the
+    # first against the log since its version. Once the log no longer reaches back that far, the
+    # first read cannot be vouched for: 1007 at the second read.
+    db = _store(tmp_path)
+    _commit(db, b"k")
+    reader = db.create_transaction()
+    assert reader.get(b"k") == b"v"
+    _commit(db, b"elsewhere")  # the counter moves, so the second read must re-validate
+    _prune_everything(db)
+    with pytest.raises(StoreError) as raised:
+        reader.get(b"other")
+    assert raised.value.code == 1007
