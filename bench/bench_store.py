@@ -12,12 +12,9 @@ rounds; figures and ratios are medians over the rounds:
   transaction machinery for one read — is reported beside it as context,
 - 1,000-key range reads per second (store: `transact(get_range)`; raw: one SELECT … ORDER BY).
 
-Context for writes: the statements a store commit runs (BEGIN IMMEDIATE, the key, the commit-log
-row under the next version, COMMIT) in a plain loop on the store's schema, against the same
-raw INSERT — the ceiling of the store's write ratio, whatever its Python costs; and the same
-without the counter and the commit-log row (BEGIN IMMEDIATE, the key, COMMIT), which splits the
-ceiling's gap into that row and the transaction's own statements; and the same commit as one
-autocommit statement (an INSTEAD OF trigger on a view writes the key and the log row).
+Context for writes: the statements a store commit runs (BEGIN IMMEDIATE, the key, COMMIT) in a
+plain loop on the store's schema, against the same raw INSERT — the ceiling of the store's write
+ratio, whatever its Python costs.
 
 Goal (issue 14): store / raw ≥ 0.8 for each. Prints a markdown table and writes JSON to `--out`.
 """
@@ -39,7 +36,6 @@ from run import arguments, publish  # bench/ is not a package
 
 from coditect.store import Transaction, open_store
 from coditect.store.sqlite import SCHEMA
-from coditect.store.sqlite_commit import LOG_SQL, VERSION_EXPR
 
 N_KEYS = 5_000
 RANGE = 1_000
@@ -70,44 +66,17 @@ def raw_connection(path: Path, synchronous: str) -> sqlite3.Connection:
 
 
 def commit_sql(
-    path: Path, synchronous: str, write_keys: list[bytes], *, log: bool
+    path: Path, synchronous: str, write_keys: list[bytes]
 ) -> tuple[sqlite3.Connection, Callable[[int], None]]:
-    """A plain loop of a single-key store commit's statements on the store's schema: with `log`,
-    the ceiling of write_tx_per_s (the store's own machinery is the gap to it); without, the same
-    minus the counter and the commit-log row — what a commit would run if the conflict log and the
-    counter lived in shared memory, as FoundationDB's resolvers keep theirs (docs/hotpath.md)."""
+    """A plain loop of a single-key store commit's statements on the store's schema: the ceiling
+    of write_tx_per_s (the store's own machinery is the gap to it)."""
     conn = raw_connection(path, synchronous)
     conn.executescript(SCHEMA)
 
     def write(i: int) -> None:
-        key = write_keys[i % len(write_keys)]
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, VALUE))
-        if log:
-            conn.execute(LOG_SQL, (time.time(), key + key))
+        conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (write_keys[i % len(write_keys)], VALUE))
         conn.execute("COMMIT")
-
-    return conn, write
-
-
-def one_statement_sql(
-    path: Path, synchronous: str, write_keys: list[bytes]
-) -> tuple[sqlite3.Connection, Callable[[int], None]]:
-    """The same commit (key, counter, commit-log row) as ONE autocommit statement: an INSERT into
-    a view whose INSTEAD OF trigger writes the key and the log row under the next version. What
-    folding a commit into a single statement would lift the ceiling to (docs/hotpath.md)."""
-    conn = raw_connection(path, synchronous)
-    conn.executescript(
-        SCHEMA
-        + "CREATE VIEW put (key, value, at, ranges) AS SELECT NULL, NULL, NULL, NULL;"
-        + "CREATE TRIGGER put_one INSTEAD OF INSERT ON put BEGIN "
-        + "INSERT OR REPLACE INTO kv VALUES (NEW.key, NEW.value); "
-        + f"INSERT INTO commits VALUES ({VERSION_EXPR} + 1, NEW.at, NEW.ranges); END;"
-    )
-
-    def write(i: int) -> None:
-        key = write_keys[i % len(write_keys)]
-        conn.execute("INSERT INTO put VALUES (?, ?, ?, ?)", (key, VALUE, time.time(), key + key))
 
     return conn, write
 
@@ -142,9 +111,7 @@ def main() -> int:
 
         # Context: the statements a store commit runs with no Python around them, with and
         # without the counter and the commit-log row (see `commit_sql`), and as one statement.
-        floor, sql_floor_write = commit_sql(Path(tmp) / "floor.db", args.synchronous, write_keys, log=True)
-        nolog, sql_nolog_write = commit_sql(Path(tmp) / "nolog.db", args.synchronous, write_keys, log=False)
-        one, sql_one_write = one_statement_sql(Path(tmp) / "one.db", args.synchronous, write_keys)
+        floor, sql_floor_write = commit_sql(Path(tmp) / "floor.db", args.synchronous, write_keys)
 
         def store_read(i: int) -> None:
             db.read(keys[i % N_KEYS])
@@ -168,11 +135,6 @@ def main() -> int:
         cases = {
             "write_tx_per_s": (store_write, raw_write),
             "write_tx_per_s, the commit's SQL alone (context: the ceiling)": (sql_floor_write, raw_write),
-            "write_tx_per_s, that SQL without the counter and commit-log row (context)": (
-                sql_nolog_write,
-                raw_write,
-            ),
-            "write_tx_per_s, the same commit as one statement (context)": (sql_one_write, raw_write),
             "point_reads_per_s": (store_read, raw_read),
             "point_reads_transact_get_per_s (context)": (store_transact_read, raw_read),
             "range_1000_reads_per_s": (store_range, raw_range),
@@ -186,8 +148,6 @@ def main() -> int:
         db.close()
         raw.close()
         floor.close()
-        nolog.close()
-        one.close()
 
     results = {}
     for name, pairs in rounds.items():

@@ -32,10 +32,10 @@ from pydantic import BaseModel
 
 FORMAT = "coditect-backup/1"
 MANIFEST = "manifest.json"
-# The SQLite store's file format (tables kv/commits/meta, coditect.store.sqlite.SCHEMA). 2: the commit
-# counter is the commit log's newest row, `meta` only a floor — a release that read the counter from
-# `meta` alone would reuse versions in such a file, so restores refuse a format newer than theirs.
-KV_SCHEMA_VERSION = 2
+# The SQLite store's file format (coditect.store.sqlite.SCHEMA); restores refuse a format newer than
+# theirs. 2: a commit log (table `commits`) whose newest row is the counter, `meta` only a floor.
+# 3: no commit log, the counter is `meta` alone (a format-2 file is migrated when a store opens it).
+KV_SCHEMA_VERSION = 3
 PARTIAL_GRACE = 6 * 3600.0  # seconds before a manifest-less directory counts as abandoned
 _ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 

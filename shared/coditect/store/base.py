@@ -121,8 +121,9 @@ class Transaction(ABC):
         hint (0 = none): the caller may stop earlier or, when merging its writes, read further."""
 
     @abstractmethod
-    def _commit(self) -> bytes:
-        """Atomically check conflicts and apply the buffer; return the 10-byte versionstamp."""
+    def _commit(self) -> bytes | None:
+        """Atomically check conflicts and apply the buffer; the 10-byte versionstamp of a commit
+        with versionstamped mutations (None without: it takes no version of its own)."""
 
     @abstractmethod
     def _release(self) -> None:
@@ -177,7 +178,8 @@ class Transaction(ABC):
             rows = self._read_range(begin, end, reverse, limit)
             plain = list(itertools.islice(rows, limit) if limit else rows)
             if not snapshot:
-                self._add_range_conflict(begin, end, plain, bool(limit) and len(plain) >= limit, reverse)
+                stopped = bool(limit) and len(plain) >= limit
+                self._saw(*self._add_range_conflict(begin, end, plain, stopped, reverse), plain, reverse)
             return plain
         local = self._write_keys[lo:hi]
         if reverse:
@@ -225,13 +227,17 @@ class Transaction(ABC):
 
     def _add_range_conflict(
         self, begin: bytes, end: bytes, out: list[KeyValue], stopped: bool, reverse: bool
-    ) -> None:
+    ) -> tuple[bytes, bytes]:
         # As on FoundationDB: a read that stopped at its limit only conflicts up to where it stopped.
         if stopped and out:
             last = out[-1][0]
-            self._read_ranges.append((last, end) if reverse else (begin, last + b"\x00"))
-        else:
-            self._read_ranges.append((begin, end))
+            begin, end = (last, end) if reverse else (begin, last + b"\x00")
+        self._read_ranges.append((begin, end))
+        return begin, end
+
+    def _saw(self, begin: bytes, end: bytes, pairs: list[KeyValue], reverse: bool) -> None:  # noqa: B027
+        """Hook: `pairs` (in reading order) are every committed pair of the read-conflict range
+        [begin, end), as this transaction read them. A backend that checks state keeps them."""
 
     def get_range_startswith(
         self, prefix: bytes, *, limit: int = 0, reverse: bool = False, snapshot: bool = False
@@ -338,11 +344,6 @@ class Transaction(ABC):
     def has_writes(self) -> bool:
         return bool(self._writes or self._cleared or self._stamped)
 
-    def write_ranges(self) -> list[tuple[bytes, bytes]]:
-        ranges = list(self._cleared)
-        ranges.extend((k, k + b"\x00") for k in self._writes)
-        return ranges
-
     def commit(self) -> None:
         self._check_age()
         try:
@@ -359,9 +360,10 @@ class Transaction(ABC):
             self._release()
 
     def get_versionstamp(self) -> bytes:
-        """The committed versionstamp (10 bytes); only after a commit that wrote something."""
+        """The committed versionstamp (10 bytes); only after a commit with a versionstamped mutation
+        (FoundationDB's future is requested for those alone; SQLite versions only those)."""
         if self._versionstamp is None:
-            raise RuntimeError("no versionstamp: the transaction has not committed a write")
+            raise RuntimeError("no versionstamp: the transaction has not committed a versionstamped mutation")
         return self._versionstamp
 
 

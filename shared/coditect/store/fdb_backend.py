@@ -146,7 +146,7 @@ class FDBTransaction(Transaction):
     def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
         return iter(self.get_range(begin, end, limit=limit, reverse=reverse))
 
-    def _commit(self) -> bytes:
+    def _commit(self) -> bytes | None:
         raise NotImplementedError("FDBTransaction.commit talks to the cluster directly")
 
     def _release(self) -> None:

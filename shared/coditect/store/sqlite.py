@@ -1,13 +1,16 @@
 """The embedded default: one SQLite file (WAL) with FoundationDB's semantics and limits.
 
-How serializability is kept across processes (the same optimistic scheme as FoundationDB's
-resolvers): reads run in a SQLite read transaction, i.e. one WAL snapshot, whose commit counter
-is the transaction's *read version*. A commit takes SQLite's write lock (`BEGIN IMMEDIATE`),
-looks at the write-conflict ranges of every commit newer than its read version in the
-`commits` log, and fails with 1020 when one intersects its read-conflict ranges; otherwise it
-applies its buffered mutations, logs its own write ranges under the next version and commits
-(the newest row of that log is the commit counter: no counter row is written per commit).
-The log is pruned after 10 s: no transaction lives longer than 5 s (1007).
+How serializability is kept across processes (optimistic, like FoundationDB, but checked against
+state instead of a log of write ranges): reads run in a SQLite read transaction, i.e. one WAL
+snapshot, and a transaction remembers what its conflicting reads returned there. A commit takes
+SQLite's write lock (`BEGIN IMMEDIATE`, which reads the newest state), reads the same keys and
+ranges again and fails with 1020 when any answer differs; otherwise it applies its buffered
+mutations and commits. Every read it depended on is then still true at the moment it commits, so
+it is equivalent to running alone at that moment: serializable. A commit writes only its own keys
+(no commit log, no counter row: one page per single-key commit). The difference from FoundationDB,
+which compares write ranges: a concurrent write that leaves a value as it was (the same bytes
+written again, a key created and deleted) is not a conflict — nothing the transaction read
+changed. Only a commit with versionstamped mutations takes a version (the `meta` counter).
 
 Commits are queued in the kernel and grouped (one fsync per batch of concurrent commits of a
 process): see `coditect.store.sqlite_commit`.
@@ -23,7 +26,6 @@ import itertools
 import logging
 import os
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -33,31 +35,32 @@ from coditect.store import errors as E
 from coditect.store import space
 from coditect.store.base import Database, KeyValue, Transaction, _check_key, add_le
 from coditect.store.errors import StoreError
-from coditect.store.sqlite_commit import LOG_SQL, VERSION_EXPR, Committer
+from coditect.store.sqlite_commit import Committer
 from coditect.store.versionstamp import fill, make_stamp
 
 log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commits (version INTEGER PRIMARY KEY, at REAL NOT NULL, ranges BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('version', 0), ('pruned', 0);
+INSERT OR IGNORE INTO meta VALUES ('version', 0);
 """
+# A store written before state checks (archive format 2) has a commit log whose newest row is the
+# counter: opening it moves that counter into `meta` and drops the log, in one write transaction.
+_MIGRATE = (
+    "UPDATE meta SET value = max(value, (SELECT ifnull(max(version), 0) FROM commits)) WHERE name = 'version'",
+    "DROP TABLE commits",
+    "DELETE FROM meta WHERE name = 'pruned'",
+)
 SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
-VERSION_SQL = f"SELECT {VERSION_EXPR}"
+VERSION_SQL = "SELECT value FROM meta WHERE name = 'version'"  # the newest versionstamped commit's
+_STAMP_SQL = "UPDATE meta SET value = value + 1 WHERE name = 'version' RETURNING value"
 _RANGE_SQL = {
     reverse: f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order} LIMIT ?"  # noqa: S608
     for reverse, order in ((False, "ASC"), (True, "DESC"))
 }
 _GET_SQL = "SELECT value FROM kv WHERE key = ?"
-_POINT_SQL = f"SELECT (SELECT value FROM kv WHERE key = ?), {VERSION_EXPR}"  # noqa: S608
-# The prune mark, and beside it the write ranges of every commit after a read version (NULL if none).
-_CONFLICTS_SQL = (
-    "SELECT meta.value, commits.ranges FROM meta LEFT JOIN commits ON commits.version > ? "
-    "WHERE meta.name = 'pruned'"
-)
-LOG_RETENTION_SECONDS = 10.0
+_SPAN_SQL = "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key"
 _UNSET = object()
 # The current pid without a system call per transaction; refreshed in a forked child.
 _pid = [os.getpid()]
@@ -66,22 +69,17 @@ _notice_lock = threading.Lock()
 _noticed = False
 
 
-def _pack_ranges(ranges: list[tuple[bytes, bytes]]) -> bytes:
-    parts = [struct.pack(">II", len(b), len(e)) + b + e for b, e in ranges]
-    return b"".join(parts)
+def _value(conn: sqlite3.Connection, key: bytes) -> bytes | None:
+    row = conn.execute(_GET_SQL, (key,)).fetchone()
+    return None if row is None else bytes(row[0])
 
 
-def _unpack_ranges(blob: bytes) -> Iterator[tuple[bytes, bytes]]:
-    pos = 0
-    while pos < len(blob):
-        lb, le = struct.unpack_from(">II", blob, pos)
-        pos += 8
-        yield blob[pos : pos + lb], blob[pos + lb : pos + lb + le]
-        pos += lb + le
+def _data_version(conn: sqlite3.Connection) -> int:
+    """Changes when another connection (of any process) commits: SQLite's `PRAGMA data_version`."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
-def _intersects(reads: list[tuple[bytes, bytes]], writes: Iterator[tuple[bytes, bytes]]) -> bool:
-    return any(rb < we and wb < re for wb, we in writes for rb, re in reads)
+_Spans = list[tuple[bytes, bytes, list[KeyValue]]]
 
 
 class SQLiteTransaction(Transaction):
@@ -93,9 +91,11 @@ class SQLiteTransaction(Transaction):
         # Checked out on first use, returned on release: several transactions may be open in
         # one thread at once (as on FoundationDB), each needs its own SQLite connection.
         self._conn: sqlite3.Connection | None = None
-        self._reading = False
-        self._read_version: int | None = None  # the commit counter this transaction reads at
+        self._reading = False  # a read transaction (the snapshot) is open on `_conn`
+        # What each conflicting point read returned: the commit reads the key again and compares.
+        self._seen: dict[bytes, bytes | None] = {}
         self._first_key: bytes | None = None  # read before any snapshot was pinned
+        self._spans: dict[tuple[bytes, bytes], list[KeyValue]] = {}  # likewise for ranges (`_saw`)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -105,18 +105,13 @@ class SQLiteTransaction(Transaction):
     def _begin_read(self) -> sqlite3.Connection:
         conn = self._connection()
         if not self._reading:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN")  # deferred: the statement that follows pins the snapshot
             self._reading = True
-            version = int(conn.execute(VERSION_SQL).fetchone()[0])  # this also pins the snapshot
-            if self._read_version is not None and version != self._read_version:
-                # Move the single autocommit read (see `_read`) to `version`: valid when no commit
-                # since wrote its key; the snapshot shows the log up to `version` and no further.
-                assert self._first_key is not None
-                first = [(self._first_key, self._first_key + b"\x00")]
-                self._check_log(
-                    conn, self._read_version, first, "a value read earlier in this transaction changed"
-                )
-            self._read_version = version
+            if self._first_key is not None:
+                # The single autocommit read (see `_read`) must hold in this snapshot too, or the
+                # transaction would see two states: 1020 at the read, retried like a conflict.
+                if _value(conn, self._first_key) != self._seen[self._first_key]:
+                    raise StoreError(E.NOT_COMMITTED, "a value read earlier in this transaction changed")
         return conn
 
     def _end_read(self) -> None:
@@ -125,19 +120,20 @@ class SQLiteTransaction(Transaction):
         self._reading = False
 
     def _read(self, key: bytes, snapshot: bool = False) -> bytes | None:
-        if self._read_version is None and not snapshot:
-            # The transaction's first read: one autocommit statement is a snapshot by itself and
-            # also returns the read version, so a one-read transaction costs one statement
-            # (no BEGIN/ROLLBACK). A later read re-validates it in `_begin_read`: if its key changed
-            # in between, that raises 1020 at the read, where FoundationDB would fail the commit
-            # (a conflicting non-snapshot read) — retried the same way by `transact`. A snapshot
-            # first read takes no conflict, so it must never cause one: it uses the pinned snapshot.
-            value, version = self._sqlite._reader().execute(_POINT_SQL, (key,)).fetchone()
-            self._read_version, self._first_key = int(version), key
+        if not self._reading and self._first_key is None and not snapshot:
+            # The transaction's first read: one autocommit statement is a snapshot by itself, so a
+            # one-read transaction costs one statement (no BEGIN/ROLLBACK). A later read checks it
+            # in `_begin_read`: if its key changed in between, that raises 1020 at the read, where
+            # FoundationDB would fail the commit (a conflicting non-snapshot read) — retried the same
+            # way by `transact`. A snapshot first read takes no conflict, so it must never cause
+            # one: it uses the pinned snapshot.
+            value = _value(self._sqlite._reader(), key)
+            self._first_key = key
         else:
-            row = self._begin_read().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-            value = None if row is None else row[0]
-        return None if value is None else bytes(value)
+            value = _value(self._begin_read(), key)
+        if not snapshot:
+            self._seen[key] = value
+        return value
 
     def _read_range(self, begin: bytes, end: bytes, reverse: bool, limit: int = 0) -> Iterator[KeyValue]:
         # Fetched in growing batches, each one complete, so no statement is left pending
@@ -179,13 +175,32 @@ class SQLiteTransaction(Transaction):
             self._sqlite._checkin(self._conn)
             self._conn = None
 
-    def _commit(self) -> bytes:
+    def _saw(self, begin: bytes, end: bytes, pairs: list[KeyValue], reverse: bool) -> None:
+        self._spans[begin, end] = pairs[::-1] if reverse else pairs
+
+    def _read_state(self) -> tuple[dict[bytes, bytes | None], _Spans]:
+        """What this transaction's read-conflict ranges hold at its snapshot: each key's value
+        (kept from its read, or read now) and each wider range's pairs (read now)."""
+        points: dict[bytes, bytes | None] = {}
+        spans: _Spans = []
+        for begin, end in self._read_ranges:
+            if end == begin + b"\x00":
+                if begin not in points:
+                    points[begin] = (
+                        self._seen[begin] if begin in self._seen else _value(self._begin_read(), begin)
+                    )
+            else:
+                pairs = self._spans.get((begin, end))
+                if pairs is None:  # a read merged with this transaction's writes: read it again here
+                    pairs = self._begin_read().execute(_SPAN_SQL, (begin, end)).fetchall()
+                spans.append((begin, end, pairs))
+        return points, spans
+
+    def _commit(self) -> bytes | None:
         conn = self._connection()
-        read_version: int | None = None
-        if self._read_ranges:
-            if self._read_version is None:
-                self._begin_read()
-            read_version = self._read_version
+        points, spans = self._read_state() if self._read_ranges else ({}, [])
+        # Where the state was read: this connection's view of other connections' commits, and its own.
+        pinned = (_data_version(conn), conn.total_changes) if self._reading and (points or spans) else None
         self._end_read()
         guard = self._sqlite.space
         lean = guard.low()
@@ -197,20 +212,32 @@ class SQLiteTransaction(Transaction):
             conn.execute("PRAGMA secure_delete=FAST")
             conn.execute("PRAGMA wal_autocheckpoint=0")
 
-        def check_and_apply(conn: sqlite3.Connection) -> int:
-            if read_version is not None:
-                self._check_log(conn, read_version, self._read_ranges)
-            stamp = None
-            if self._stamped:  # the versionstamp goes into keys or values: it is needed before the log row
-                stamp = make_stamp(int(conn.execute(VERSION_SQL).fetchone()[0]) + 1)
-            ranges = self._apply(conn, stamp)
-            # The log row takes the next version itself (the same one, read in this SQLite transaction).
-            version = conn.execute(LOG_SQL, (time.time(), _pack_ranges(ranges))).lastrowid
-            assert version is not None
+        own = conn
+
+        def check_and_apply(conn: sqlite3.Connection) -> int | None:
+            # Under the write lock, at the newest state: every read must still give what it gave.
+            # Nothing can have changed when the batch runs on the connection that pinned the snapshot
+            # (every read holds there: a single first read was checked when it was pinned), no other
+            # connection committed since (`data_version`), and no earlier member of this batch wrote.
+            if pinned is not None and conn is own and pinned == (_data_version(conn), conn.total_changes):
+                points.clear()
+                spans.clear()
+            for key, value in points.items():
+                if _value(conn, key) != value:
+                    raise StoreError(E.NOT_COMMITTED)
+            for begin, end, rows in spans:
+                if conn.execute(_SPAN_SQL, (begin, end)).fetchall() != rows:
+                    raise StoreError(E.NOT_COMMITTED)
+            if not self._stamped:
+                self._apply(conn, None)
+                return None
+            # The versionstamp goes into keys or values: this commit takes the next version first.
+            version = int(conn.execute(_STAMP_SQL).fetchall()[0][0])
+            self._apply(conn, make_stamp(version))
             return version
 
         try:
-            return make_stamp(self._sqlite._committer.commit(conn, check_and_apply, self._size))
+            version = self._sqlite._committer.commit(conn, check_and_apply, self._size)
         except BaseException as exc:
             # The batch was rolled back: a full disk refused it (at BEGIN, a write or COMMIT).
             cause = exc.__cause__ if isinstance(exc, StoreError) else None
@@ -222,6 +249,7 @@ class SQLiteTransaction(Transaction):
             if lean:
                 conn.execute(f"PRAGMA secure_delete={self._sqlite.secure_delete}")
                 conn.execute("PRAGMA wal_autocheckpoint=1000")
+        return None if version is None else make_stamp(version)
 
     @staticmethod
     def _full(guard: space.SpaceGuard) -> Exception:
@@ -231,20 +259,7 @@ class SQLiteTransaction(Transaction):
             return StoreError(E.NOT_COMMITTED, "the disk was full; retrying on the released reserve")
         return space.StoreFull()
 
-    @staticmethod
-    def _check_log(
-        conn: sqlite3.Connection, since: int, reads: list[tuple[bytes, bytes]], detail: str | None = None
-    ) -> None:
-        """1007 when the commit log no longer reaches back to `since`; 1020 when a commit after it
-        wrote into `reads` (one statement: the prune mark and the newer log rows)."""
-        rows = conn.execute(_CONFLICTS_SQL, (since,)).fetchall()
-        if since < int(rows[0][0]):
-            raise StoreError(E.TRANSACTION_TOO_OLD)
-        for _, blob in rows:
-            if blob is not None and _intersects(reads, _unpack_ranges(bytes(blob))):
-                raise StoreError(E.NOT_COMMITTED, detail)
-
-    def _apply(self, conn: sqlite3.Connection, stamp: bytes | None) -> list[tuple[bytes, bytes]]:
+    def _apply(self, conn: sqlite3.Connection, stamp: bytes | None) -> None:
         for begin, end in self._cleared:
             conn.execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
         for key, (kind, arg) in self._writes.items():
@@ -254,10 +269,7 @@ class SQLiteTransaction(Transaction):
                 conn.execute("DELETE FROM kv WHERE key = ?", (key,))
             else:  # atomic add against the value at commit time: no read conflict
                 assert arg is not None
-                row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                value = add_le(None if row is None else bytes(row[0]), arg)
-                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
-        ranges = self.write_ranges()
+                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, add_le(_value(conn, key), arg)))
         for kind, key, value, clears_before in self._stamped:
             assert stamp is not None  # made by the commit whenever there are stamped mutations
             if kind == "key":
@@ -267,19 +279,6 @@ class SQLiteTransaction(Transaction):
             else:
                 value = fill(value, stamp)
             conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
-            ranges.append((key, key + b"\x00"))
-        return ranges
-
-    @staticmethod
-    def _prune(conn: sqlite3.Connection, now: float) -> None:
-        row = conn.execute(
-            "SELECT MAX(version) FROM commits WHERE at < ?", (now - LOG_RETENTION_SECONDS,)
-        ).fetchone()
-        if row and row[0] is not None:
-            conn.execute("DELETE FROM commits WHERE version <= ?", (row[0],))
-            conn.execute("UPDATE meta SET value = ? WHERE name = 'pruned'", (row[0],))
-            # The counter's floor (see sqlite_commit.VERSION_EXPR): never below a pruned version.
-            conn.execute("UPDATE meta SET value = max(value, ?) WHERE name = 'version'", (row[0],))
 
 
 class SQLiteDatabase(Database):
@@ -294,9 +293,7 @@ class SQLiteDatabase(Database):
         self.url = f"sqlite://{path}"
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._committer = Committer(
-            path.with_name(path.name + "-writer.lock"), lambda: _pid[0], SQLiteTransaction._prune
-        )
+        self._committer = Committer(path.with_name(path.name + "-writer.lock"), lambda: _pid[0])
         self.space = space.SpaceGuard(path.parent, reserve_bytes, self._reusable_bytes)
         self.space.ensure()
         conn = self._checkout()
@@ -304,7 +301,7 @@ class SQLiteDatabase(Database):
         # full disk, where zeroing would need space the disk no longer has.
         self.secure_delete = int(conn.execute("PRAGMA secure_delete").fetchone()[0])
         if not _has_schema(conn):  # else no write lock is taken at open (every cold start opens)
-            conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+            _create_schema(conn)
         self._checkin(conn)
         _notice()
 
@@ -399,15 +396,29 @@ class SQLiteDatabase(Database):
 
 
 def _has_schema(conn: sqlite3.Connection) -> bool:
-    """Whether SCHEMA was applied already: its tables and both meta rows exist (one snapshot)."""
+    """Whether SCHEMA is in place: its tables and counter row, and no commit log left to migrate."""
     try:
-        (tables, rows) = conn.execute(
-            "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-            "('kv', 'commits', 'meta')), (SELECT count(*) FROM meta WHERE name IN ('version', 'pruned'))"
+        (tables, log, rows) = conn.execute(
+            "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('kv', 'meta')), "
+            "(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'commits'), "
+            "(SELECT count(*) FROM meta WHERE name = 'version')"
         ).fetchone()
     except sqlite3.OperationalError:  # no meta table yet
         return False
-    return int(tables) == 3 and int(rows) == 2
+    return int(tables) == 2 and int(log) == 0 and int(rows) == 1
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Apply SCHEMA and migrate a store that still has a commit log, in one write transaction."""
+    conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'commits'").fetchone():
+            for statement in _MIGRATE:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _notice() -> None:

@@ -11,10 +11,10 @@ A holder that dies releases the lock with its file descriptor.
 Group commit (what FoundationDB's commit proxies do with batches): within a process, threads
 that want to commit while another thread is committing wait; the next leader takes every
 waiting transaction and commits them in ONE SQLite transaction — one fsync for the batch instead
-of one each. Each transaction still gets its own version (its own versionstamp and commit-log
-row), in queue order, checked for conflicts against every commit before it including the
-earlier ones of its batch; one that fails (1020, 1007, a too-large error) is rolled back to its
-SAVEPOINT alone and its error is raised in its own thread. Nobody is answered before the
+of one each. Each transaction is still checked for conflicts, in queue order, against the state
+every commit before it left, including the earlier ones of its batch (and a versionstamped one
+takes its own version); one that fails (1020, a too-large error) is rolled back to its SAVEPOINT
+alone and its error is raised in its own thread. Nobody is answered before the
 batch's COMMIT returned, so durability is unchanged.
 """
 
@@ -24,7 +24,6 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,29 +33,18 @@ from coditect.store.errors import StoreError
 
 # A batch stops growing past this many transaction bytes (each transaction is ≤ 10 MB itself).
 BATCH_BYTES = 16_000_000
-PRUNE_EVERY = 256  # commit versions between two prunes of the commit log
-# The commit counter is the newest commit-log row, or the `meta` floor when there is none newer (a
-# new store, a restore's advance, a log pruned up to its newest row, a store written before the
-# counter moved to the log): a commit writes no counter row of its own — one page fewer per commit.
-VERSION_EXPR = (
-    "max((SELECT value FROM meta WHERE name = 'version'), ifnull((SELECT max(version) FROM commits), 0))"
-)
-# A commit-log row under the next version, computed in the statement that writes it (the version
-# is the row's rowid: the cursor's lastrowid, no RETURNING): a commit that needs its version only
-# afterwards (no versionstamped mutation) reads no counter first — one statement fewer.
-LOG_SQL = f"INSERT INTO commits VALUES (({VERSION_EXPR}) + 1, ?, ?)"  # noqa: S608
 
-# (connection) → the transaction's commit version, its writes and commit-log row made; raises to
-# refuse. Inside the batch's SQLite transaction, so its version follows the earlier members' rows.
-Apply = Callable[[sqlite3.Connection], int]
-Prune = Callable[[sqlite3.Connection, float], None]
+# (connection) → the transaction's commit version if it took one (a versionstamped commit), its
+# conflicts checked and its writes made; raises to refuse. Inside the batch's SQLite transaction,
+# so it sees the earlier members' writes.
+Apply = Callable[[sqlite3.Connection], int | None]
 
 
 @dataclass(slots=True)
 class _Pending:
     apply: Apply
     size: int
-    version: int | None = None
+    version: int | None = None  # a versionstamped member's commit version
     error: BaseException | None = None
     done: bool = False
 
@@ -64,10 +52,9 @@ class _Pending:
 class Committer:
     """The commit queue of one store handle (one per `SQLiteDatabase`)."""
 
-    def __init__(self, lock_path: Path, pid: Callable[[], int], prune: Prune) -> None:
+    def __init__(self, lock_path: Path, pid: Callable[[], int]) -> None:
         self.lock_path = lock_path
         self._pid = pid
-        self._prune = prune
         self._owner = -1
         self._fd = -1
         self._init = threading.Lock()
@@ -90,9 +77,9 @@ class Committer:
         except Exception:  # noqa: BLE001, S110 — interpreter shutdown: module globals are gone
             pass
 
-    def commit(self, conn: sqlite3.Connection, apply: Apply, size: int) -> int:
+    def commit(self, conn: sqlite3.Connection, apply: Apply, size: int) -> int | None:
         """Commit one transaction (`apply` checks its conflicts and writes it) on `conn` or in a
-        batch led by another thread; its commit version, or its error raised here."""
+        batch led by another thread; what `apply` returned, or its error raised here."""
         if self._owner != self._pid():
             with self._init:
                 if self._owner != self._pid():
@@ -121,7 +108,6 @@ class Committer:
                         cond.notify_all()
         if me.error is not None:
             raise me.error
-        assert me.version is not None
         return me.version
 
     def _take(self) -> list[_Pending]:
@@ -155,29 +141,21 @@ class Committer:
         except sqlite3.OperationalError as exc:  # the write lock stayed busy past busy_timeout
             raise StoreError(E.NOT_COMMITTED, "store busy") from exc
         try:
-            versions: list[int] = []
+            committed = False
             alone = len(batch) == 1
             for pending in batch:
                 if not alone:
                     conn.execute("SAVEPOINT member")
                 try:
                     pending.version = pending.apply(conn)
+                    committed = True
                 except Exception as exc:  # noqa: BLE001 — this member's own error, raised in its thread
                     pending.error = exc
                     if not alone:
                         conn.execute("ROLLBACK TO member")
-                else:
-                    versions.append(pending.version)
                 if not alone:
                     conn.execute("RELEASE member")
-            if not versions:  # nothing to commit (every member refused)
-                conn.execute("ROLLBACK")
-                return
-            # Versions are consecutive within a batch: the batch crossed a multiple of PRUNE_EVERY
-            # exactly when its last version and the one before its first differ in that quotient.
-            if versions[-1] // PRUNE_EVERY != (versions[0] - 1) // PRUNE_EVERY:
-                self._prune(conn, time.time())
-            conn.execute("COMMIT")
+            conn.execute("COMMIT" if committed else "ROLLBACK")  # ROLLBACK: every member refused
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -29,22 +29,22 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     run = db._committer._run_locked
     db._committer._run_locked = lambda conn, batch: (batches.append(len(batch)), run(conn, batch))[1]  # type: ignore[method-assign]
 
-    # Two read-modify-writes of k from the same read version (the second must conflict with the
-    # first even inside one batch), a blind write and a versionstamped one (its version is read
-    # before its log row, after its batch's earlier rows), all queued behind a writer that holds
-    # the lock.
-    a, b, c, d = (db.create_transaction() for _ in range(4))
+    # Two read-modify-writes of k from the same state (the second must conflict with the first even
+    # inside one batch), a blind write and two versionstamped ones (each takes its own version, in
+    # queue order), all queued behind a writer that holds the lock.
+    a, b, c, d, e = (db.create_transaction() for _ in range(5))
     for tr, value in ((a, b"a"), (b, b"b")):
         assert tr.get(b"k") == b"0"
         tr.set(b"k", value)
     c.set(b"blind", b"c")
-    d.set_versionstamped_value(b"stamped", bytes(10) + (0).to_bytes(4, "little"))
+    for tr, key in ((d, b"stamped-d"), (e, b"stamped-e")):
+        tr.set_versionstamped_value(key, bytes(10) + (0).to_bytes(4, "little"))
     results: dict[str, object] = {}
 
     def commit(name: str, tr: Transaction) -> None:
         try:
             tr.commit()
-            results[name] = tr.get_versionstamp()
+            results[name] = tr.get_versionstamp() if tr._stamped else "committed"
         except StoreError as exc:
             results[name] = exc.code
 
@@ -55,7 +55,7 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     threads = [threading.Thread(target=commit, args=("first", first))]
     threads[0].start()
     time.sleep(0.05)  # the first thread leads and waits for the lock with its batch of one
-    for queued, (name, tr) in enumerate((("a", a), ("b", b), ("c", c), ("d", d)), start=1):
+    for queued, (name, tr) in enumerate((("a", a), ("b", b), ("c", c), ("d", d), ("e", e)), start=1):
         threads.append(threading.Thread(target=commit, args=(name, tr)))
         threads[-1].start()
         _wait_queued(db, queued)  # queue order is the order asserted below, not thread start order
@@ -64,15 +64,15 @@ def test_a_batch_commits_its_members_in_order_and_refuses_only_the_conflicting_o
     for t in threads:
         t.join(10)
 
-    assert batches == [1, 4]
-    assert results["b"] == 1020  # refused alone: a and c of its batch committed
+    assert batches == [1, 5]
+    assert results["b"] == 1020  # refused alone: a, c, d and e of its batch committed
+    assert results["first"] == results["a"] == results["c"] == "committed"
     assert db.read(b"k") == b"a"
     assert db.read(b"blind") == b"c"
-    stamps = [results[n] for n in ("first", "a", "c", "d")]
-    assert all(isinstance(s, bytes) and len(s) == 10 for s in stamps)
-    versions = [int.from_bytes(s[:8], "big") for s in stamps]  # type: ignore[index]
-    assert versions == list(range(versions[0], versions[0] + 4))  # own versions, in queue order
-    assert db.read(b"stamped") == results["d"]
+    assert db.read(b"stamped-d") == results["d"]
+    assert db.read(b"stamped-e") == results["e"]
+    versions = [int.from_bytes(results[n][:8], "big") for n in ("d", "e")]  # type: ignore[index]
+    assert versions == [1, 2]  # the only versioned commits of this store, in queue order
 
 
 def test_many_threads_read_modify_write_serializably(tmp_path: Path) -> None:
