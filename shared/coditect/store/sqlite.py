@@ -176,7 +176,8 @@ class SQLiteTransaction(Transaction):
             self._conn = None
 
     def _saw(self, begin: bytes, end: bytes, pairs: list[KeyValue], reverse: bool) -> None:
-        self._spans[begin, end] = pairs[::-1] if reverse else pairs
+        # A copy: `pairs` is the list handed to the caller, who may change it.
+        self._spans[begin, end] = pairs[::-1] if reverse else pairs.copy()
 
     def _read_state(self) -> tuple[dict[bytes, bytes | None], _Spans]:
         """What this transaction's read-conflict ranges hold at its snapshot: each key's value

@@ -254,3 +254,15 @@ def test_a_reader_whose_snapshot_nobody_changed_commits_without_reading_again(tm
     conn.set_trace_callback(None)
     assert db.read(b"out") == b"written"
     assert not any(s.startswith("SELECT key, value") for s in statements)  # the range was not read again
+
+
+def test_what_a_caller_does_to_the_rows_it_got_does_not_change_what_is_checked(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    db.transact(lambda tr: tr.set(b"k", b"1"))
+    tr = db.create_transaction()
+    rows = tr.get_range(b"k", b"l")
+    rows.clear()
+    db.transact(lambda other: other.set(b"elsewhere", b"1"))  # a commit since: the range is read again
+    tr.set(b"out", b"written")
+    tr.commit()
+    assert db.read(b"out") == b"written"
