@@ -341,8 +341,7 @@ class SQLiteDatabase(Database):
         # One autocommit SELECT is one WAL snapshot: the value at the latest committed version,
         # as a one-read transaction's would be (no BEGIN, no read version, no commit needed).
         _check_key(key)
-        row = self._reader().execute(_GET_SQL, (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return _value(self._reader(), key)
 
     def _checkout(self) -> sqlite3.Connection:
         free = self._pool()
@@ -363,24 +362,19 @@ class SQLiteDatabase(Database):
         # key itself is only re-read after a commit somewhere.
         conn = self._open()
         try:
-
-            def read() -> bytes | None:
-                row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                return None if row is None else bytes(row[0])
-
-            seen = read() if last_seen is _UNSET else last_seen
+            seen = _value(conn, key) if last_seen is _UNSET else last_seen
             deadline = time.monotonic() + timeout
-            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if read() != seen:
+            data_version = _data_version(conn)
+            if _value(conn, key) != seen:
                 return True
             delay = 0.005
             while time.monotonic() < deadline:
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 1.5, 0.05)
-                current = conn.execute("PRAGMA data_version").fetchone()[0]
+                current = _data_version(conn)
                 if current != data_version:
                     data_version = current
-                    if read() != seen:
+                    if _value(conn, key) != seen:
                         return True
             return False
         finally:
